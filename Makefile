@@ -1,0 +1,39 @@
+# Two set-up commands (see README):
+#   make demo   — create .venv, install, run the built-in default job (simulated SPECT + OSEM → NIfTI + PNG)
+#   make test   — create .venv with the test extra, run the test suite
+# torch comes from `torch==2.13.0` in the same pip command (a local CPU wheel here; never the multi-GB CUDA build).
+
+PY ?= python3
+VENV ?= .venv
+PIP := $(VENV)/bin/pip
+TORCH ?= torch==2.13.0
+DEMO_OUT ?= outputs/demo
+
+.PHONY: venv demo test bench clean
+
+$(VENV)/.installed-%: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "$(TORCH)" -e ".[$*]"
+	touch $@
+
+$(VENV)/.installed-base: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "$(TORCH)" -e .
+	touch $@
+
+demo: $(VENV)/.installed-base
+	$(VENV)/bin/diffrecon demo --output $(DEMO_OUT)
+
+# pytest exit 5 (no tests collected) is turned into a failure: a suite that silently collects nothing must not pass.
+test: $(VENV)/.installed-test
+	@$(VENV)/bin/python -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5)" >&2; exit 1; fi; exit $$rc
+
+bench:
+	bash benchmarks/setup_bench_env.sh
+	.venv-bench/bin/python benchmarks/operators.py
+
+clean:
+	rm -rf $(VENV) .venv-bench outputs .pytest_cache

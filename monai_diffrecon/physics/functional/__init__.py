@@ -1,0 +1,26 @@
+"""Stateless torch kernels used by the operator modules (shapes documented per function)."""
+
+from monai_diffrecon.physics.functional.fft import fftc, ifftc
+from monai_diffrecon.physics.functional.psf import FWHM_TO_SIGMA, fwhm_at_distance, gaussian_toeplitz
+from monai_diffrecon.physics.functional.rotate import (
+    bilinear_matrix,
+    csr_transpose,
+    detector_frame,
+    padded_size,
+    sample_positions,
+    spmm,
+)
+
+__all__ = [
+    "fftc",
+    "ifftc",
+    "FWHM_TO_SIGMA",
+    "fwhm_at_distance",
+    "gaussian_toeplitz",
+    "bilinear_matrix",
+    "csr_transpose",
+    "detector_frame",
+    "padded_size",
+    "sample_positions",
+    "spmm",
+]

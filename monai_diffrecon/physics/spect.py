@@ -1,0 +1,295 @@
+"""Parallel-hole SPECT projector: rotate-and-sum with attenuation and a depth-dependent collimator response.
+
+Model, for view ``v`` at angle ``θ_v``, detector bin ``k`` and axial slice ``z``::
+
+    y[v, k, z] = Σ_l Σ_{k', z'} G_{v,l}(k, k') H_{v,l}(z, z') · a_v(k', l, z') · (R_v x)(k', l, z')
+
+* ``R_v`` pulls the object onto the rotated grid (bilinear; detector bins along ``e_u``, depth ``l`` along the
+  detector normal, see :mod:`monai_diffrecon.physics.functional.rotate` for the angle convention);
+* ``a_v = exp(−∫ μ)`` is the survival probability from each sample to the detector face, the integral taken over
+  the rotated μ-map from the sample (half a voxel of its own) to the detector, μ in cm⁻¹;
+* ``G, H`` are Gaussian blurs along the detector bins and the axial direction with
+  ``FWHM = a + b·(r_v − d_l)`` mm, ``r_v`` the distance of the collimator face from the centre of rotation at
+  view ``v`` and ``d_l`` the signed depth of the sample plane (towards the detector is positive);
+* the sum over ``l`` is the projection. Every factor is an explicit linear map, so :meth:`SPECTProjector.adjoint`
+  is the exact transpose (adjoint test ~1e-16 in float64), not a rotate-back approximation.
+
+Axes: ``x`` is ``(B, 1, X, Y, Z)`` activity per voxel (Z axial); ``y`` is ``(B, 1, V, X, Z)`` expected counts per
+detector bin; the detector has ``X`` bins of the transverse voxel size and ``Z`` rows of the axial voxel size.
+Memory: one pass holds ``V·X·L·B·Z`` values (``L ≈ 1.42·X``), about 95 MB for a 64³ float32 object and 64 views.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from monai_diffrecon.errors import InvalidValueError, ShapeError
+from monai_diffrecon.physics.base import LinearOperator, check_tensor
+from monai_diffrecon.physics.functional.psf import FWHM_TO_SIGMA, fwhm_at_distance, gaussian_toeplitz
+from monai_diffrecon.physics.functional.rotate import bilinear_matrix, csr_transpose, padded_size, spmm
+
+__all__ = ["CollimatorPSF", "SPECTProjector", "LEHR"]
+
+
+@dataclass(frozen=True)
+class CollimatorPSF:
+    """Depth-dependent Gaussian collimator–detector response ``FWHM(d) = fwhm0_mm + slope·d`` (``d`` in mm).
+
+    Args:
+        fwhm0_mm: FWHM at the collimator face (mm), intrinsic and collimator resolution combined.
+        slope: FWHM increase per mm of source–collimator distance (dimensionless).
+    """
+
+    fwhm0_mm: float
+    slope: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.fwhm0_mm) and math.isfinite(self.slope)) or self.fwhm0_mm < 0 or self.slope < 0:
+            raise InvalidValueError(f"psf: fwhm0_mm and slope must be finite and ≥ 0, got {self}")
+
+    def fwhm(self, distance_mm: torch.Tensor) -> torch.Tensor:
+        return fwhm_at_distance(self.fwhm0_mm, self.slope, distance_mm)
+
+
+#: A low-energy high-resolution collimator, approximately (FWHM ≈ 7.5 mm at 10 cm).
+LEHR = CollimatorPSF(fwhm0_mm=2.0, slope=0.055)
+
+
+def _voxel_size(v: float | Sequence[float]) -> tuple[float, float, float]:
+    vs = (float(v),) * 3 if isinstance(v, (int, float)) else tuple(float(t) for t in v)
+    if len(vs) != 3 or not all(math.isfinite(t) and t > 0 for t in vs):
+        raise InvalidValueError(f"voxel_size_mm: expected a positive float or 3 positive floats, got {v}")
+    if abs(vs[0] - vs[1]) > 1e-6 * vs[0]:
+        raise InvalidValueError(f"voxel_size_mm: transverse voxels must be square (X == Y), got {vs}")
+    return vs
+
+
+class SPECTProjector(LinearOperator):
+    """Parallel-hole SPECT forward model with attenuation and collimator response (exact adjoint).
+
+    Args:
+        angles_deg: ``(V,)`` detector angles in degrees, PyTomography's detector-angle convention: at ``θ`` the
+            collimator face's outward normal is ``(−sin θ, −cos θ)`` in the object's ``(X, Y)`` axes and bins run
+            along ``(cos θ, −sin θ)`` (θ = 0: detector on the −Y side, bins along +X).
+        voxel_size_mm: voxel size, a float or ``(sx, sy, sz)`` with ``sx == sy``; detector bins use ``sx``/``sz``.
+        attenuation_map: μ in cm⁻¹ on the object grid, ``(X, Y, Z)`` (leading singleton dims allowed), ≥ 0.
+        psf: :class:`CollimatorPSF` or ``(fwhm0_mm, slope)``; ``None`` for no collimator blur.
+        object_shape: ``(X, Y, Z)``; required when there is no attenuation map.
+        radii_mm: ``(V,)`` or scalar distance from the centre of rotation to the collimator face; required with
+            ``psf``.
+        view_chunk: views processed together in the collimator-blur step (memory vs speed).
+        dtype: dtype of the stored tables (``float32`` default; ``.double()`` converts).
+
+    Example:
+        >>> import torch
+        >>> P = SPECTProjector(torch.arange(0, 360, 6.0), 4.0, object_shape=(32, 32, 8))
+        >>> y = P(torch.ones(1, 1, 32, 32, 8))
+        >>> tuple(y.shape)
+        (1, 1, 60, 32, 8)
+    """
+
+    in_complex = False
+    out_complex = False
+
+    def __init__(
+        self,
+        angles_deg: torch.Tensor | Sequence[float],
+        voxel_size_mm: float | Sequence[float],
+        attenuation_map: torch.Tensor | None = None,
+        psf: CollimatorPSF | tuple[float, float] | None = None,
+        *,
+        object_shape: Sequence[int] | None = None,
+        radii_mm: torch.Tensor | Sequence[float] | float | None = None,
+        view_chunk: int = 8,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        super().__init__()
+        angles = torch.as_tensor(angles_deg, dtype=torch.float64).flatten()
+        if angles.numel() == 0:
+            raise ShapeError("angles_deg: need at least one view")
+        check_tensor(angles, "angles_deg")
+        V = angles.numel()
+        sx, _, sz = _voxel_size(voxel_size_mm)
+
+        mu = None
+        if attenuation_map is not None:
+            mu = torch.as_tensor(attenuation_map)
+            while mu.ndim > 3 and mu.shape[0] == 1:
+                mu = mu[0]
+            check_tensor(mu, "attenuation_map", (None, None, None), complex_=False)
+            if bool((mu < 0).any()):
+                raise InvalidValueError(f"attenuation_map: μ must be ≥ 0 cm⁻¹, min is {float(mu.min()):.4g}")
+            if float(mu.max()) > 5.0:
+                raise InvalidValueError(
+                    f"attenuation_map: max μ = {float(mu.max()):.4g} cm⁻¹ is not physical (HU passed instead of μ?)"
+                )
+            if object_shape is not None and tuple(object_shape) != tuple(mu.shape):
+                raise ShapeError(f"object_shape {tuple(object_shape)} differs from attenuation_map {tuple(mu.shape)}")
+            object_shape = tuple(mu.shape)
+        if object_shape is None:
+            raise ShapeError("object_shape: required (X, Y, Z) when no attenuation_map is given")
+        object_shape = tuple(int(s) for s in object_shape)
+        if len(object_shape) != 3 or min(object_shape) < 1:
+            raise ShapeError(f"object_shape: expected (X, Y, Z) positive, got {object_shape}")
+
+        if psf is not None and not isinstance(psf, CollimatorPSF):
+            psf = CollimatorPSF(*psf)
+        if radii_mm is not None:
+            radii = torch.as_tensor(radii_mm, dtype=torch.float64).flatten()
+            if radii.numel() == 1:
+                radii = radii.expand(V).clone()
+            if radii.numel() != V:
+                raise ShapeError(f"radii_mm: expected {V} values (one per view) or a scalar, got {radii.numel()}")
+            if not bool(torch.isfinite(radii).all()) or bool((radii <= 0).any()):
+                raise InvalidValueError("radii_mm: must be finite and > 0")
+        elif psf is not None:
+            raise InvalidValueError("radii_mm: required with psf (collimator-face distance from the centre, per view)")
+        else:
+            radii = None
+
+        self.object_shape = object_shape
+        self.psf = psf
+        self.view_chunk = max(1, int(view_chunk))
+        X, Y, Z = object_shape
+        self.in_shape = (None, 1, X, Y, Z)
+        self.out_shape = (None, 1, V, X, Z)
+        self.register_buffer("angles_deg", angles.to(dtype))
+        self.register_buffer("voxel_size_mm", torch.tensor([sx, sx, sz], dtype=dtype))
+        self.register_buffer("radii_mm", None if radii is None else radii.to(dtype))
+        self.register_buffer("attenuation_map", None if mu is None else mu.to(dtype).clone())
+        self._build(dtype)
+        self.register_load_state_dict_post_hook(lambda module, _: module._build(module.voxel_size_mm.dtype))
+
+    # ------------------------------------------------------------------ tables
+    def _build(self, dtype: torch.dtype) -> None:
+        """(Re)compute the derived tables from the persistent parameters."""
+        X, Y, Z = self.object_shape
+        dev = self.angles_deg.device
+        angles = self.angles_deg.detach().to("cpu", torch.float64)
+        V, K, L = angles.numel(), X, padded_size(X, Y)
+        sx, sz = float(self.voxel_size_mm[0]), float(self.voxel_size_mm[2])
+        bins = torch.arange(K, dtype=torch.float64) - (K - 1) / 2
+        depths = torch.arange(L, dtype=torch.float64) - (L - 1) / 2
+        self._dims = (V, K, L)
+        crow, col, val, shape = bilinear_matrix(X, Y, angles, bins, depths, dtype=torch.float64)
+        tcrow, tcol, tval, tshape = csr_transpose(crow, col, val, shape)
+        self._rot_shape, self._rotT_shape = shape, tshape
+        for name, t in (("_rot_crow", crow), ("_rot_col", col), ("_rotT_crow", tcrow), ("_rotT_col", tcol)):
+            self.register_buffer(name, t.to(dev), persistent=False)
+        self.register_buffer("_rot_val", val.to(dev, dtype), persistent=False)
+        self.register_buffer("_rotT_val", tval.to(dev, dtype), persistent=False)
+
+        att = None
+        if self.attenuation_map is not None:
+            mu = self.attenuation_map.detach().to("cpu", torch.float64).reshape(X * Y, Z)
+            mu_rot = spmm(crow, col, val, shape, mu).reshape(V, K, L, Z)
+            step_cm = sx / 10.0
+            # path from the sample to the detector (+l side): samples beyond it plus half of its own voxel
+            path = torch.flip(torch.cumsum(torch.flip(mu_rot, dims=(2,)), dim=2), dims=(2,)) - 0.5 * mu_rot
+            att = torch.exp(-path * step_cm).to(dev, dtype)
+        self.register_buffer("_att", att, persistent=False)
+
+        gu = gz = ridx = None
+        if self.psf is not None:
+            radii = self.radii_mm.detach().to("cpu", torch.float64)
+            uniq, ridx = torch.unique(radii, return_inverse=True)
+            dist = uniq[:, None] - depths[None, :] * sx  # (R, L) mm from each depth plane to the collimator face
+            sigma_mm = self.psf.fwhm(dist) * FWHM_TO_SIGMA
+            gu = gaussian_toeplitz(sigma_mm / sx, K).to(dev, dtype)  # (R, L, K, K)
+            gz = gaussian_toeplitz(sigma_mm / sz, Z).to(dev, dtype)  # (R, L, Z, Z)
+            ridx = ridx.to(dev)
+        self.register_buffer("_gu", gu, persistent=False)
+        self.register_buffer("_gz", gz, persistent=False)
+        self.register_buffer("_ridx", ridx, persistent=False)
+
+    # --------------------------------------------------------------- operator
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        X, Y, Z = self.object_shape
+        V, K, L = self._dims
+        B = x.shape[0]
+        xm = x[:, 0].permute(1, 2, 0, 3).reshape(X * Y, B * Z)
+        s = spmm(self._rot_crow, self._rot_col, self._rot_val, self._rot_shape, xm).reshape(V, K, L, B, Z)
+        if self._att is not None:
+            s = s * self._like(self._att, x)[:, :, :, None, :]
+        if self._gu is None:
+            y = s.sum(2)
+        else:
+            y = torch.empty(V, K, B, Z, dtype=x.dtype, device=x.device)
+            for v0 in range(0, V, self.view_chunk):
+                v1 = min(V, v0 + self.view_chunk)
+                n = (v1 - v0) * L
+                gu, gz = self._psf_mats(v0, v1, x)
+                t = s[v0:v1].permute(0, 2, 1, 3, 4).reshape(n, K, B * Z)
+                t = torch.bmm(gu, t).reshape(n, K * B, Z)  # blur along detector bins
+                t = torch.bmm(t, gz.transpose(1, 2))  # blur along the axial direction
+                y[v0:v1] = t.reshape(v1 - v0, L, K, B, Z).sum(1)
+        return y.permute(2, 0, 1, 3).unsqueeze(1)
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        X, Y, Z = self.object_shape
+        V, K, L = self._dims
+        B = y.shape[0]
+        yv = y[:, 0].permute(1, 2, 0, 3)  # (V, K, B, Z)
+        if self._gu is None:
+            s = yv[:, :, None].expand(V, K, L, B, Z)
+        else:
+            s = torch.empty(V, K, L, B, Z, dtype=y.dtype, device=y.device)
+            for v0 in range(0, V, self.view_chunk):
+                v1 = min(V, v0 + self.view_chunk)
+                n = (v1 - v0) * L
+                gu, gz = self._psf_mats(v0, v1, y)
+                t = yv[v0:v1, None].expand(v1 - v0, L, K, B, Z).reshape(n, K * B, Z)
+                t = torch.bmm(t, gz)  # adjoint of right-multiplication by gzᵀ
+                t = torch.bmm(gu.transpose(1, 2), t.reshape(n, K, B * Z))
+                s[v0:v1] = t.reshape(v1 - v0, L, K, B, Z).permute(0, 2, 1, 3, 4)
+        if self._att is not None:
+            s = s * self._like(self._att, y)[:, :, :, None, :]
+        xm = spmm(self._rotT_crow, self._rotT_col, self._rotT_val, self._rotT_shape, s.reshape(V * K * L, B * Z))
+        return xm.reshape(X, Y, B, Z).permute(2, 0, 1, 3).unsqueeze(1)
+
+    def _psf_mats(self, v0: int, v1: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        V, K, L = self._dims
+        Z = self.object_shape[2]
+        idx = self._ridx[v0:v1]
+        gu = self._like(self._gu, like)[idx].reshape(-1, K, K)
+        gz = self._like(self._gz, like)[idx].reshape(-1, Z, Z)
+        return gu, gz
+
+    # ------------------------------------------------------------ derived ops
+    @property
+    def num_views(self) -> int:
+        return self._dims[0]
+
+    def select_views(self, index: torch.Tensor | Sequence[int]) -> SPECTProjector:
+        """A projector for a subset of the views (OSEM subsets, few-view acquisitions); shares μ and PSF."""
+        idx = torch.as_tensor(index, dtype=torch.long).flatten()
+        if idx.numel() == 0 or int(idx.min()) < 0 or int(idx.max()) >= self.num_views:
+            raise ShapeError(f"index: view indices must lie in [0, {self.num_views}), got {idx.tolist()}")
+        return SPECTProjector(
+            self.angles_deg[idx].detach().cpu(),
+            tuple(float(v) for v in self.voxel_size_mm),
+            None if self.attenuation_map is None else self.attenuation_map.detach().cpu(),
+            self.psf,
+            object_shape=self.object_shape,
+            radii_mm=None if self.radii_mm is None else self.radii_mm[idx].detach().cpu(),
+            view_chunk=self.view_chunk,
+            dtype=self.voxel_size_mm.dtype,
+        ).to(self.angles_deg.device)
+
+    def few_view(self, num_views: int) -> tuple[SPECTProjector, torch.Tensor]:
+        """Keep ``num_views`` views spread evenly over the acquisition; returns ``(projector, view_indices)``."""
+        if not 1 <= num_views <= self.num_views:
+            raise ShapeError(f"num_views: must be in [1, {self.num_views}], got {num_views}")
+        idx = torch.floor(torch.arange(num_views, dtype=torch.float64) * self.num_views / num_views).long()
+        return self.select_views(idx), idx
+
+    def extra_repr(self) -> str:
+        V, K, L = self._dims
+        return (
+            f"views={V}, object_shape={self.object_shape}, voxel_size_mm={tuple(round(float(v), 4) for v in self.voxel_size_mm)}, "
+            f"attenuation={self.attenuation_map is not None}, psf={self.psf}"
+        )

@@ -1,0 +1,7 @@
+"""Classical reconstructions used as baselines and initialisers: OSEM/MLEM, FBP, CG-SENSE."""
+
+from monai_diffrecon.recon.cg import cg_sense
+from monai_diffrecon.recon.em import mlem, osem
+from monai_diffrecon.recon.fbp import fbp, ramp_filter
+
+__all__ = ["osem", "mlem", "fbp", "ramp_filter", "cg_sense"]

@@ -98,7 +98,8 @@ def check_tensor(
         ok = t.ndim == len(shape) and all(s is None or s == n for s, n in zip(shape, t.shape))
         if not ok:
             raise ShapeError(f"{name}: expected shape {_fmt(shape)}, got {tuple(t.shape)}")
-    if finite and _CHECK_FINITE[0] and not bool(torch.isfinite(t).all()):
+    # one cheap reduction first (NaN/Inf propagate through a sum); the element-wise check only if it is not finite
+    if finite and _CHECK_FINITE[0] and not bool(torch.isfinite(t.sum())) and not bool(torch.isfinite(t).all()):
         raise InvalidValueError(f"{name}: contains NaN or Inf")
     return t
 

@@ -15,7 +15,7 @@ import torch
 
 from monai_diffrecon.errors import InvalidValueError, ShapeError
 from monai_diffrecon.physics.base import LinearOperator, _positive, check_tensor
-from monai_diffrecon.physics.functional.fft import fftc, ifftc
+from monai_diffrecon.physics.functional.fft import centering_phases
 
 __all__ = ["MultiCoilMRI"]
 
@@ -74,43 +74,66 @@ class MultiCoilMRI(LinearOperator):
         self.in_shape = (b, 1, *spatial)
         self.out_shape = (b, self.num_coils, *spatial)
         self._dims = tuple(range(-nd, 0))
+        self._build()
+        self.register_load_state_dict_post_hook(lambda module, _: module._build())
+
+    def _build(self) -> None:
+        """Fold the centring phase ramps of the centred FFT into the maps and the mask (no shifts at run time):
+        ``M ⊙ fftc(S x) = (M b) ⊙ fft((S a) x)`` — see :func:`~monai_diffrecon.physics.functional.centering_phases`."""
+        cd = self.coil_maps.dtype
+        a = b = None
+        for i, n in enumerate(self.spatial_shape):
+            ai, bi = centering_phases(n, cd)
+            shape = [1] * len(self.spatial_shape)
+            shape[i] = n
+            a = ai.reshape(shape) if a is None else a * ai.reshape(shape)
+            b = bi.reshape(shape) if b is None else b * bi.reshape(shape)
+        dev = self.coil_maps.device
+        self.register_buffer("_maps_mod", self.coil_maps * a.to(dev), persistent=False)
+        self.register_buffer("_mask_mod", self.mask.to(cd) * b.to(dev), persistent=False)
 
     @property
     def _unit_single_coil(self) -> bool:
         return self.num_coils == 1 and bool(torch.allclose(self.coil_maps.abs(), torch.ones(()).to(self.mask), atol=1e-6))
 
+    def _fft(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.fft.fftn(t, dim=self._dims, norm="ortho")
+
+    def _ifft(self, t: torch.Tensor) -> torch.Tensor:
+        return torch.fft.ifftn(t, dim=self._dims, norm="ortho")
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        maps = self._like(self.coil_maps, x)
-        return self._like(self.mask, x) * fftc(maps * x, self._dims)
+        return self._like(self._mask_mod, x) * self._fft(self._like(self._maps_mod, x) * x)
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        maps = self._like(self.coil_maps, y)
-        return (maps.conj() * ifftc(self._like(self.mask, y) * y, self._dims)).sum(1, keepdim=True)
+        maps = self._like(self._maps_mod, y)
+        return (maps.conj() * self._ifft(self._like(self._mask_mod, y).conj() * y)).sum(1, keepdim=True)
 
     def normal(self, x: torch.Tensor) -> torch.Tensor:
         x = self.check_input(x)
-        maps = self._like(self.coil_maps, x)
+        maps = self._like(self._maps_mod, x)
         m2 = self._like(self.mask, x) ** 2
-        return (maps.conj() * ifftc(m2 * fftc(maps * x, self._dims), self._dims)).sum(1, keepdim=True)
+        return (maps.conj() * self._ifft(m2 * self._fft(maps * x))).sum(1, keepdim=True)
 
     def prox_l2(self, z, y, gamma, tol=1e-6, max_iter=100):
         if not self._unit_single_coil:
             return super().prox_l2(z, y, gamma, tol=tol, max_iter=max_iter)
-        # S unitary ⇒ (SᴴFᴴM²FS + I/γ)⁻¹ = Sᴴ Fᴴ (M² + 1/γ)⁻¹ F S
+        # S unitary ⇒ (SᴴFᴴM²FS + I/γ)⁻¹ = Sᴴ Fᴴ (M² + 1/γ)⁻¹ F S  (centring phases folded into S and M)
         z, y = self.check_input(z), self.check_output(y)
         g = _positive(gamma, "gamma", z)
-        maps = self._like(self.coil_maps, z)
-        m = self._like(self.mask, z)
-        k = (g * m * y + fftc(maps * z, self._dims)) / (g * m**2 + 1.0)
-        return maps.conj() * ifftc(k, self._dims)
+        maps = self._like(self._maps_mod, z)
+        mm = self._like(self._mask_mod, z)
+        k = (g * mm.conj() * y + self._fft(maps * z)) / (g * mm.abs() ** 2 + 1.0)
+        return maps.conj() * self._ifft(k)
 
     def pinv(self, y, tol=1e-6, max_iter=100):
         if not self._unit_single_coil:
             return super().pinv(y, tol=tol, max_iter=max_iter)
         y = self.check_output(y)
-        m = self._like(self.mask, y)
-        k = torch.where(m > 0, y / torch.where(m > 0, m, torch.ones_like(m)), torch.zeros_like(y))
-        return self._like(self.coil_maps, y).conj() * ifftc(k, self._dims)
+        mm = self._like(self._mask_mod, y)
+        m2 = mm.abs() ** 2
+        k = torch.where(m2 > 0, mm.conj() * y / torch.where(m2 > 0, m2, torch.ones_like(m2)), torch.zeros_like(y))
+        return self._like(self._maps_mod, y).conj() * self._ifft(k)
 
     def extra_repr(self) -> str:
         return f"coils={self.num_coils}, spatial={self.spatial_shape}, acceleration={self.acceleration():.2f}"

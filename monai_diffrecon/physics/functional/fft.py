@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["fftc", "ifftc"]
+__all__ = ["fftc", "ifftc", "centering_phases"]
 
 
 def fftc(x: torch.Tensor, dims: Sequence[int] = (-2, -1)) -> torch.Tensor:
@@ -23,3 +23,22 @@ def ifftc(k: torch.Tensor, dims: Sequence[int] = (-2, -1)) -> torch.Tensor:
     """Centred orthonormal inverse FFT of complex ``k`` over ``dims`` (the adjoint and inverse of :func:`fftc`)."""
     dims = tuple(dims)
     return torch.fft.fftshift(torch.fft.ifftn(torch.fft.ifftshift(k, dim=dims), dim=dims, norm="ortho"), dim=dims)
+
+
+def centering_phases(n: int, dtype: torch.dtype = torch.complex128) -> tuple[torch.Tensor, torch.Tensor]:
+    """Phase ramps that turn the plain FFT into the centred one along an axis of length ``n``.
+
+    With ``h = n // 2``: ``fftc(x)[k] = b[k] · fft(a ⊙ x)[k]`` where ``a[m] = exp(2πi h m / n)`` and
+    ``b[k] = exp(2πi h (k − h) / n)`` (for even ``n`` both are ±1 checkerboards). Folding ``a`` into coil maps and
+    ``b`` into the sampling mask removes the four shifts per forward/adjoint pair.
+
+    Returns:
+        ``(a, b)``, each ``(n,)`` complex.
+    """
+    h = n // 2
+    m = torch.arange(n, dtype=torch.float64)
+    a = torch.polar(torch.ones(n, dtype=torch.float64), 2 * torch.pi * h * m / n)
+    b = torch.polar(torch.ones(n, dtype=torch.float64), 2 * torch.pi * h * (m - h) / n)
+    if n % 2 == 0:  # exact ±1 (avoid rounding in cos/sin of multiples of π)
+        a, b = a.real.round().to(a.dtype), b.real.round().to(b.dtype)
+    return a.to(dtype), b.to(dtype)

@@ -45,6 +45,8 @@ __all__ = [
     "conjugate_gradient",
     "finite_checks",
     "ShapeSpec",
+    "check_tensor",
+    "check_angles",
 ]
 
 ShapeSpec = tuple  # tuple[int | None, ...]
@@ -102,6 +104,14 @@ def check_tensor(
     if finite and _CHECK_FINITE[0] and not bool(torch.isfinite(t.sum())) and not bool(torch.isfinite(t).all()):
         raise InvalidValueError(f"{name}: contains NaN or Inf")
     return t
+
+
+def check_angles(angles_deg: object, name: str = "angles_deg") -> torch.Tensor:
+    """Projection angles as a non-empty, finite, 1-D float64 tensor (degrees)."""
+    angles = torch.as_tensor(angles_deg, dtype=torch.float64).flatten()
+    if angles.numel() == 0:
+        raise ShapeError(f"{name}: need at least one view")
+    return check_tensor(angles, name)
 
 
 def _batch_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

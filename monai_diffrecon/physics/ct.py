@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import torch
 
 from monai_diffrecon.errors import InvalidValueError, ShapeError
-from monai_diffrecon.physics.base import LinearOperator, check_tensor
-from monai_diffrecon.physics.functional.rotate import bilinear_matrix, csr_transpose, padded_size, spmm
+from monai_diffrecon.physics.base import LinearOperator, check_angles
+from monai_diffrecon.physics.functional.rotate import apply_csr, bilinear_matrix, padded_size, register_csr_pair
 
 __all__ = ["ParallelBeamCT"]
 
@@ -59,10 +59,7 @@ class ParallelBeamCT(LinearOperator):
         dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__()
-        angles = torch.as_tensor(angles_deg, dtype=torch.float64).flatten()
-        if angles.numel() == 0:
-            raise ShapeError("angles_deg: need at least one view")
-        check_tensor(angles, "angles_deg")
+        angles = check_angles(angles_deg)
         if int(num_detectors) < 1:
             raise ShapeError(f"num_detectors: must be ≥ 1, got {num_detectors}")
         D = int(num_detectors)
@@ -83,7 +80,7 @@ class ParallelBeamCT(LinearOperator):
         self.out_shape = (None, 1, V, D, *tail)
         self.register_buffer("angles_deg", angles.to(dtype))
         self._build(dtype)
-        self.register_load_state_dict_post_hook(lambda module, _: module._build(module._val.dtype))
+        self.register_load_state_dict_post_hook(lambda module, _: module._build(module._radon_val.dtype))
 
     def _build(self, dtype: torch.dtype) -> None:
         H, W = self.image_shape
@@ -93,15 +90,8 @@ class ParallelBeamCT(LinearOperator):
         bins = (torch.arange(D, dtype=torch.float64) - (D - 1) / 2) * (self.detector_spacing / self.pixel_size)
         L = padded_size(max(H, W), min(H, W))
         depths = torch.arange(L, dtype=torch.float64) - (L - 1) / 2
-        crow, col, val, shape = bilinear_matrix(
-            H, W, angles, bins, depths, depth_weight=self.pixel_size, fold_depth=True, dtype=torch.float64
-        )
-        tcrow, tcol, tval, tshape = csr_transpose(crow, col, val, shape)
-        self._shape, self._tshape = shape, tshape
-        for name, t in (("_crow", crow), ("_col", col), ("_tcrow", tcrow), ("_tcol", tcol)):
-            self.register_buffer(name, t.to(dev), persistent=False)
-        self.register_buffer("_val", val.to(dev, dtype), persistent=False)
-        self.register_buffer("_tval", tval.to(dev, dtype), persistent=False)
+        csr = bilinear_matrix(H, W, angles, bins, depths, depth_weight=self.pixel_size, fold_depth=True, dtype=torch.float64)
+        register_csr_pair(self, "_radon", csr, dtype, dev)
 
     @property
     def num_views(self) -> int:
@@ -111,7 +101,7 @@ class ParallelBeamCT(LinearOperator):
         H, W = self.image_shape
         B, S = x.shape[0], (1 if self.num_slices is None else self.num_slices)
         xm = x.reshape(B, H * W, S).permute(1, 0, 2).reshape(H * W, B * S)
-        y = spmm(self._crow, self._col, self._val, self._shape, xm)
+        y = apply_csr(self, "_radon", xm)
         y = y.reshape(self.num_views * self.num_detectors, B, S).permute(1, 0, 2)
         return y.reshape(B, 1, *self.out_shape[2:])
 
@@ -119,7 +109,7 @@ class ParallelBeamCT(LinearOperator):
         H, W = self.image_shape
         B, S = y.shape[0], (1 if self.num_slices is None else self.num_slices)
         ym = y.reshape(B, self.num_views * self.num_detectors, S).permute(1, 0, 2).reshape(-1, B * S)
-        x = spmm(self._tcrow, self._tcol, self._tval, self._tshape, ym)
+        x = apply_csr(self, "_radon", ym, transpose=True)
         return x.reshape(H * W, B, S).permute(1, 0, 2).reshape(B, 1, *self.in_shape[2:])
 
     def extra_repr(self) -> str:

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import torch
 
 from monai_diffrecon.errors import InvalidValueError, ShapeError
-from monai_diffrecon.physics.base import LinearOperator, check_tensor
+from monai_diffrecon.physics.base import LinearOperator, check_angles, check_tensor
 from monai_diffrecon.physics.functional.psf import FWHM_TO_SIGMA, fwhm_at_distance, gaussian_toeplitz
-from monai_diffrecon.physics.functional.rotate import bilinear_matrix, csr_transpose, padded_size, spmm
+from monai_diffrecon.physics.functional.rotate import apply_csr, bilinear_matrix, padded_size, register_csr_pair, spmm
 
 __all__ = ["CollimatorPSF", "SPECTProjector", "LEHR"]
 
@@ -108,10 +108,7 @@ class SPECTProjector(LinearOperator):
         dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__()
-        angles = torch.as_tensor(angles_deg, dtype=torch.float64).flatten()
-        if angles.numel() == 0:
-            raise ShapeError("angles_deg: need at least one view")
-        check_tensor(angles, "angles_deg")
+        angles = check_angles(angles_deg)
         V = angles.numel()
         sx, _, sz = _voxel_size(voxel_size_mm)
 
@@ -175,13 +172,8 @@ class SPECTProjector(LinearOperator):
         bins = torch.arange(K, dtype=torch.float64) - (K - 1) / 2
         depths = torch.arange(L, dtype=torch.float64) - (L - 1) / 2
         self._dims = (V, K, L)
-        crow, col, val, shape = bilinear_matrix(X, Y, angles, bins, depths, dtype=torch.float64)
-        tcrow, tcol, tval, tshape = csr_transpose(crow, col, val, shape)
-        self._rot_shape, self._rotT_shape = shape, tshape
-        for name, t in (("_rot_crow", crow), ("_rot_col", col), ("_rotT_crow", tcrow), ("_rotT_col", tcol)):
-            self.register_buffer(name, t.to(dev), persistent=False)
-        self.register_buffer("_rot_val", val.to(dev, dtype), persistent=False)
-        self.register_buffer("_rotT_val", tval.to(dev, dtype), persistent=False)
+        crow, col, val, shape = csr = bilinear_matrix(X, Y, angles, bins, depths, dtype=torch.float64)
+        register_csr_pair(self, "_rot", csr, dtype, dev)
 
         att = None
         if self.attenuation_map is not None:
@@ -212,7 +204,7 @@ class SPECTProjector(LinearOperator):
         V, K, L = self._dims
         B = x.shape[0]
         xm = x[:, 0].permute(1, 2, 0, 3).reshape(X * Y, B * Z)
-        s = spmm(self._rot_crow, self._rot_col, self._rot_val, self._rot_shape, xm).reshape(V, K, L, B, Z)
+        s = apply_csr(self, "_rot", xm).reshape(V, K, L, B, Z)
         if self._att is not None:
             s = s * self._like(self._att, x)[:, :, :, None, :]
         if self._gu is None:
@@ -248,7 +240,7 @@ class SPECTProjector(LinearOperator):
                 s[v0:v1] = t.reshape(v1 - v0, L, K, B, Z).permute(0, 2, 1, 3, 4)
         if self._att is not None:
             s = s * self._like(self._att, y)[:, :, :, None, :]
-        xm = spmm(self._rotT_crow, self._rotT_col, self._rotT_val, self._rotT_shape, s.reshape(V * K * L, B * Z))
+        xm = apply_csr(self, "_rot", s.reshape(V * K * L, B * Z), transpose=True)
         return xm.reshape(X, Y, B, Z).permute(2, 0, 1, 3).unsqueeze(1)
 
     def _psf_mats(self, v0: int, v1: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

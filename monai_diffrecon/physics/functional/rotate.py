@@ -30,6 +30,8 @@ __all__ = [
     "csr_transpose",
     "spmm",
     "padded_size",
+    "register_csr_pair",
+    "apply_csr",
     "CSR",
 ]
 
@@ -163,6 +165,26 @@ def spmm(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, shape: tuple[
         crow, col = crow.to(dense.device), col.to(dense.device)
     m = torch.sparse_csr_tensor(crow, col, val, size=shape, check_invariants=False)
     return torch.sparse.mm(m, dense) if dense.requires_grad else m @ dense
+
+
+def register_csr_pair(module, prefix: str, csr: CSR, dtype: torch.dtype, device: torch.device) -> None:
+    """Register a CSR matrix and its transpose on ``module`` as non-persistent buffers ``{prefix}_crow`` …
+    (``{prefix}T_*`` for the transpose); the shapes go to ``module.{prefix}_shape`` / ``{prefix}T_shape``."""
+    crow, col, val, shape = csr
+    for name, (c, k, v, sh) in ((prefix, csr), (prefix + "T", csr_transpose(crow, col, val, shape))):
+        module.register_buffer(f"{name}_crow", c.to(device), persistent=False)
+        module.register_buffer(f"{name}_col", k.to(device), persistent=False)
+        module.register_buffer(f"{name}_val", v.to(device, dtype), persistent=False)
+        setattr(module, f"{name}_shape", sh)
+
+
+def apply_csr(module, prefix: str, dense: torch.Tensor, transpose: bool = False) -> torch.Tensor:
+    """``M @ dense`` (or ``Mᵀ @ dense``) for a pair registered by :func:`register_csr_pair`."""
+    name = prefix + ("T" if transpose else "")
+    return spmm(
+        getattr(module, f"{name}_crow"), getattr(module, f"{name}_col"), getattr(module, f"{name}_val"),
+        getattr(module, f"{name}_shape"), dense,
+    )
 
 
 def padded_size(nx: int, ny: int | None = None) -> int:

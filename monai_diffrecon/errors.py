@@ -15,6 +15,10 @@ __all__ = [
     "InvalidValueError",
     "ConvergenceError",
     "DependencyError",
+    "DicomError",
+    "SeriesAssemblyError",
+    "KSpaceError",
+    "OutputError",
 ]
 
 
@@ -40,3 +44,37 @@ class ConvergenceError(DiffReconError, RuntimeError):
 
 class DependencyError(DiffReconError, ImportError):
     """An optional dependency needed for this feature is not installed."""
+
+
+class DicomError(DiffReconError, ValueError):
+    """A DICOM file is unreadable, truncated, inconsistent or missing what the reader needs.
+
+    Attributes:
+        path: the offending file (or folder), as given.
+        tag: keyword of the offending attribute when one is to blame (e.g. ``"PixelSpacing"``), else ``None``.
+
+    The message never contains attribute *values* of patient-identifying tags.
+    """
+
+    def __init__(self, path: object, problem: str, tag: str | None = None) -> None:
+        self.path = str(path)
+        self.tag = tag
+        self.problem = problem
+        where = f" [{tag}]" if tag else ""
+        super().__init__(f"{self.path}{where}: {problem}")
+
+
+class SeriesAssemblyError(DicomError):
+    """Slices cannot be assembled into one volume without guessing (two series, missing slice, duplicates, tilt…)."""
+
+
+class KSpaceError(DiffReconError, ValueError):
+    """A raw-data (k-space) file is unreadable or inconsistent."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        self.path = str(path)
+        super().__init__(f"{self.path}: {problem}")
+
+
+class OutputError(DiffReconError, ValueError):
+    """Data cannot be written faithfully (NaN/Inf, values outside what the output format can represent, …)."""

@@ -14,16 +14,27 @@ import math
 
 import torch
 
-__all__ = ["cardiac_phantom", "MU_WATER_140KEV", "MU_LUNG_140KEV", "MU_BONE_140KEV"]
+__all__ = ["cardiac_phantom", "grid_affine_lps", "MU_WATER_140KEV", "MU_LUNG_140KEV", "MU_BONE_140KEV"]
 
 MU_WATER_140KEV = 0.154  # cm⁻¹
 MU_LUNG_140KEV = 0.040
 MU_BONE_140KEV = 0.280
 
 
-def _grid(shape: tuple[int, int, int], voxel_mm: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    ax = [(torch.arange(n, dtype=torch.float64) - (n - 1) / 2) * voxel_mm for n in shape]
+def _grid(shape, voxel_mm, center_mm=(0.0, 0.0, 0.0)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    vs = (voxel_mm,) * 3 if isinstance(voxel_mm, (int, float)) else tuple(voxel_mm)
+    ax = [(torch.arange(n, dtype=torch.float64) - (n - 1) / 2) * v + c for n, v, c in zip(shape, vs, center_mm)]
     return torch.meshgrid(*ax, indexing="ij")
+
+
+def grid_affine_lps(shape, voxel_mm, center_mm=(0.0, 0.0, 0.0)):
+    """LPS affine (index → mm) of a phantom grid centred at ``center_mm`` (the centre of rotation is at 0)."""
+    import numpy as np
+
+    vs = (voxel_mm,) * 3 if isinstance(voxel_mm, (int, float)) else tuple(voxel_mm)
+    a = np.diag([*vs, 1.0])
+    a[:3, 3] = [c - (n - 1) / 2 * v for n, v, c in zip(shape, vs, center_mm)]
+    return a
 
 
 def _ellipsoid(x, y, z, c, r) -> torch.Tensor:
@@ -32,18 +43,23 @@ def _ellipsoid(x, y, z, c, r) -> torch.Tensor:
 
 def cardiac_phantom(
     shape: tuple[int, int, int] = (64, 64, 64),
-    voxel_size_mm: float = 6.0,
+    voxel_size_mm: float | tuple[float, float, float] = 6.0,
     defect: bool = False,
     generator: torch.Generator | None = None,
+    center_mm: tuple[float, float, float] = (0.0, 0.0, 0.0),
 ) -> dict[str, torch.Tensor]:
     """Activity and attenuation maps of a thorax with a left ventricle.
 
     Args:
         shape: ``(X, Y, Z)`` voxels; the field of view should be ≥ 350 mm transverse to hold the body.
-        voxel_size_mm: isotropic voxel size.
-        defect: add an anterior-wall perfusion defect (activity × 0.35 in a 60° wedge).
-        generator: if given, jitter organ sizes/positions/uptakes (±10 %) for training cohorts; ``None`` gives the
-            fixed reference phantom.
+        voxel_size_mm: voxel size (isotropic float or ``(sx, sy, sz)``).
+        center_mm: LPS position of the grid centre (the anatomy is fixed in space, so two grids — e.g. SPECT and
+            CT — sampled with the same seed see the same patient).
+        defect: add a perfusion defect: a wedge around the long axis with reduced uptake. Reference phantom: anterior,
+            60° wide, residual 35 %; with a generator: random centre angle, 30–100° extent, apical reach and
+            20–70 % residual uptake.
+        generator: if given, jitter organ sizes/positions/uptakes (±10 %), heart orientation (±30 %) and wall
+            thickness (7–13 mm) for training cohorts; ``None`` gives the fixed reference phantom.
 
     Returns:
         ``{"activity": (X, Y, Z) float32 ≥ 0, "mu": (X, Y, Z) float32 cm⁻¹, "myocardium": (X, Y, Z) bool}``.
@@ -54,7 +70,7 @@ def cardiac_phantom(
             return v
         return v * (1 + rel * (2 * float(torch.rand((), generator=generator, dtype=torch.float64)) - 1))
 
-    x, y, z = _grid(shape, voxel_size_mm)
+    x, y, z = _grid(shape, voxel_size_mm, center_mm)
     body = ((x / jit(165.0)) ** 2 + (y / jit(115.0)) ** 2) < 1
     lung_l = _ellipsoid(x, y, z, (jit(75.0), jit(5.0), jit(40.0)), (jit(55.0), jit(75.0), jit(110.0))) < 1
     lung_r = _ellipsoid(x, y, z, (-jit(75.0), jit(5.0), jit(40.0)), (jit(55.0), jit(75.0), jit(110.0))) < 1
@@ -62,15 +78,16 @@ def cardiac_phantom(
     liver = _ellipsoid(x, y, z, (-jit(50.0), jit(5.0), -jit(85.0)), (jit(85.0), jit(70.0), jit(55.0))) < 1
 
     # left ventricle: ellipsoidal shell in a frame rotated about Z (towards the left) and X (towards inferior)
-    c = (jit(30.0), -jit(35.0), jit(0.0))
-    a1, a2 = math.radians(jit(45.0)), math.radians(jit(30.0))
+    c = (jit(30.0), -jit(35.0), (jit(1.0) - 1.0) * 100.0)  # z: ±10 mm
+    a1, a2 = math.radians(jit(45.0, 0.3)), math.radians(jit(30.0, 0.3))
     xr, yr, zr = x - c[0], y - c[1], z - c[2]
     u = math.cos(a1) * xr + math.sin(a1) * yr
     v = -math.sin(a1) * xr + math.cos(a1) * yr
     w = zr
     u, w = math.cos(a2) * u - math.sin(a2) * w, math.sin(a2) * u + math.cos(a2) * w
-    outer = (u / jit(48.0)) ** 2 + (v / jit(33.0)) ** 2 + (w / jit(33.0)) ** 2
-    inner = (u / 38.0) ** 2 + (v / 22.0) ** 2 + (w / 22.0) ** 2
+    long_ax, short_ax, wall = jit(48.0), jit(33.0), jit(10.0, 0.3)
+    outer = (u / long_ax) ** 2 + (v / short_ax) ** 2 + (w / short_ax) ** 2
+    inner = (u / (long_ax - wall)) ** 2 + (v / (short_ax - wall)) ** 2 + (w / (short_ax - wall)) ** 2
     base = u < jit(18.0)  # open base of the ventricle (towards the atria)
     myo = (outer < 1) & (inner >= 1) & base
     pool = (inner < 1) & base
@@ -82,9 +99,16 @@ def cardiac_phantom(
     act[pool] = jit(0.12)
     act[myo] = 1.0
     if defect:
-        ang = torch.atan2(v, w)
-        wedge = myo & (ang.abs() < math.radians(30.0)) & (u > -30)
-        act[wedge] *= 0.35
+        # wedge around the long axis: centre angle, angular extent, apical extent and severity (residual uptake)
+        if generator is None:
+            centre, half, u_min, residual = 0.0, 30.0, -30.0, 0.35
+        else:
+            r = torch.rand(4, generator=generator, dtype=torch.float64).tolist()
+            centre, half, u_min, residual = 360.0 * r[0], 15.0 + 35.0 * r[1], -long_ax * (0.2 + 0.8 * r[2]), 0.2 + 0.5 * r[3]
+        ang = torch.rad2deg(torch.atan2(v, w))
+        dang = torch.remainder(ang - centre + 180.0, 360.0) - 180.0
+        wedge = myo & (dang.abs() < half) & (u > u_min)
+        act[wedge] *= residual
     mu = torch.zeros(shape, dtype=torch.float64)
     mu[body] = MU_WATER_140KEV
     mu[(lung_l | lung_r) & body] = MU_LUNG_140KEV

@@ -252,6 +252,20 @@ class SPECTProjector(LinearOperator):
         return gu, gz
 
     # ------------------------------------------------------------ derived ops
+    @classmethod
+    def from_nm(cls, nm, attenuation_map: torch.Tensor | None = None, psf: CollimatorPSF | tuple[float, float] | None = None, **kwargs) -> SPECTProjector:
+        """Projector for the geometry of :class:`~monai_diffrecon.io.NMProjections` (angles, voxel size, radii, grid).
+
+        Args:
+            nm: the projections read by :func:`~monai_diffrecon.io.read_nm_projections`.
+            attenuation_map: μ in cm⁻¹ on ``nm``'s reconstruction grid (e.g. :func:`~monai_diffrecon.io.ct_to_mu_on_grid`).
+            psf: collimator response; needs the file's RadialPosition.
+        """
+        if psf is not None and nm.radii_mm is None:
+            raise InvalidValueError("psf: the NM file has no RadialPosition, so the collimator response cannot be modelled")
+        return cls(nm.angles_deg, nm.voxel_size_mm, attenuation_map, psf, object_shape=nm.object_shape,
+                   radii_mm=nm.radii_mm, **kwargs)
+
     @property
     def num_views(self) -> int:
         return self._dims[0]

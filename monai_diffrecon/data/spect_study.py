@@ -115,7 +115,7 @@ def simulate_spect_study(
     P = SPECTProjector(th_sorted, voxel_mm, ph["mu"], psf, radii_mm=radii_sorted)
     expected = P(ph["activity"][None, None]).double()
     expected = expected * (total_counts / float(expected.sum()))
-    scatter = Blur(gaussian_kernel(3.0, dtype=torch.float64))(expected[0, 0][:, None]).clamp_min(0)[:, 0][None, None] * 0.35
+    scatter = Blur(gaussian_kernel(max(0.5, 18.0 / voxel_mm), dtype=torch.float64))(expected[0, 0][:, None]).clamp_min(0)[:, 0][None, None] * 0.35
     counts = PoissonNoise(normalize=False)(expected, generator=g)
     sc_counts = PoissonNoise(normalize=False)(scatter, generator=g)
 

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from monai_diffrecon.errors import DicomError
-from monai_diffrecon.io.dicom_guard import get_float, get_floats, get_int, get_str, pixel_values, read_dataset, real_world_values, require
+from monai_diffrecon.io.dicom_guard import get_float, get_floats, get_int, get_str, get_strs, get_tags, pixel_values, read_dataset, real_world_values, require
 from monai_diffrecon.io.dicom_write import NM_IMAGE_STORAGE, DicomSource, EnergyWindow
 from monai_diffrecon.io.series import SeriesVolume, assemble_series
 
@@ -100,10 +100,14 @@ class NMProjections:
 
 
 def _seq(ds, path, keyword: str, required: bool = True):
-    if keyword not in ds or ds[keyword].value is None or len(ds[keyword].value) == 0:
+    from pydicom.dataset import Dataset
+
+    if keyword not in ds or ds[keyword].value is None or (ds[keyword].VR == "SQ" and len(ds[keyword].value) == 0):
         if required:
             raise DicomError(path, "required sequence missing or empty", keyword)
         return []
+    if ds[keyword].VR != "SQ" or not all(isinstance(it, Dataset) for it in ds[keyword].value):
+        raise DicomError(path, "expected a sequence of items", keyword)
     return list(ds[keyword].value)
 
 
@@ -140,11 +144,11 @@ def _choose_window(windows: list[EnergyWindow], energy_window: int | str | None,
     raise DicomError(path, f"cannot tell the photopeak among {[w.name for w in windows]}; pass energy_window", "EnergyWindowInformationSequence")
 
 
-def read_nm_projections(path: str | Path, energy_window: int | str | None = None) -> NMProjections:
+def read_nm_projections(path: str | Path | bytes, energy_window: int | str | None = None) -> NMProjections:
     """Read a SPECT TOMO acquisition (NM Image Storage, multi-frame) into the projector's layout.
 
     Args:
-        path: the NM file.
+        path: the NM file (or its bytes).
         energy_window: 1-based index or name of the window to reconstruct; default: the photopeak (a window named
             EM/PEAK/PHOTO…, else the one containing 140.5 keV, else the only one).
 
@@ -152,15 +156,16 @@ def read_nm_projections(path: str | Path, energy_window: int | str | None = None
         DicomError: unreadable file, not an NM TOMO acquisition, or missing/contradictory geometry (the tag is named).
     """
     ds = read_dataset(path)
+    if isinstance(path, (bytes, bytearray)):
+        path = "<bytes>"
     if get_str(ds, path, "SOPClassUID") != NM_IMAGE_STORAGE:
         raise DicomError(path, "not NM Image Storage", "SOPClassUID")
-    itype = [str(v).upper() for v in require(ds, path, "ImageType")]
+    itype = [v.upper() for v in get_strs(ds, path, "ImageType")]
     if len(itype) < 3 or itype[2] not in ("TOMO",):
         kind = itype[2] if len(itype) > 2 else "?"
         raise DicomError(path, f"ImageType value 3 is {kind!r}; expected TOMO projections (not RECON TOMO/STATIC/GATED)", "ImageType")
     n_frames = get_int(ds, path, "NumberOfFrames", 1)
-    fip_raw = require(ds, path, "FrameIncrementPointer")
-    fip = [int(t) for t in (fip_raw if isinstance(fip_raw, (list, tuple)) or type(fip_raw).__name__ == "MultiValue" else [fip_raw])]
+    fip = get_tags(ds, path, "FrameIncrementPointer")
     pix = pixel_values(ds, path)  # (frames, rows, cols), rescaled
     n_rows, n_cols = pix.shape[1:]
     ew = _vector(ds, path, "EnergyWindowVector", n_frames, fip, 0x00540010)
@@ -260,8 +265,8 @@ def read_nm_projections(path: str | Path, energy_window: int | str | None = None
     header = ds.copy()
     if "PixelData" in header:
         del header.PixelData
-    src = DicomSource(header, [(str(ds.SOPClassUID), str(ds.SOPInstanceUID), str(ds.SeriesInstanceUID))],
-                      str(ds.get("FrameOfReferenceUID", "")) or None)
+    src = DicomSource(header, [(get_str(ds, path, "SOPClassUID"), get_str(ds, path, "SOPInstanceUID"), get_str(ds, path, "SeriesInstanceUID"))],
+                      get_str(ds, path, "FrameOfReferenceUID", default="") or None)
     return NMProjections(counts, torch.from_numpy(theta[order]), radii_t, (dx, dz), affine, src, windows, w_sel, others,
                          torch.from_numpy(alpha[order]), warnings)
 
@@ -274,7 +279,7 @@ def read_nm_recon(path: str | Path) -> tuple[np.ndarray, np.ndarray, object]:
     ds = read_dataset(path)
     if get_str(ds, path, "SOPClassUID") != NM_IMAGE_STORAGE:
         raise DicomError(path, "not NM Image Storage", "SOPClassUID")
-    itype = [str(v).upper() for v in require(ds, path, "ImageType")]
+    itype = [v.upper() for v in get_strs(ds, path, "ImageType")]
     if len(itype) < 3 or itype[2] != "RECON TOMO":
         raise DicomError(path, "ImageType value 3 is not RECON TOMO", "ImageType")
     pix = real_world_values(ds, path, pixel_values(ds, path, rescale=False))  # (Z, rows, cols)

@@ -40,6 +40,8 @@ __all__ = [
     "get_str",
     "require",
     "real_world_values",
+    "get_strs",
+    "get_tags",
 ]
 
 MAX_FILE_BYTES = 2 * 1024**3  # refuse files (or inflated data sets) above 2 GiB
@@ -53,6 +55,11 @@ RLE_LOSSLESS = "1.2.840.10008.1.2.5"
 NATIVE_SYNTAXES = {IMPLICIT_LE, EXPLICIT_LE, DEFLATED_LE, EXPLICIT_BE}
 DECODABLE_SYNTAXES = NATIVE_SYNTAXES | {RLE_LOSSLESS}
 
+_VALID_VRS = {
+    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"OB", b"OD", b"OF", b"OL",
+    b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM", b"UC", b"UI", b"UL", b"UN", b"UR", b"US",
+    b"UT", b"UV",
+}
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 _ITEM, _ITEM_DELIM, _SEQ_DELIM = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _PIXEL_DATA = 0x7FE00010
@@ -98,7 +105,7 @@ class _Walker:
             vr = None
             if self.explicit:
                 vr = self.buf[pos + 4 : pos + 6]
-                if len(vr) < 2 or not (65 <= vr[0] <= 90 and 65 <= vr[1] <= 90):
+                if vr not in _VALID_VRS:
                     self.fail(pos, f"invalid VR bytes {vr!r}")
                 if vr in _LONG_VRS:
                     if end - pos < 12:
@@ -233,27 +240,35 @@ def check_structure(data: bytes, path: object = "<bytes>") -> str:
     return ts
 
 
-def read_dataset(path: str | Path, stop_before_pixels: bool = False):
-    """Read one DICOM file with :func:`check_structure` first; returns a ``pydicom.Dataset``.
+def read_dataset(path: str | Path | bytes, stop_before_pixels: bool = False):
+    """Read one DICOM file (a path, or the file's bytes) with :func:`check_structure` first.
+
+    Returns:
+        a ``pydicom.Dataset`` whose elements have all been decoded (bad values fail here, not later).
 
     Raises:
         DicomError: unreadable, truncated, structurally corrupt, or rejected by pydicom.
     """
     import pydicom
 
-    p = Path(path)
-    try:
-        size = p.stat().st_size
-    except OSError as e:
-        raise DicomError(path, f"cannot open ({e.strerror})") from None
-    if size > MAX_FILE_BYTES:
-        raise DicomError(path, f"file of {size} bytes exceeds the {MAX_FILE_BYTES}-byte limit")
-    data = p.read_bytes()
+    if isinstance(path, (bytes, bytearray)):
+        data, path = bytes(path), "<bytes>"
+    else:
+        p = Path(path)
+        try:
+            size = p.stat().st_size
+        except OSError as e:
+            raise DicomError(path, f"cannot open ({e.strerror})") from None
+        if size > MAX_FILE_BYTES:
+            raise DicomError(path, f"file of {size} bytes exceeds the {MAX_FILE_BYTES}-byte limit")
+        data = p.read_bytes()
     ts = check_structure(data, path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom warnings may quote attribute values (patient data)
             ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=stop_before_pixels)
+            for _ in ds.iterall():  # convert every raw element now, so bad values fail here, not later
+                pass
     except Exception as e:  # noqa: BLE001 - anything pydicom raises becomes one typed error
         raise DicomError(path, f"pydicom could not parse the data set ({type(e).__name__})") from None
     ds._diffrecon_ts = ts  # noqa: SLF001 - remembered for pixel decoding decisions
@@ -328,6 +343,30 @@ def get_int(ds, path: object, keyword: str, lo: int | None = None, hi: int | Non
     if (lo is not None and x < lo) or (hi is not None and x > hi):
         raise DicomError(path, f"value {x} outside [{lo}, {hi}]", keyword)
     return x
+
+
+def _as_list(v) -> list:
+    return list(v) if isinstance(v, (list, tuple)) or type(v).__name__ == "MultiValue" else [v]
+
+
+def get_strs(ds, path: object, keyword: str) -> list[str]:
+    """Multi-valued string attribute (e.g. ImageType) as a list of stripped strings."""
+    v = require(ds, path, keyword)
+    if isinstance(v, (bytes, bytearray)):
+        raise DicomError(path, "value is binary, expected text", keyword)
+    return [str(x).strip() for x in _as_list(v)]
+
+
+def get_tags(ds, path: object, keyword: str) -> list[int]:
+    """Attribute-tag (AT) attribute as a list of ints (e.g. FrameIncrementPointer)."""
+    elem = ds[keyword] if keyword in ds else None
+    if elem is None or elem.VR != "AT":
+        raise DicomError(path, "required attribute missing or not of VR AT", keyword)
+    vals = _as_list(require(ds, path, keyword))
+    try:
+        return [int(t) for t in vals]
+    except (TypeError, ValueError):
+        raise DicomError(path, "value is not a list of tags", keyword) from None
 
 
 def get_str(ds, path: object, keyword: str, default: str | None = None) -> str:

@@ -93,10 +93,12 @@ class DicomSource:
     frame_of_reference_uid: str | None = None
 
     @classmethod
-    def from_datasets(cls, datasets: Seq) -> DicomSource:
+    def from_datasets(cls, datasets: Seq, path: object = "<series>") -> DicomSource:
+        from monai_diffrecon.io.dicom_guard import get_str
+
         ds0 = datasets[0]
-        inst = [(str(d.SOPClassUID), str(d.SOPInstanceUID), str(d.SeriesInstanceUID)) for d in datasets]
-        return cls(ds0, inst, str(ds0.get("FrameOfReferenceUID", "")) or None)
+        inst = [tuple(get_str(d, path, k) for k in ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID")) for d in datasets]
+        return cls(ds0, inst, get_str(ds0, path, "FrameOfReferenceUID", default="") or None)
 
     def merged(self, other: DicomSource) -> DicomSource:
         """Same study, more referenced instances (e.g. projections + the CT used for attenuation)."""

@@ -15,6 +15,7 @@ default 1e-3 mm, on positions along the slice normal and on in-plane offsets):
 | oblique but consistent orientation | accepted: the affine carries the orientation |
 | reversed or shuffled file order | accepted: slices are sorted along the normal |
 | non-DICOM files (no ``DICM`` preamble, e.g. README) | skipped, recorded in ``warnings`` |
+| a ``*.dcm``/``*.dicom``/``*.ima`` file without the preamble | error (a truncated slice is never skipped) |
 | a single slice | accepted with a warning; spacing from SpacingBetweenSlices/SliceThickness |
 
 Values: the Real World Value Mapping of the stored values when present (our MR output), else Rescale Slope/Intercept
@@ -78,6 +79,8 @@ def list_dicom_files(folder: str | Path) -> tuple[list[Path], list[str]]:
             head = fh.read(132)
         if len(head) == 132 and head[128:132] == b"DICM":
             files.append(p)
+        elif p.suffix.lower() in (".dcm", ".dicom", ".ima"):
+            raise DicomError(p, "named like a DICOM file but has no Part-10 preamble (truncated or not DICOM)")
         else:
             skipped.append(p.name)
     return files, skipped
@@ -185,8 +188,13 @@ def assemble_series(
     else:
         ds = recs[0][3]
         p = recs[0][2]
-        step = get_float(ds, p, "SpacingBetweenSlices", positive=True, default=get_float(ds, p, "SliceThickness", positive=True, default=1.0))
-        warnings.append(f"single-slice series: slice spacing {step} mm taken from SpacingBetweenSlices/SliceThickness")
+        if "SpacingBetweenSlices" in ds:
+            step, origin = get_float(ds, p, "SpacingBetweenSlices", positive=True), "SpacingBetweenSlices"
+        elif "SliceThickness" in ds:
+            step, origin = get_float(ds, p, "SliceThickness", positive=True), "SliceThickness"
+        else:
+            step, origin = 1.0, "a default (neither SpacingBetweenSlices nor SliceThickness is present)"
+        warnings.append(f"single-slice series: slice spacing {step} mm taken from {origin}")
 
     vol = np.empty((cols0, rows0, len(recs)), dtype=np.float64)
     for k, (_, _, p, ds) in enumerate(recs):

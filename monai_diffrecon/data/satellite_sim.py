@@ -1,0 +1,116 @@
+"""Synthetic optical + SAR satellite scenes with clouds and shadows (cloudy / clear / SAR triplets).
+
+A scene of ``size²`` pixels is built from smooth random fields (sums of random-phase cosines over a band of
+spatial frequencies, i.e. fractal-like texture):
+
+* **land cover** — water, vegetation, bare soil, urban — by thresholding two fields (water where the "elevation"
+  field is low; urban / soil / vegetation from a second field);
+* **optical** reflectance in 4 bands (B2 blue, B3 green, B4 red, B8 NIR) from typical class spectra (water dark and
+  NIR-absorbing, vegetation with the red edge: low red, high NIR, soil brighter in red, urban flat and bright),
+  modulated by texture; stored as Sentinel-2 L1C-style digital numbers 0–10000 (reflectance × 10000);
+* **SAR** VV/VH backscatter (σ⁰ in dB) per class (water ≈ −22/−28 dB specular, vegetation ≈ −11/−17 dB volume,
+  soil ≈ −14/−22 dB, urban ≈ −4/−10 dB double bounce) plus texture, with multiplicative Gamma speckle of
+  ``looks`` looks — consistent with the same land cover;
+* **clouds** — a thickness field ``τ ∈ [0, 1]`` (thresholded, softened field); cloudy reflectance
+  ``(1 − τ)·clear + τ·cloud_spectrum`` (bright, flat, slightly lower NIR); **shadows** — the cloud field shifted
+  along the sun direction darkens the ground by up to 60 %.
+
+:func:`sen12ms_normalize` applies the SEN12MS-CR preprocessing (optical clipped to [0, 10000] then /10000;
+VV clipped to [−25, 0] dB, VH to [−32.5, 0] dB, then mapped to [0, 1]), so real SEN12MS-CR triplets and these
+scenes go through the same transforms.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = ["satellite_scene", "sen12ms_normalize", "BANDS", "LAND_COVER"]
+
+BANDS = ("B2", "B3", "B4", "B8")
+LAND_COVER = ("water", "vegetation", "soil", "urban")
+# reflectance (B2, B3, B4, B8) and SAR σ⁰ (VV, VH) dB per class
+_SPECTRA = {
+    "water": ((0.06, 0.05, 0.03, 0.01), (-22.0, -28.0)),
+    "vegetation": ((0.03, 0.07, 0.04, 0.40), (-11.0, -17.0)),
+    "soil": ((0.10, 0.14, 0.20, 0.28), (-14.0, -22.0)),
+    "urban": ((0.18, 0.19, 0.21, 0.25), (-4.0, -10.0)),
+}
+_CLOUD = (0.75, 0.74, 0.73, 0.68)
+
+
+def _field(size: int, g: torch.Generator, fmin: float, fmax: float, n: int = 48) -> torch.Tensor:
+    """Smooth random field in [0, 1]: sum of ``n`` random cosines with frequencies in [fmin, fmax] cycles/image
+    and amplitude ∝ 1/f."""
+    yy, xx = torch.meshgrid(torch.arange(size, dtype=torch.float64) / size, torch.arange(size, dtype=torch.float64) / size, indexing="ij")
+    f = torch.zeros(size, size, dtype=torch.float64)
+    for _ in range(n):
+        r = torch.rand(3, generator=g, dtype=torch.float64)
+        freq = fmin * (fmax / fmin) ** float(r[0])
+        th = 2 * math.pi * float(r[1])
+        f = f + torch.cos(2 * math.pi * freq * (math.cos(th) * xx + math.sin(th) * yy) + 2 * math.pi * float(r[2])) / freq
+    return (f - f.min()) / (f.max() - f.min() + 1e-12)
+
+
+def satellite_scene(size: int = 128, generator: torch.Generator | None = None, cloud_cover: float | None = None, looks: int = 4) -> dict[str, torch.Tensor]:
+    """One scene. Returns float32 tensors:
+
+    ``clear`` (4, H, W) and ``cloudy`` (4, H, W) in DN (0–10000), ``sar`` (2, H, W) σ⁰ in dB (VV, VH, speckled),
+    ``cloud`` (1, H, W) thickness τ, ``shadow`` (1, H, W) darkening factor ∈ [0, 0.6], ``land_cover`` (H, W) class
+    index into :data:`LAND_COVER`.
+
+    Args:
+        cloud_cover: target cloudy fraction (τ > 0.1); ``None`` draws it in [0.1, 0.8].
+        looks: number of looks of the Gamma speckle (higher = less speckle).
+    """
+    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    elev = _field(size, g, 1.0, 8.0)
+    use = _field(size, g, 2.0, 16.0)
+    lc = torch.full((size, size), 1, dtype=torch.long)  # vegetation
+    lc[use > 0.62] = 2  # soil
+    lc[use > 0.8] = 3  # urban
+    lc[elev < 0.22] = 0  # water
+    tex = 0.85 + 0.3 * _field(size, g, 12.0, 64.0)
+    clear = torch.zeros(4, size, size, dtype=torch.float64)
+    sar_db = torch.zeros(2, size, size, dtype=torch.float64)
+    for k, name in enumerate(LAND_COVER):
+        m = lc == k
+        refl, (vv, vh) = _SPECTRA[name]
+        for b in range(4):
+            clear[b][m] = refl[b]
+        sar_db[0][m], sar_db[1][m] = vv, vh
+    clear = clear * tex
+    sar_db = sar_db + 2.0 * (_field(size, g, 8.0, 48.0) - 0.5)
+    # Gamma speckle with mean 1 on intensity
+    shape = torch.full((2, size, size), float(looks), dtype=torch.float64)
+    gamma = torch._standard_gamma(shape, generator=g) / looks
+    sar = 10 * torch.log10((10 ** (sar_db / 10)) * gamma)
+
+    cover = float(0.1 + 0.7 * torch.rand((), generator=g, dtype=torch.float64)) if cloud_cover is None else float(cloud_cover)
+    cf = _field(size, g, 1.5, 24.0)
+    thr = torch.quantile(cf.flatten(), 1 - cover)
+    tau = ((cf - thr) / (1 - thr + 1e-9) * 2.5).clamp(0, 1)
+    th = 2 * math.pi * float(torch.rand((), generator=g))
+    shift = (int(round(0.06 * size * math.sin(th))), int(round(0.06 * size * math.cos(th))))
+    shadow = 0.6 * torch.roll(tau, shifts=shift, dims=(0, 1)) * (1 - tau)
+    cloud_spec = torch.tensor(_CLOUD, dtype=torch.float64)[:, None, None]
+    cloudy = ((1 - tau) * clear * (1 - shadow) + tau * cloud_spec)
+    dn = lambda r: (r * 10000).clamp(0, 10000).float()  # noqa: E731
+    return {
+        "clear": dn(clear),
+        "cloudy": dn(cloudy),
+        "sar": sar.float(),
+        "cloud": tau[None].float(),
+        "shadow": shadow[None].float(),
+        "land_cover": lc,
+    }
+
+
+def sen12ms_normalize(optical_dn: torch.Tensor, sar_db: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """SEN12MS-CR preprocessing: optical DN clipped to [0, 10000] and /10000; VV clipped to [−25, 0] dB, VH to
+    [−32.5, 0] dB, then linearly mapped to [0, 1]. ``sar_db`` is ``(2, H, W)`` (VV, VH)."""
+    opt = optical_dn.clamp(0, 10000) / 10000.0
+    vv = (sar_db[0].clamp(-25.0, 0.0) + 25.0) / 25.0
+    vh = (sar_db[1].clamp(-32.5, 0.0) + 32.5) / 32.5
+    return opt, torch.stack([vv, vh])

@@ -29,15 +29,15 @@ def need(tool: str) -> str:
 
 def dciodvfy_errors(path: str | Path) -> list[str]:
     """Error lines of ``dciodvfy`` for one file, minus the reviewed allowlist."""
-    r = subprocess.run([need("dciodvfy"), str(path)], capture_output=True, text=True, timeout=120)
-    lines = (r.stdout + r.stderr).splitlines()
+    r = subprocess.run([need("dciodvfy"), str(path)], capture_output=True, timeout=120)
+    lines = (r.stdout + r.stderr).decode("latin-1").splitlines()  # the tool echoes values in their own charset
     return [ln for ln in lines if ln.startswith("Error") and not any(a.search(ln) for a in ALLOWLIST)]
 
 
 def dcentvfy_errors(paths) -> list[str]:
     """Entity-consistency errors of ``dcentvfy`` across files (same patient/study/series attributes)."""
-    r = subprocess.run([need("dcentvfy"), *map(str, paths)], capture_output=True, text=True, timeout=120)
-    lines = (r.stdout + r.stderr).splitlines()
+    r = subprocess.run([need("dcentvfy"), *map(str, paths)], capture_output=True, timeout=120)
+    lines = (r.stdout + r.stderr).decode("latin-1").splitlines()
     errs = [ln for ln in lines if ln.startswith("Error")]
     if r.returncode != 0 and not errs:
         errs = lines or [f"dcentvfy exit {r.returncode}"]

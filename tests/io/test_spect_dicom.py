@@ -203,3 +203,18 @@ def test_read_rejects_reconstructions_and_other_modalities(derived, study):
         read_nm_projections(derived["files"][0])
     with pytest.raises(DicomError, match="SOPClassUID"):
         read_nm_projections(sorted(study.ct_folder.glob("*.dcm"))[0])
+
+
+@pytest.mark.parametrize("name", ["chrH31.dcm", "chrRuss.dcm", "chrGreek.dcm", "chrFrenMulti.dcm", "chrX1.dcm"])
+def test_patient_module_with_pydicom_charset_files_is_copied_verbatim(name, derived, tmp_path):
+    import pydicom
+    from pydicom.data import get_charset_files
+
+    src_ds = pydicom.dcmread(get_charset_files(name)[0])
+    src = DicomSource(src_ds, [(str(src_ds.SOPClassUID), str(src_ds.SOPInstanceUID), str(src_ds.SeriesInstanceUID))])
+    files = write_derived_series(derived["rec"], src, tmp_path, "NM", Derivation("charset"), affine_lps=derived["nm"].affine)
+    assert dciodvfy_errors(files[0]) == []
+    out = pydicom.dcmread(files[0])
+    assert out.SpecificCharacterSet == src_ds.SpecificCharacterSet
+    assert str(out.PatientName) == str(src_ds.PatientName)
+    assert out.StudyInstanceUID == src_ds.StudyInstanceUID

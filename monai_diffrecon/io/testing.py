@@ -97,11 +97,15 @@ def _top_level_elements(data: bytes) -> list[tuple[int, bytes, int]]:
 
 
 def _rewrite(path: Path, out: Path, edit: Callable) -> None:
+    import warnings
+
     import pydicom
 
-    ds = pydicom.dcmread(path)
-    edit(ds)
-    ds.save_as(out, enforce_file_format=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the mutations are invalid on purpose
+        ds = pydicom.dcmread(path)
+        edit(ds)
+        ds.save_as(out, enforce_file_format=False)
 
 
 def _swap_ts(data: bytes, uid: str) -> bytes:

@@ -1,0 +1,109 @@
+"""Diffusion priors over MONAI networks and schedulers.
+
+:class:`DiffusionPrior` wraps an ε-prediction network with MONAI's ``DiffusionModelUNet`` signature
+``network(x, timesteps, context=None)`` and a MONAI scheduler (for its VP schedule ᾱ_t):
+
+* ``eps(x_t, t)`` — ε̂; ``x0(x_t, t)`` — Tweedie ``(x_t − √(1−ᾱ) ε̂)/√ᾱ``; ``score(x_t, t) = −ε̂/√(1−ᾱ)``;
+* ``denoise(x, σ)`` — the VE Gaussian denoiser by parameter matching (arXiv 2412.11108, METHODS.md §0.2):
+  ``t*`` with ``√((1−ᾱ)/ᾱ) = σ`` (interpolated between schedule steps), ``c = √ᾱ(t*)``,
+  ``D_σ(x) = x − σ·ε̂(c·x, t*)`` = ``x + c σ² s(c x, t*)``.
+
+Conditional networks: ``cond`` (e.g. 2.5D neighbour slices + CT) is concatenated to ``x_t`` along channels before
+the network, so the network has ``in_channels = C + C_cond``; ``context`` is passed through (cross-attention).
+Latent priors: ``autoencoder`` (anything with ``encode``/``decode``, e.g. MONAI ``AutoencoderKL``) defines
+:meth:`encode` / :meth:`decode`; the diffusion then runs in its latent space.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from monai_diffrecon.diffusion.schedule import alpha_bar_at, t_of_sigma
+
+__all__ = ["DiffusionPrior"]
+
+
+class DiffusionPrior(nn.Module):
+    """ε-prediction diffusion prior (see module doc).
+
+    Args:
+        network: ``network(x, timesteps, context=None) → ε̂`` (MONAI ``DiffusionModelUNet`` or an analytic module).
+        scheduler: MONAI scheduler (``DDPMScheduler``/``DDIMScheduler``) providing ``alphas_cumprod``.
+        autoencoder: optional latent-space autoencoder (``encode(x)``, ``decode(z)``).
+        latent_scale: multiplies encoded latents (the usual LDM scale factor).
+
+    Example:
+        >>> from monai_diffrecon.diffusion import DiffusionPrior, GaussianEpsilon, make_scheduler
+        >>> sch = make_scheduler()
+        >>> prior = DiffusionPrior(GaussianEpsilon(sch.alphas_cumprod, mean=0.0, std=1.0), sch)
+        >>> x = torch.randn(2, 1, 8, 8)
+        >>> bool(torch.allclose(prior.denoise(x, 0.5), x / 1.25, rtol=1e-4))
+        True
+    """
+
+    def __init__(self, network: nn.Module, scheduler, autoencoder: nn.Module | None = None, latent_scale: float = 1.0) -> None:
+        super().__init__()
+        self.network = network
+        self.scheduler = scheduler
+        self.autoencoder = autoencoder
+        self.latent_scale = float(latent_scale)
+        self.register_buffer("alphas_cumprod", torch.as_tensor(scheduler.alphas_cumprod, dtype=torch.float64).clone(), persistent=False)
+
+    @property
+    def num_train_timesteps(self) -> int:
+        return int(self.alphas_cumprod.numel())
+
+    def alpha_bar(self, t, like: torch.Tensor | None = None) -> torch.Tensor:
+        """ᾱ at (continuous) t, shaped ``(B, 1, …, 1)`` like ``like`` when given."""
+        a = alpha_bar_at(self.alphas_cumprod, t)
+        if like is None:
+            return a
+        a = a.to(device=like.device, dtype=like.real.dtype if like.is_complex() else like.dtype)
+        return a.reshape(-1, *([1] * (like.ndim - 1))) if a.ndim else a
+
+    def _t(self, t, x: torch.Tensor) -> torch.Tensor:
+        tt = torch.as_tensor(t, dtype=torch.float32, device=x.device)
+        return tt.expand(x.shape[0]) if tt.ndim == 0 else tt
+
+    def eps(self, x_t: torch.Tensor, t, cond: torch.Tensor | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
+        """ε̂(x_t, t) (``t`` scalar or ``(B,)``, continuous allowed)."""
+        inp = x_t if cond is None else torch.cat([x_t, cond.to(x_t.dtype)], dim=1)
+        if context is None:
+            return self.network(inp, self._t(t, x_t))
+        return self.network(inp, self._t(t, x_t), context=context)
+
+    def x0(self, x_t: torch.Tensor, t, cond=None, context=None) -> torch.Tensor:
+        """Tweedie estimate E[x₀ | x_t] = (x_t − √(1−ᾱ) ε̂)/√ᾱ."""
+        a = self.alpha_bar(t, x_t)
+        return (x_t - torch.sqrt(1 - a) * self.eps(x_t, t, cond, context)) / torch.sqrt(a)
+
+    def score(self, x_t: torch.Tensor, t, cond=None, context=None) -> torch.Tensor:
+        """∇ log p_t(x_t) = −ε̂/√(1−ᾱ)."""
+        a = self.alpha_bar(t, x_t)
+        return -self.eps(x_t, t, cond, context) / torch.sqrt(1 - a)
+
+    def match(self, sigma: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Parameter matching: ``(t*, c)`` with σ(t*) = sigma and c = √ᾱ(t*)."""
+        t = t_of_sigma(self.alphas_cumprod, sigma)
+        return t, torch.sqrt(alpha_bar_at(self.alphas_cumprod, t))
+
+    def denoise(self, x: torch.Tensor, sigma: float | torch.Tensor, cond=None, context=None) -> torch.Tensor:
+        """VE MMSE denoiser for ``x = x₀ + σ n``: ``D_σ(x) = x − σ ε̂(c x, t*)``."""
+        t, c = self.match(sigma)
+        c = c.to(device=x.device, dtype=x.dtype).reshape(-1, *([1] * (x.ndim - 1))) if c.ndim else float(c)
+        s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
+        s = s.reshape(-1, *([1] * (x.ndim - 1))) if s.ndim else s
+        return x - s * self.eps(c * x, t, cond, context)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        if self.autoencoder is None:
+            return x
+        z = self.autoencoder.encode_stage_2_inputs(x) if hasattr(self.autoencoder, "encode_stage_2_inputs") else self.autoencoder.encode(x)
+        return z * self.latent_scale
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        if self.autoencoder is None:
+            return z
+        z = z / self.latent_scale
+        return self.autoencoder.decode_stage_2_outputs(z) if hasattr(self.autoencoder, "decode_stage_2_outputs") else self.autoencoder.decode(z)

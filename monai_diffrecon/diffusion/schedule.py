@@ -1,0 +1,86 @@
+"""VP schedule helpers shared by priors and samplers (METHODS.md §0.1–0.2).
+
+The discrete VP schedule of a MONAI scheduler (``alphas_cumprod`` ᾱ_t, t = 0 … T−1) is extended to continuous ``t``
+by linear interpolation of ᾱ between integer steps (the score_pnp code interpolates the schedule the same way), and
+down to t = −1 (ᾱ = 1, no noise) so that noise levels below the first step remain reachable.
+The equivalent variance-exploding noise level is ``σ(t) = √((1 − ᾱ_t)/ᾱ_t)`` (increasing in t); :func:`t_of_sigma`
+inverts it piecewise-linearly, so ``σ(t_of_sigma(σ))`` equals σ to float64 round-off inside the schedule's range.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from monai_diffrecon.errors import InvalidValueError
+
+__all__ = ["alpha_bar_at", "sigma_of_t", "t_of_sigma", "make_scheduler", "timestep_sequence"]
+
+
+def _ab(alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    return alphas_cumprod.detach().to(torch.float64).cpu()
+
+
+def alpha_bar_at(alphas_cumprod: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+    """ᾱ at continuous ``t`` ∈ [−1, T−1]: linear between schedule steps, and between ᾱ(−1) = 1 (clean data) and
+    ᾱ₀ on [−1, 0] (so noise levels below the first step, σ < σ(0), stay reachable); ``t ≤ −1`` gives 1."""
+    ab = torch.cat([torch.ones(1, dtype=torch.float64), _ab(alphas_cumprod)])  # index k ↔ t = k − 1
+    tt = torch.as_tensor(t, dtype=torch.float64)
+    T = ab.numel()
+    tc = (tt + 1).clamp(0, T - 1)
+    lo = tc.floor().long().clamp(0, T - 1)
+    hi = (lo + 1).clamp(max=T - 1)
+    w = tc - lo.to(torch.float64)
+    return (1 - w) * ab[lo] + w * ab[hi]
+
+
+def sigma_of_t(alphas_cumprod: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+    """VE noise level σ(t) = √((1 − ᾱ)/ᾱ) at continuous t."""
+    a = alpha_bar_at(alphas_cumprod, t)
+    return torch.sqrt((1 - a) / a)
+
+
+def t_of_sigma(alphas_cumprod: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+    """Continuous t with σ(t) = sigma: ᾱ = 1/(1 + σ²) located between schedule steps, interpolated linearly in ᾱ
+    (consistent with :func:`alpha_bar_at`). Raises if σ is outside ``[σ(0), σ(T−1)]``."""
+    ab = torch.cat([torch.ones(1, dtype=torch.float64), _ab(alphas_cumprod)])  # index k ↔ t = k − 1
+    s = torch.as_tensor(sigma, dtype=torch.float64)
+    if bool((s < 0).any()):
+        raise InvalidValueError(f"sigma: must be ≥ 0, got {s.tolist()}")
+    target = 1.0 / (1.0 + s**2)
+    if bool((target < ab[-1] - 1e-15).any()):
+        hi = float(torch.sqrt((1 - ab[-1]) / ab[-1]))
+        raise InvalidValueError(f"sigma: {s.tolist()} above the schedule's largest noise level {hi:.4g}")
+    # ab is decreasing: find k with ab[k] ≥ target ≥ ab[k+1]
+    rev = torch.flip(ab, [0])  # increasing
+    j = torch.searchsorted(rev, target.clamp(ab[-1], 1.0))
+    k = (ab.numel() - 1 - j).clamp(0, ab.numel() - 2)
+    a0, a1 = ab[k], ab[k + 1]
+    w = ((a0 - target) / (a0 - a1)).clamp(0, 1)
+    return k.to(torch.float64) + w - 1.0
+
+
+def make_scheduler(kind: str = "ddim", num_train_timesteps: int = 1000, schedule: str = "linear_beta", beta_start: float = 1e-4, beta_end: float = 0.02):
+    """A MONAI scheduler with the DDPM linear schedule (β from 1e-4 to 0.02) and no x̂₀ clipping."""
+    from monai.networks.schedulers import DDIMScheduler, DDPMScheduler
+
+    common = dict(num_train_timesteps=num_train_timesteps, schedule=schedule, beta_start=beta_start, beta_end=beta_end, clip_sample=False)
+    if kind == "ddim":
+        return DDIMScheduler(**common)
+    if kind == "ddpm":
+        return DDPMScheduler(**common)
+    raise InvalidValueError(f"kind: ddim or ddpm, got {kind!r}")
+
+
+def timestep_sequence(scheduler, num_steps: int, t_start: float | None = None) -> torch.Tensor:
+    """Descending timesteps for ``num_steps`` reverse steps.
+
+    From the top: the scheduler's own ``set_timesteps`` sequence (MONAI), so integer steps match training. From an
+    intermediate ``t_start`` (PnP-DM's "denoise from noise level ρ"): ``num_steps`` values evenly spaced from
+    ``t_start`` to 0 (continuous t).
+    """
+    if num_steps < 1:
+        raise InvalidValueError(f"num_steps: must be ≥ 1, got {num_steps}")
+    if t_start is None:
+        scheduler.set_timesteps(num_steps)
+        return scheduler.timesteps.to(torch.float64).cpu()
+    return torch.linspace(float(t_start), 0.0, num_steps, dtype=torch.float64)

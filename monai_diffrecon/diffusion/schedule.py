@@ -83,4 +83,6 @@ def timestep_sequence(scheduler, num_steps: int, t_start: float | None = None) -
     if t_start is None:
         scheduler.set_timesteps(num_steps)
         return scheduler.timesteps.to(torch.float64).cpu()
+    if t_start <= 0:  # below the first training step: one step straight to the clean estimate
+        return torch.tensor([float(t_start)], dtype=torch.float64)
     return torch.linspace(float(t_start), 0.0, num_steps, dtype=torch.float64)

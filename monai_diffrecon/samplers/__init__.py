@@ -1,0 +1,37 @@
+"""Samplers: one reverse-diffusion loop (``engine.py``) and short presets over it, plus score-based PnP."""
+
+from monai_diffrecon.samplers.base import Sampler, SamplerOutput
+from monai_diffrecon.samplers.consistency import (
+    ConsistencyStep,
+    GradientConsistency,
+    PoissonMLEMConsistency,
+    ProxConsistency,
+    RangeNullSpace,
+    TVProx,
+)
+from monai_diffrecon.samplers.diffusion_samplers import DDNM, DPS, DiffPIR, DiffusionSampler, Unconditional
+from monai_diffrecon.samplers.engine import DiffusionLoop, ddim_noise, diffpir_noise, dps_guidance
+from monai_diffrecon.samplers.pnp_dm import PnPDM
+from monai_diffrecon.samplers.score_pnp import ScorePnP
+
+__all__ = [
+    "Sampler",
+    "SamplerOutput",
+    "DiffusionLoop",
+    "DiffusionSampler",
+    "Unconditional",
+    "DPS",
+    "DDNM",
+    "DiffPIR",
+    "PnPDM",
+    "ScorePnP",
+    "ConsistencyStep",
+    "ProxConsistency",
+    "GradientConsistency",
+    "RangeNullSpace",
+    "PoissonMLEMConsistency",
+    "TVProx",
+    "ddim_noise",
+    "diffpir_noise",
+    "dps_guidance",
+]

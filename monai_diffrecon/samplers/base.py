@@ -1,0 +1,80 @@
+"""Sampler base class and output type shared by every method.
+
+A sampler is built from a prior (first argument) plus hyper-parameters with defaults, and called as
+``sampler(y, operator, generator=g, num_samples=1, progress=True)``. It draws ``num_samples`` independent posterior
+samples (one chain each; chains that average within the chain, like PnP-DM, contribute their own estimate) and
+returns :class:`SamplerOutput`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from monai_diffrecon.errors import InvalidValueError
+
+__all__ = ["SamplerOutput", "Sampler", "Counter"]
+
+
+@dataclass
+class SamplerOutput:
+    """Result of a sampler call.
+
+    Attributes:
+        x: samples ``(num_samples, B, C, …)``.
+        mean: posterior-mean estimate ``(B, C, …)`` (mean over samples; chains that average internally contribute
+            their within-chain means).
+        std: posterior standard deviation ``(B, C, …)`` (zeros when it cannot be estimated, i.e. one sample from a
+            method without within-chain averaging).
+        nfe: network function evaluations spent in total.
+    """
+
+    x: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+    nfe: int
+
+
+class Counter:
+    """Counts network evaluations (one per call with a batch)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __iadd__(self, k: int):
+        self.n += k
+        return self
+
+
+class Sampler(nn.Module):
+    """Base: loops over independent samples; subclasses implement :meth:`sample_one`.
+
+    ``sample_one(y, operator, generator, counter, progress)`` returns ``(x, chain_mean, chain_var)`` where the last
+    two may be ``None`` (no within-chain statistics).
+    """
+
+    def __init__(self, prior: nn.Module) -> None:
+        super().__init__()
+        self.prior = prior
+
+    def sample_one(self, y, operator, generator, counter, progress):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, y: torch.Tensor, operator, generator: torch.Generator | None = None, num_samples: int = 1, progress: bool = True) -> SamplerOutput:
+        if not isinstance(generator, torch.Generator):
+            raise InvalidValueError("generator: pass an explicit torch.Generator (samplers are deterministic given it)")
+        if num_samples < 1:
+            raise InvalidValueError(f"num_samples: must be ≥ 1, got {num_samples}")
+        counter = Counter()
+        xs, means, second = [], [], []
+        for _ in range(num_samples):
+            x, m, v = self.sample_one(y, operator, generator, counter, progress)
+            xs.append(x.detach())
+            m = x.detach() if m is None else m.detach()
+            means.append(m)
+            second.append(m.abs() ** 2 + (torch.zeros_like(m.abs()) if v is None else v.detach()))
+        mean = torch.stack(means).mean(0)
+        var = (torch.stack(second).mean(0) - mean.abs() ** 2).clamp_min(0)  # law of total variance over chains
+        return SamplerOutput(torch.stack(xs), mean, var.sqrt(), counter.n)

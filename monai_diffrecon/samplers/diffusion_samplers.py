@@ -1,0 +1,81 @@
+"""Diffusion samplers as short presets over :class:`~monai_diffrecon.samplers.engine.DiffusionLoop`.
+
+Each preset chooses consistency steps, a noise rule and (DPS) a guidance term; the loop does the rest.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from monai_diffrecon.errors import ShapeError
+from monai_diffrecon.samplers.base import Sampler
+from monai_diffrecon.samplers.consistency import ProxConsistency, RangeNullSpace
+from monai_diffrecon.samplers.engine import DiffusionLoop, ddim_noise, diffpir_noise, dps_guidance
+
+__all__ = ["DiffusionSampler", "Unconditional", "DPS", "DDNM", "DiffPIR"]
+
+
+class DiffusionSampler(Sampler):
+    """Generic diffusion posterior sampler: start from N(0, I) in the operator's domain, run the loop.
+
+    Args:
+        prior: the diffusion prior.
+        num_steps: reverse steps (the MONAI scheduler's ``set_timesteps``).
+        consistency: list of consistency steps (MONAI transforms) applied to x̂₀ at every step.
+        eta: DDIM noise (1 = DDPM ancestral). guidance: DPS-style callable, or ``None``.
+        noise: explicit noise rule (overrides ``eta``).
+        cond: condition channels for a conditional prior (e.g. 2.5D neighbours + CT), ``(B, C_cond, …)``.
+    """
+
+    def __init__(self, prior, num_steps: int = 100, consistency=(), eta: float = 1.0, guidance=None, noise=None, cond=None) -> None:
+        super().__init__(prior)
+        self.num_steps = num_steps
+        self.loop = DiffusionLoop(prior, consistency, noise if noise is not None else ddim_noise(eta), guidance)
+        self.cond = cond
+
+    def init_shape(self, y, operator) -> tuple[int, ...]:
+        return tuple(operator.adjoint(y).shape)
+
+    def sample_one(self, y, operator, generator, counter, progress):
+        shape = self.init_shape(y, operator)
+        dtype = torch.float64 if (y is not None and y.dtype == torch.float64) else torch.float32
+        x = torch.randn(shape, generator=generator, dtype=dtype)
+        ts = self.loop.timesteps(self.num_steps)
+        return self.loop.run(x, ts, generator, y, operator, self.cond, counter, progress), None, None
+
+
+class Unconditional(DiffusionSampler):
+    """Unconditional DDPM/DDIM sampling of ``shape`` (call with ``y=None, operator=None``)."""
+
+    def __init__(self, prior, shape: tuple[int, ...], num_steps: int = 100, eta: float = 1.0, cond=None) -> None:
+        super().__init__(prior, num_steps, (), eta, cond=cond)
+        self.shape = tuple(shape)
+
+    def init_shape(self, y, operator):
+        return self.shape
+
+
+class DPS(DiffusionSampler):
+    """Diffusion posterior sampling (Chung et al., arXiv 2209.14687): ancestral steps plus
+    ``x_{t−1} ← x_{t−1} − ζ ∇_{x_t}‖y − A x̂₀(x_t)‖`` (gradients through the network)."""
+
+    def __init__(self, prior, num_steps: int = 200, zeta: float = 1.0, eta: float = 1.0, cond=None) -> None:
+        super().__init__(prior, num_steps, (), eta, dps_guidance(zeta), cond=cond)
+
+
+class DDNM(DiffusionSampler):
+    """Denoising diffusion null-space model (Wang et al., arXiv 2212.00490): x̂₀ ← x̂₀ − A⁺(A x̂₀ − y) each step,
+    DDIM with η = 0.85 by default; ``scale`` < 1 for noisy data."""
+
+    def __init__(self, prior, num_steps: int = 100, eta: float = 0.85, scale: float = 1.0, cond=None) -> None:
+        super().__init__(prior, num_steps, [RangeNullSpace(scale)], eta, cond=cond)
+
+
+class DiffPIR(DiffusionSampler):
+    """DiffPIR (Zhu et al., arXiv 2305.08995): HQS data step x̂₀ ← prox_{γ_t}(x̂₀) with ρ_t = λσ_y²/σ_t², then the
+    DDIM-type step with ``s² = ζ(1 − ᾱ')`` (ζ mixes fresh noise into the re-derived ε̂)."""
+
+    def __init__(self, prior, num_steps: int = 100, lam: float = 7.0, zeta: float = 0.3, sigma_y: float = 0.05, cond=None) -> None:
+        if sigma_y <= 0:
+            raise ShapeError("sigma_y: DiffPIR needs the measurement noise level (> 0)")
+        super().__init__(prior, num_steps, [ProxConsistency(lam, sigma_y)], noise=diffpir_noise(zeta), cond=cond)

@@ -19,6 +19,7 @@ __all__ = [
     "SeriesAssemblyError",
     "KSpaceError",
     "OutputError",
+    "TrainingError",
 ]
 
 
@@ -78,3 +79,7 @@ class KSpaceError(DiffReconError, ValueError):
 
 class OutputError(DiffReconError, ValueError):
     """Data cannot be written faithfully (NaN/Inf, values outside what the output format can represent, …)."""
+
+
+class TrainingError(DiffReconError, RuntimeError):
+    """Training cannot continue (NaN/Inf loss, incompatible checkpoint, …); the last good checkpoint is kept."""

@@ -1,0 +1,269 @@
+"""Denoising score matching (ε-prediction) on an ignite engine, with exact checkpoint/resume.
+
+Loss (DDPM, Ho et al. 2020): ``E_{x₀, t, ε} ‖ε_θ(√ᾱ_t x₀ + √(1−ᾱ_t) ε, t) − ε‖²`` with ``t`` uniform over the
+scheduler's training steps; optional condition channels are concatenated to ``x_t`` (conditional priors, e.g.
+DiffSPECT-3D's 2.5D neighbours + CT).
+
+Reproducibility: every random draw (batch indices or on-the-fly simulation, t, ε) comes from one explicit
+``torch.Generator``. A checkpoint holds the model, EMA model, optimizer, learning-rate scheduler, iteration, loss
+history and the generator (and torch's global RNG) state, so a resumed run equals the uninterrupted run bit for bit
+on the CPU. Checkpoints are written to a temporary file and renamed. SIGTERM/SIGINT: the current iteration
+finishes, a final checkpoint is written, the run stops (``interrupted=True``). A NaN/Inf loss raises
+:class:`~monai_diffrecon.errors.TrainingError` before the optimizer step, so the last checkpoint stays good.
+
+DDP: if launched by ``torchrun`` (``WORLD_SIZE > 1``), the process group is initialised (gloo on CPU), the network
+is wrapped in ``DistributedDataParallel``, each rank draws from ``seed + rank``, and rank 0 writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from monai_diffrecon.errors import TrainingError
+
+__all__ = ["DSMConfig", "DenoisingScoreTrainer", "TensorSampler", "load_checkpoint"]
+
+
+@dataclass
+class DSMConfig:
+    """Training settings (all JSON-serialisable, stored in every checkpoint)."""
+
+    max_iterations: int = 1000
+    batch_size: int = 16
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    warmup: int = 50
+    checkpoint_every: int = 200
+    seed: int = 0
+
+
+class TensorSampler:
+    """Random mini-batches from in-memory tensors, drawn with the trainer's generator.
+
+    Args:
+        images: ``(N, C, …)`` training images. cond: optional ``(N, C_cond, …)`` aligned condition channels.
+        augment: random flips along the last two axes (drawn from the same generator).
+    """
+
+    def __init__(self, images: torch.Tensor, cond: torch.Tensor | None = None, augment: bool = False) -> None:
+        if cond is not None and cond.shape[0] != images.shape[0]:
+            raise TrainingError("cond: must have as many items as images")
+        self.images, self.cond, self.augment = images, cond, augment
+
+    def __call__(self, generator: torch.Generator, batch_size: int) -> dict:
+        idx = torch.randint(self.images.shape[0], (batch_size,), generator=generator)
+        x = self.images[idx]
+        c = None if self.cond is None else self.cond[idx]
+        if self.augment:
+            for dim in (-1, -2):
+                flip = torch.rand(batch_size, generator=generator) < 0.5
+                x = torch.where(flip.reshape(-1, *([1] * (x.ndim - 1))), x.flip(dim), x)
+                if c is not None:
+                    c = torch.where(flip.reshape(-1, *([1] * (c.ndim - 1))), c.flip(dim), c)
+        return {"image": x, "cond": c}
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a trainer checkpoint (``weights_only=True``: tensors, numbers, strings and containers only)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001
+        raise TrainingError(f"{path}: not a loadable checkpoint ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+class DenoisingScoreTrainer:
+    """ε-prediction trainer (see module doc).
+
+    Args:
+        network: ε-network with MONAI's ``(x, timesteps)`` signature.
+        scheduler: MONAI scheduler (for ᾱ_t and the number of training steps).
+        sampler: ``sampler(generator, batch_size) → {"image": x₀, "cond": c | None}`` (e.g. :class:`TensorSampler`,
+            or a simulator drawing fresh data each step).
+        out_dir: where ``checkpoint.pt``, ``model.pt`` (EMA weights) and ``loss.png`` go.
+        config: :class:`DSMConfig`.
+        progress: tqdm progress bar.
+    """
+
+    def __init__(self, network: nn.Module, scheduler, sampler: Callable, out_dir: str | Path, config: DSMConfig | None = None, progress: bool = True) -> None:
+        self.cfg = config or DSMConfig()
+        self.out_dir = Path(out_dir)
+        self.scheduler, self.sampler, self.progress = scheduler, sampler, progress
+        self.rank, self.world = self._init_distributed()
+        self.network = network
+        self.ema = copy.deepcopy(network).requires_grad_(False)
+        self.model = network
+        if self.world > 1:
+            self.model = nn.parallel.DistributedDataParallel(network)
+        self.optimizer = torch.optim.AdamW(network.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda it: min(1.0, (it + 1) / max(1, self.cfg.warmup)))
+        self.generator = torch.Generator().manual_seed(self.cfg.seed + self.rank)
+        self.iteration = 0
+        self.losses: list[float] = []
+        self.interrupted = False
+        self._stop = False
+        self.alphas_cumprod = torch.as_tensor(scheduler.alphas_cumprod, dtype=torch.float32)
+
+    # ------------------------------------------------------------------ plumbing
+    @staticmethod
+    def _init_distributed() -> tuple[int, int]:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world > 1 and not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("gloo")
+        if torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "checkpoint.pt"
+
+    def state_dict(self) -> dict:
+        return {
+            "model": self.network.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "lr_scheduler": self.lr_scheduler.state_dict(),
+            "iteration": self.iteration,
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "losses": list(self.losses),
+            "config": asdict(self.cfg),
+        }
+
+    def load_state_dict(self, sd: dict) -> None:
+        if sd.get("config", {}).get("batch_size") not in (None, self.cfg.batch_size):
+            raise TrainingError("checkpoint was trained with a different batch size; refusing to resume")
+        self.network.load_state_dict(sd["model"])
+        self.ema.load_state_dict(sd["ema"])
+        self.optimizer.load_state_dict(sd["optimizer"])
+        self.lr_scheduler.load_state_dict(sd["lr_scheduler"])
+        self.iteration = int(sd["iteration"])
+        self.generator.set_state(sd["generator"])
+        torch.set_rng_state(sd["torch_rng"])
+        self.losses = list(sd["losses"])
+
+    def save(self) -> None:
+        if self.rank != 0:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.checkpoint_path.with_suffix(".pt.tmp")
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, self.checkpoint_path)
+        tmp = self.out_dir / "model.pt.tmp"
+        torch.save(self.ema.state_dict(), tmp)
+        os.replace(tmp, self.out_dir / "model.pt")
+        self.plot_losses()
+
+    def plot_losses(self) -> None:
+        if not self.losses:
+            return
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        loss = torch.tensor(self.losses)
+        k = max(1, len(self.losses) // 50)
+        smooth = torch.nn.functional.avg_pool1d(loss[None, None], k, stride=1)[0, 0] if len(loss) >= k else loss
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.semilogy(loss.numpy(), alpha=0.3, label="loss")
+        ax.semilogy(torch.arange(len(smooth)).numpy() + k - 1, smooth.numpy(), label=f"moving mean ({k})")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("ε-MSE")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(self.out_dir / "loss.png", dpi=90)
+        plt.close(fig)
+
+    # ------------------------------------------------------------------ training
+    def step(self, engine=None, _=None) -> float:
+        """One optimisation step (the ignite process function)."""
+        g = self.generator
+        batch = self.sampler(g, self.cfg.batch_size)
+        x0, cond = batch["image"].float(), batch.get("cond")
+        B = x0.shape[0]
+        T = self.alphas_cumprod.numel()
+        t = torch.randint(0, T, (B,), generator=g)
+        noise = torch.randn(x0.shape, generator=g)
+        a = self.alphas_cumprod[t].reshape(B, *([1] * (x0.ndim - 1)))
+        x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        inp = x_t if cond is None else torch.cat([x_t, cond.float()], dim=1)
+        self.model.train()
+        pred = self.model(inp, t)
+        loss = torch.nn.functional.mse_loss(pred, noise)
+        if not bool(torch.isfinite(loss)):
+            raise TrainingError(f"loss is {float(loss.detach())} at iteration {self.iteration + 1}; stopping (last checkpoint kept)")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        self.lr_scheduler.step()
+        with torch.no_grad():
+            for pe, p in zip(self.ema.parameters(), self.network.parameters()):
+                pe.mul_(self.cfg.ema_decay).add_(p.detach(), alpha=1 - self.cfg.ema_decay)
+            for be, b in zip(self.ema.buffers(), self.network.buffers()):
+                be.copy_(b)
+        value = float(loss.detach())
+        if self.world > 1:
+            tl = torch.tensor([value])
+            torch.distributed.all_reduce(tl)
+            value = float(tl) / self.world
+        self.iteration += 1
+        self.losses.append(value)
+        return value
+
+    def run(self, resume: bool = True, max_iterations: int | None = None) -> dict:
+        """Train up to ``max_iterations`` (default: the config's), resuming from ``checkpoint.pt`` if present."""
+        from ignite.engine import Engine, Events
+        from tqdm.auto import tqdm
+
+        total = max_iterations or self.cfg.max_iterations
+        if resume and self.checkpoint_path.exists():
+            self.load_state_dict(load_checkpoint(self.checkpoint_path))
+        remaining = total - self.iteration
+        if remaining <= 0:
+            return {"iteration": self.iteration, "loss": self.losses[-1] if self.losses else None, "interrupted": False}
+        engine = Engine(self.step)
+        bar = tqdm(total=total, initial=self.iteration, desc="training", disable=not self.progress or self.rank != 0)
+
+        @engine.on(Events.ITERATION_COMPLETED)
+        def _after(e):
+            bar.update(1)
+            bar.set_postfix(loss=f"{self.losses[-1]:.4f}")
+            if self.iteration % self.cfg.checkpoint_every == 0:
+                self.save()
+            if self._stop:
+                self.interrupted = True
+                self.save()
+                e.terminate()
+
+        previous = {}
+
+        def request_stop(signum, frame):
+            self._stop = True
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                previous[sig] = signal.signal(sig, request_stop)
+            except ValueError:  # not the main thread
+                pass
+        try:
+            engine.run(range(remaining), max_epochs=1)
+        finally:
+            for sig, h in previous.items():
+                signal.signal(sig, h)
+            bar.close()
+        if not self.interrupted:
+            self.save()
+        return {"iteration": self.iteration, "loss": self.losses[-1], "interrupted": self.interrupted}

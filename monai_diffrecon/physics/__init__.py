@@ -18,6 +18,7 @@ from monai_diffrecon.physics.base import (
 )
 from monai_diffrecon.physics.blur import Blur, gaussian_kernel
 from monai_diffrecon.physics.coils import birdcage_maps, estimate_coil_maps, rss
+from monai_diffrecon.physics.complex import ComplexToReal, RealToComplex
 from monai_diffrecon.physics.ct import ParallelBeamCT
 from monai_diffrecon.physics.masks import equispaced_mask, poisson_disc_mask, random_lines_mask
 from monai_diffrecon.physics.mri import MultiCoilMRI
@@ -38,6 +39,8 @@ __all__ = [
     "conjugate_gradient",
     "finite_checks",
     "MultiCoilMRI",
+    "RealToComplex",
+    "ComplexToReal",
     "SPECTProjector",
     "CollimatorPSF",
     "LEHR",

@@ -21,6 +21,7 @@ import torch
 from monai_diffrecon.physics.base import Identity, LinearOperator
 from monai_diffrecon.physics.blur import Blur, gaussian_kernel
 from monai_diffrecon.physics.coils import birdcage_maps
+from monai_diffrecon.physics.complex import ComplexToReal, RealToComplex
 from monai_diffrecon.physics.ct import ParallelBeamCT
 from monai_diffrecon.physics.masks import poisson_disc_mask, random_lines_mask
 from monai_diffrecon.physics.mri import MultiCoilMRI
@@ -198,6 +199,13 @@ def _adjoint_spect(dtype):
     return Case(op, (2, 1, 6, 7, 2), (2, 1, 7, 7, 2))
 
 
+def _real_mri(dtype):
+    maps = birdcage_maps(4, (8, 6), dtype=_cplx(dtype))
+    mask = random_lines_mask(6, 2, 2, generator=_gen(14)).to(dtype)
+    op = ComplexToReal() @ MultiCoilMRI(maps, mask) @ RealToComplex()
+    return Case(op, (2, 1, 8, 6), (2, 4, 8, 6, 2))
+
+
 #: name → factory(dtype) → Case. Every LinearOperator exported by ``monai_diffrecon.physics`` appears here.
 OPERATORS: dict[str, Callable[[torch.dtype], Case]] = {
     "identity": _identity,
@@ -225,6 +233,7 @@ OPERATORS: dict[str, Callable[[torch.dtype], Case]] = {
     "sum_blur_plus_scaled_identity": _sum_scaled,
     "scaled_complex_mri": _scaled_complex,
     "adjoint_of_spect": _adjoint_spect,
+    "real_valued_mri": _real_mri,
 }
 
 

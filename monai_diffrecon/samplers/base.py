@@ -15,7 +15,14 @@ from torch import nn
 
 from monai_diffrecon.errors import InvalidValueError
 
-__all__ = ["SamplerOutput", "Sampler", "Counter"]
+__all__ = ["SamplerOutput", "Sampler", "Counter", "regularised_start"]
+
+
+def regularised_start(y, operator, sigma_y: float):
+    """Starting image for iterative methods: ``argmin ½‖Ax − y‖² + (σ_y²/2)‖x‖²`` (a Wiener-like estimate with a
+    unit-variance prior), stable where ``A⁺y`` amplifies noise (deblurring)."""
+    z = torch.zeros_like(operator.adjoint(y))
+    return operator.prox_l2(z, y, 1.0 / max(sigma_y, 1e-3) ** 2, max_iter=30)
 
 
 @dataclass

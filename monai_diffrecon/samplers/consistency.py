@@ -75,15 +75,23 @@ class GradientConsistency(ConsistencyStep):
 
 
 class RangeNullSpace(ConsistencyStep):
-    """DDNM's range–null-space decomposition (arXiv 2212.00490): ``x̂₀ ← x̂₀ − A⁺(A x̂₀ − y)``; the range of Aᴴ
-    comes from the data, the null space from the prior. ``scale`` < 1 softens it for noisy data (DDNM⁺ style)."""
+    """DDNM's range–null-space decomposition (arXiv 2212.00490): ``x̂₀ ← x̂₀ − λ_t A⁺(A x̂₀ − y)``; the range of Aᴴ
+    comes from the data, the null space from the prior.
 
-    def __init__(self, scale: float = 1.0, cg_iters: int = 50) -> None:
-        self.scale, self.cg_iters = scale, cg_iters
+    Noisy data (DDNM⁺'s idea): with ``sigma_y > 0`` the correction is damped once the diffusion noise level of the
+    step falls below the measurement noise, ``λ_t = scale · min(1, σ_t/σ_y)`` (σ_t the VE level √((1−ᾱ)/ᾱ)), so the
+    measurement noise is not copied into the image.
+    """
+
+    def __init__(self, scale: float = 1.0, sigma_y: float = 0.0, cg_iters: int = 50) -> None:
+        self.scale, self.sigma_y, self.cg_iters = scale, sigma_y, cg_iters
 
     def update(self, x0, state):
         A = state["operator"]
-        return x0 - self.scale * A.pinv(A(x0) - state["y"], max_iter=self.cg_iters)
+        lam = self.scale
+        if self.sigma_y > 0:
+            lam = lam * min(1.0, float(state["sigma_t"].flatten()[0]) / self.sigma_y)
+        return x0 - lam * A.pinv(A(x0) - state["y"], max_iter=self.cg_iters)
 
 
 class PoissonMLEMConsistency(ConsistencyStep):

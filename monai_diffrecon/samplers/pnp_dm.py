@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from monai_diffrecon.samplers.base import Sampler
+from monai_diffrecon.samplers.base import Sampler, regularised_start
 from monai_diffrecon.samplers.engine import DiffusionLoop, ddim_noise
 
 __all__ = ["PnPDM", "gaussian_likelihood_sample"]
@@ -56,7 +56,7 @@ class PnPDM(Sampler):
         return self.loop.run(float(c) * z, ts, generator, cond=self.cond, counter=counter, denoise_last=False)
 
     def sample_one(self, y, operator, generator, counter, progress):
-        x = operator.pinv(y, max_iter=20)
+        x = regularised_start(y, operator, self.sigma_y)
         total, total2, kept = None, None, 0
         for k in range(self.num_iters):
             rho = max(self.rho0 * self.rho_decay**k, self.rho_min)

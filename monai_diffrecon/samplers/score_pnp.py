@@ -19,7 +19,7 @@ import math
 import torch
 
 from monai_diffrecon.errors import InvalidValueError
-from monai_diffrecon.samplers.base import Sampler
+from monai_diffrecon.samplers.base import Sampler, regularised_start
 
 __all__ = ["ScorePnP"]
 
@@ -45,7 +45,7 @@ class ScorePnP(Sampler):
         def prox(v, s):
             return operator.prox_l2(v, y, s**2 / (self.lam * self.sigma_y**2), max_iter=30)
 
-        x = operator.pinv(y, max_iter=20)
+        x = regularised_start(y, operator, self.sigma_y)
         z, u = x.clone(), torch.zeros_like(x)
         for s in self.sigmas:
             if self.algorithm == "admm":

@@ -1,0 +1,55 @@
+"""Real ↔ complex adaptors, so real-valued priors and real-only tools compose with complex operators.
+
+* :class:`RealToComplex`: ``x ↦ x + 0i`` (real ``(B, …)`` → complex); adjoint ``Re(y)``.
+* :class:`ComplexToReal`: ``y ↦ [Re y, Im y]`` stacked in a trailing axis of size 2 (complex ``(B, …)`` → real
+  ``(B, …, 2)``); adjoint ``y[..., 0] + i y[..., 1]``. Unitary (‖·‖ preserved).
+
+Both are adjoint-exact for the real inner product ``⟨a, b⟩ = Re Σ conj(a) b``. Example: a magnitude-image prior
+with multi-coil MRI is ``ComplexToReal() @ MultiCoilMRI(maps, mask) @ RealToComplex()`` (real in, real out).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from monai_diffrecon.physics.base import LinearOperator
+
+__all__ = ["RealToComplex", "ComplexToReal"]
+
+
+class RealToComplex(LinearOperator):
+    """Embed a real tensor as complex (imaginary part 0)."""
+
+    in_complex = False
+    out_complex = True
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.complex(x, torch.zeros_like(x))
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return y.real.clone()
+
+    def pinv(self, y, tol=1e-6, max_iter=100):
+        return self.check_output(y).real.clone()
+
+    def norm(self, shape=None, **kwargs) -> float:
+        return 1.0
+
+
+class ComplexToReal(LinearOperator):
+    """Complex ``(B, …)`` → real ``(B, …, 2)`` (real and imaginary parts); unitary."""
+
+    in_complex = True
+    out_complex = False
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.view_as_real(x).clone()
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.complex(y[..., 0], y[..., 1])
+
+    def pinv(self, y, tol=1e-6, max_iter=100):
+        return self._adjoint(self.check_output(y))
+
+    def norm(self, shape=None, **kwargs) -> float:
+        return 1.0

@@ -25,13 +25,17 @@ class DiffusionSampler(Sampler):
         eta: DDIM noise (1 = DDPM ancestral). guidance: DPS-style callable, or ``None``.
         noise: explicit noise rule (overrides ``eta``).
         cond: condition channels for a conditional prior (e.g. 2.5D neighbours + CT), ``(B, C_cond, …)``.
+        trajectory_png: if given, a PNG of x̂₀ along the first chain's steps is written there (2D images, or the
+            middle slice of the last axis in 3D).
     """
 
-    def __init__(self, prior, num_steps: int = 100, consistency=(), eta: float = 1.0, guidance=None, noise=None, cond=None) -> None:
+    def __init__(self, prior, num_steps: int = 100, consistency=(), eta: float = 1.0, guidance=None, noise=None, cond=None,
+                 trajectory_png: str | None = None) -> None:
         super().__init__(prior)
         self.num_steps = num_steps
         self.loop = DiffusionLoop(prior, consistency, noise if noise is not None else ddim_noise(eta), guidance)
         self.cond = cond
+        self.trajectory_png = trajectory_png
 
     def init_shape(self, y, operator) -> tuple[int, ...]:
         return tuple(operator.adjoint(y).shape)
@@ -41,7 +45,26 @@ class DiffusionSampler(Sampler):
         dtype = torch.float64 if (y is not None and y.dtype == torch.float64) else torch.float32
         x = torch.randn(shape, generator=generator, dtype=dtype)
         ts = self.loop.timesteps(self.num_steps)
-        return self.loop.run(x, ts, generator, y, operator, self.cond, counter, progress), None, None
+        traj = [] if self.trajectory_png else None
+        x = self.loop.run(x, ts, generator, y, operator, self.cond, counter, progress, traj)
+        if traj:
+            save_trajectory(traj, self.trajectory_png)
+            self.trajectory_png = None  # first chain only
+        return x, None, None
+
+
+def save_trajectory(trajectory: list, path: str, panels: int = 8) -> None:
+    """PNG of x̂₀ at ``panels`` evenly spaced steps (first batch element, first channel, mid-slice if 3D)."""
+    from monai_diffrecon.data.preview import save_panels
+
+    idx = torch.linspace(0, len(trajectory) - 1, min(panels, len(trajectory))).round().long().tolist()
+    imgs = []
+    for i in idx:
+        a = trajectory[i][0, 0].float()
+        while a.ndim > 2:
+            a = a[..., a.shape[-1] // 2]
+        imgs.append((f"step {i + 1}/{len(trajectory)}", a.abs().numpy() if a.is_complex() else a.numpy(), "gray"))
+    save_panels(imgs, path, ncols=min(panels, 4), title="x̂₀ along the reverse diffusion")
 
 
 class Unconditional(DiffusionSampler):

@@ -108,3 +108,20 @@ def test_output_statistics_and_nfe(prior):
     torch.testing.assert_close(out.std, out.x.std(0, unbiased=False))
     with pytest.raises(Exception, match="generator"):
         DDNM(prior, 10)(y, op, generator=None)
+
+
+def test_trajectory_png_and_latent_prior(prior, tmp_path):
+    op, y, _, _ = _problem("inpaint", 0.05)
+    from monai_diffrecon.samplers import DiffusionSampler, RangeNullSpace
+
+    s = DiffusionSampler(prior, 12, [RangeNullSpace()], trajectory_png=str(tmp_path / "traj.png"))
+    s(y, op, generator=torch.Generator().manual_seed(0), progress=False)
+    assert (tmp_path / "traj.png").stat().st_size > 5000
+
+    from monai.networks.nets import AutoencoderKL
+
+    ae = AutoencoderKL(spatial_dims=2, in_channels=1, out_channels=1, channels=(8, 8), latent_channels=2, num_res_blocks=1,
+                       norm_num_groups=4, attention_levels=(False, False))
+    lat = DiffusionPrior(prior.network, prior.scheduler, autoencoder=ae, latent_scale=0.5)
+    z = lat.encode(torch.rand(2, 1, 8, 8))
+    assert z.shape == (2, 2, 4, 4) and lat.decode(z).shape == (2, 1, 8, 8)

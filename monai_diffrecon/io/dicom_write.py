@@ -310,6 +310,45 @@ def _geometry(affine_lps: np.ndarray) -> tuple[list[float], list[float], list[fl
     return [*r_dir.tolist(), *c_dir.tolist()], [cy, cx], a[:3, 3].tolist(), cz, normal, flip
 
 
+def _oriented(volume: np.ndarray, affine_lps: np.ndarray):
+    """Validated float64 ``(X, Y, Z)`` volume with its slice geometry; slices reordered so the stack runs along
+    +row×col. Returns ``(vol, iop, pixel_spacing, ipp, dz, normal)``."""
+    vol = np.asarray(volume, dtype=np.float64)
+    if vol.ndim != 3:
+        raise ShapeError(f"volume: expected (X, Y, Z), got {vol.shape}")
+    iop, ps, ipp, dz, normal, flip = _geometry(affine_lps)
+    if flip:
+        ipp = (np.asarray(ipp) + (vol.shape[2] - 1) * dz * (-normal)).tolist()
+        vol = vol[:, :, ::-1]
+    return vol, iop, ps, ipp, dz, normal
+
+
+@dataclass
+class _Derived:
+    vol: np.ndarray
+    stored: np.ndarray
+    slope: float
+    intercept: float
+    iop: list
+    ps: list
+    ipp: list
+    dz: float
+    normal: np.ndarray
+    uids: UIDFactory
+    series_uid: str
+    for_uid: str
+
+
+def _prepare_derived(volume, affine_lps, source: DicomSource | None, derivation: Derivation, seed: int, role: str) -> _Derived:
+    """Shared first half of the derived-series writers: geometry, quantisation and the UID policy."""
+    vol, iop, ps, ipp, dz, normal = _oriented(volume, affine_lps)
+    stored, slope, intercept = quantize(vol, "volume")
+    src_ids = [i[1] for i in source.instances] if source else []
+    uids = UIDFactory(*src_ids, derivation.description(), seed, role)
+    for_uid = (source.frame_of_reference_uid if source else None) or uids("frame-of-reference")
+    return _Derived(vol, stored, slope, intercept, iop, ps, ipp, dz, normal, uids, uids("series"), for_uid)
+
+
 def _ds_list(vals: Seq[float]) -> list[str]:
     from pydicom.valuerep import format_number_as_ds
 
@@ -346,19 +385,9 @@ def write_nm_recon(
     from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
 
-    vol = np.asarray(volume, dtype=np.float64)
-    if vol.ndim != 3:
-        raise ShapeError(f"volume: expected (X, Y, Z), got {vol.shape}")
-    iop, ps, ipp, dz, normal, flip = _geometry(affine_lps)
-    if flip:
-        ipp = (np.asarray(ipp) + (vol.shape[2] - 1) * dz * (-normal)).tolist()
-        vol = vol[:, :, ::-1]
-    stored, slope, intercept = quantize(vol, "volume")
-    src_ids = [i[1] for i in source.instances] if source else []
-    uids = UIDFactory(*src_ids, derivation.description(), seed, role)
-    series_uid, sop_uid = uids("series"), uids("instance", 1)
-    for_uid = (source.frame_of_reference_uid if source else None) or uids("frame-of-reference")
-    ds = _base(NM_IMAGE_STORAGE, sop_uid, source, uids, "NM", series_uid, series_number, description, for_uid)
+    g = _prepare_derived(volume, affine_lps, source, derivation, seed, role)
+    vol, stored, slope, intercept, iop, ps, ipp, dz, uids = g.vol, g.stored, g.slope, g.intercept, g.iop, g.ps, g.ipp, g.dz, g.uids
+    ds = _base(NM_IMAGE_STORAGE, uids("instance", 1), source, uids, "NM", g.series_uid, series_number, description, g.for_uid)
     hdr = None if source is None else source.header
     ds.InstanceNumber = 1
     ds.ImageType = ["DERIVED", "PRIMARY", "RECON TOMO", "EMISSION"]
@@ -407,18 +436,9 @@ def write_mr_series(
     role: str = "recon",
 ) -> list[Path]:
     """Write a real ``(X, Y, Z)`` MR volume (e.g. magnitude) as classic MR slices with RWVM scaling."""
-    vol = np.asarray(volume, dtype=np.float64)
-    if vol.ndim != 3:
-        raise ShapeError(f"volume: expected (X, Y, Z), got {vol.shape}")
-    iop, ps, ipp, dz, normal, flip = _geometry(affine_lps)
-    if flip:
-        ipp = (np.asarray(ipp) + (vol.shape[2] - 1) * dz * (-normal)).tolist()
-        vol = vol[:, :, ::-1]
-    stored, slope, intercept = quantize(vol, "volume")
-    src_ids = [i[1] for i in source.instances] if source else []
-    uids = UIDFactory(*src_ids, derivation.description(), seed, role)
-    series_uid = uids("series")
-    for_uid = (source.frame_of_reference_uid if source else None) or uids("frame-of-reference")
+    g = _prepare_derived(volume, affine_lps, source, derivation, seed, role)
+    vol, stored, slope, intercept, iop, ps, ipp, dz, normal, uids = g.vol, g.stored, g.slope, g.intercept, g.iop, g.ps, g.ipp, g.dz, g.normal, g.uids
+    series_uid, for_uid = g.series_uid, g.for_uid
     hdr = None if source is None else source.header
     out = []
     X, Y, Z = vol.shape
@@ -491,13 +511,9 @@ def write_ct_series(
     """Write an ``(X, Y, Z)`` HU volume as an axial CT Image Storage series (int16, RescaleIntercept −1024)."""
     from pydicom.valuerep import format_number_as_ds
 
-    vol = np.asarray(hu, dtype=np.float64)
+    vol, iop, ps, ipp, dz, normal = _oriented(hu, affine_lps)
     if not np.isfinite(vol).all():
         raise OutputError("hu: contains NaN or Inf; refusing to write")
-    iop, ps, ipp, dz, normal, flip = _geometry(affine_lps)
-    if flip:
-        ipp = (np.asarray(ipp) + (vol.shape[2] - 1) * dz * (-normal)).tolist()
-        vol = vol[:, :, ::-1]
     stored = np.rint(vol + 1024.0)
     if stored.min() < -32768 or stored.max() > 32767:
         raise OutputError("hu: values outside what int16 with intercept −1024 can hold")

@@ -2,7 +2,10 @@
 
 Commands:
     diffrecon --version
-    diffrecon demo --output DIR [--quick] [--seed N]   simulated SPECT + OSEM → NIfTI, PNG, metrics.json
+    diffrecon demo --output DIR [--quick] [--seed N]   built-in demo study → the SPECT bundle → DICOM, NIfTI, PNG
+    diffrecon demo-osem --output DIR                   the classical OSEM demo (no network)
+    diffrecon run BUNDLE --input DIR --output DIR [--set KEY=VALUE ...]
+    diffrecon bundles                                  list the bundles
 """
 
 from __future__ import annotations
@@ -24,11 +27,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"monai_diffrecon {__version__}")
     sub = p.add_subparsers(dest="command")
-    d = sub.add_parser("demo", help="simulate a cardiac SPECT study and reconstruct it with OSEM")
+    d = sub.add_parser("demo", help="simulate a low-dose cardiac SPECT/CT study (DICOM) and reconstruct it with the SPECT bundle")
     d.add_argument("--output", required=True, help="output folder (replaced atomically)")
-    d.add_argument("--quick", action="store_true", help="32³ object, for smoke tests")
-    d.add_argument("--seed", type=int, default=0, help="noise seed")
+    d.add_argument("--dose", type=float, default=0.1, help="dose fraction of the simulated acquisition (default 0.1)")
+    d.add_argument("--samples", type=int, default=2, help="posterior samples (≥ 2 adds the std series)")
+    d.add_argument("--steps", type=int, default=None, help="reverse diffusion steps (default: the bundle's)")
+    d.add_argument("--seed", type=int, default=0, help="simulation and sampling seed")
+    d.add_argument("--quick", action="store_true", help="tiny settings for smoke tests")
     d.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    o = sub.add_parser("demo-osem", help="simulate a cardiac SPECT study and reconstruct it with OSEM (no network)")
+    o.add_argument("--output", required=True)
+    o.add_argument("--quick", action="store_true")
+    o.add_argument("--seed", type=int, default=0)
+    o.add_argument("--no-progress", action="store_true")
+    r = sub.add_parser("run", help="run a bundle's inference on a folder")
+    r.add_argument("bundle", help="bundle name (see `diffrecon bundles`) or path")
+    r.add_argument("--input", required=True, help="input folder (DICOM study, k-space files, …)")
+    r.add_argument("--output", required=True, help="output folder (replaced atomically)")
+    r.add_argument("--config", default="inference", help="config name under configs/ (default inference)")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config id (JSON value), e.g. num_samples=4")
+    r.add_argument("--trust-config", action="store_true", help="allow running a bundle from outside this project")
+    sub.add_parser("bundles", help="list the bundles")
     return p
 
 
@@ -37,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         _parser().print_help()
         return 0
-    if args.command == "demo":
+    if args.command == "demo-osem":
         from monai_diffrecon.demo import DemoConfig, run_spect_demo
 
         cfg = DemoConfig.quick() if args.quick else DemoConfig()
@@ -45,6 +64,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         metrics = run_spect_demo(args.output, cfg, progress=not args.no_progress)
         print(json.dumps({k: v for k, v in metrics.items() if k != "config"}, indent=2))
         print(f"wrote {args.output}/ (recon_osem_acpsf.nii.gz, demo.png, metrics.json, ...)")
+        return 0
+    if args.command == "demo":
+        from monai_diffrecon.demo import run_bundle_demo
+
+        metrics = run_bundle_demo(args.output, dose=args.dose, samples=args.samples, steps=args.steps, seed=args.seed,
+                                  quick=args.quick, progress=not args.no_progress)
+        print(json.dumps(metrics, indent=2))
+        print(f"wrote {args.output}/ (dicom/, recon.nii.gz, osem.nii.gz, recon.png, metrics.json)")
+        return 0
+    if args.command == "bundles":
+        from monai_diffrecon.bundles import list_bundles
+
+        print("\n".join(list_bundles()))
+        return 0
+    if args.command == "run":
+        from monai_diffrecon.bundles import run_bundle
+
+        overrides = {}
+        for kv in args.set:
+            if "=" not in kv:
+                raise SystemExit(f"--set expects KEY=VALUE, got {kv!r}")
+            k, v = kv.split("=", 1)
+            try:
+                overrides[k] = json.loads(v)
+            except json.JSONDecodeError:
+                overrides[k] = v
+        run_bundle(args.bundle, args.config, args.trust_config, input_dir=args.input, output_dir=args.output, **overrides)
+        print(f"wrote {args.output}/")
         return 0
     return 2  # pragma: no cover
 

@@ -9,6 +9,7 @@ expected, e.g. ``"x: expected shape (B, 1, 64, 64), got (2, 1, 64, 63)"``.
 from __future__ import annotations
 
 __all__ = [
+    "unwrap",
     "DiffReconError",
     "ShapeError",
     "DTypeError",
@@ -20,6 +21,7 @@ __all__ = [
     "KSpaceError",
     "OutputError",
     "TrainingError",
+    "WeightsError",
 ]
 
 
@@ -83,3 +85,18 @@ class OutputError(DiffReconError, ValueError):
 
 class TrainingError(DiffReconError, RuntimeError):
     """Training cannot continue (NaN/Inf loss, incompatible checkpoint, …); the last good checkpoint is kept."""
+
+
+class WeightsError(DiffReconError, ValueError):
+    """Model weights are missing, do not match their recorded sha256, or are not a plain state dict."""
+
+
+def unwrap(exc: BaseException) -> BaseException:
+    """The first :class:`DiffReconError` in ``exc``'s cause chain (MONAI's ``Compose`` wraps transform errors in a
+    ``RuntimeError("applying transform …")``), or ``exc`` itself."""
+    e: BaseException | None = exc
+    while e is not None:
+        if isinstance(e, DiffReconError):
+            return e
+        e = e.__cause__ or e.__context__
+    return exc

@@ -45,6 +45,7 @@ class SPECTStudy:
     affine_lps: np.ndarray
     voxel_mm: float
     psf: CollimatorPSF
+    counts_per_unit: float  # expected full-dose counts = counts_per_unit · P(activity)
 
 
 def study_geometry(views: int, detectors: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -114,7 +115,8 @@ def simulate_spect_study(
     radii_sorted = torch.from_numpy(radii_dv.reshape(-1)[order])
     P = SPECTProjector(th_sorted, voxel_mm, ph["mu"], psf, radii_mm=radii_sorted)
     expected = P(ph["activity"][None, None]).double()
-    expected = expected * (total_counts / float(expected.sum()))
+    counts_per_unit = total_counts / float(expected.sum())
+    expected = expected * counts_per_unit
     scatter = Blur(gaussian_kernel(max(0.5, 18.0 / voxel_mm), dtype=torch.float64))(expected[0, 0][:, None]).clamp_min(0)[:, 0][None, None] * 0.35
     counts = PoissonNoise(normalize=False)(expected, generator=g)
     sc_counts = PoissonNoise(normalize=False)(scatter, generator=g)
@@ -148,4 +150,4 @@ def simulate_spect_study(
     hu = torch.where(ct_ph["mu"] > 0, hu, torch.full_like(hu, -1000.0))
     ct_files = write_ct_series(hu.numpy(), grid_affine_lps(ct_shape, (4.0, 4.0, 5.0), ct_center), out, study, for_uid)
     return SPECTStudy(nm_files[0], ct_files[0].parent, ph["activity"], ph["mu"], ph["myocardium"], expected.float(),
-                      counts.float(), th_sorted, radii_sorted, aff, voxel_mm, psf)
+                      counts.float(), th_sorted, radii_sorted, aff, voxel_mm, psf, counts_per_unit)

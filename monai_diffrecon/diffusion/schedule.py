@@ -46,6 +46,9 @@ def t_of_sigma(alphas_cumprod: torch.Tensor, sigma: torch.Tensor | float) -> tor
     s = torch.as_tensor(sigma, dtype=torch.float64)
     if bool((s < 0).any()):
         raise InvalidValueError(f"sigma: must be ≥ 0, got {s.tolist()}")
+    s_max = torch.sqrt((1 - ab[-1]) / ab[-1])
+    # tolerate float32 round-off of callers' own schedules (σ up to 1e-4 above the top is clamped to it)
+    s = torch.where((s > s_max) & (s <= s_max * (1 + 1e-4)), s_max, s)
     target = 1.0 / (1.0 + s**2)
     if bool((target < ab[-1] - 1e-15).any()):
         hi = float(torch.sqrt((1 - ab[-1]) / ab[-1]))

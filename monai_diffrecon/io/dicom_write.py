@@ -486,13 +486,15 @@ class StudyInfo:
     study_time: str = "120000"
     seed: int = 0
 
-    def header(self, uids: UIDFactory):
+    def header(self, uids: UIDFactory | None = None):
+        """Patient/study header shared by every series of the simulated study (the study UID depends only on the
+        patient and the seed, so the NM and CT series land in the same study)."""
         from pydicom.dataset import Dataset
 
         h = Dataset()
         h.SpecificCharacterSet = "ISO_IR 192"
         h.PatientName, h.PatientID, h.PatientBirthDate, h.PatientSex = self.patient_name, self.patient_id, self.birth_date, self.sex
-        h.StudyInstanceUID = uids("study")
+        h.StudyInstanceUID = UIDFactory("study", self.seed, self.patient_id)("study")
         h.StudyDate, h.StudyTime, h.StudyDescription = self.study_date, self.study_time, self.study_description
         h.StudyID, h.AccessionNumber, h.ReferringPhysicianName = "1", "", ""
         h.PatientPosition = "FFS"

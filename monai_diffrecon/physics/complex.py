@@ -1,4 +1,4 @@
-"""Real ↔ complex adaptors, so real-valued priors and real-only tools compose with complex operators.
+"""Layout adaptors: real ↔ complex, and slice batches ↔ volumes, so priors compose with any operator.
 
 * :class:`RealToComplex`: ``x ↦ x + 0i`` (real ``(B, …)`` → complex); adjoint ``Re(y)``.
 * :class:`ComplexToReal`: ``y ↦ [Re y, Im y]`` stacked in a trailing axis of size 2 (complex ``(B, …)`` → real
@@ -14,7 +14,7 @@ import torch
 
 from monai_diffrecon.physics.base import LinearOperator
 
-__all__ = ["RealToComplex", "ComplexToReal"]
+__all__ = ["RealToComplex", "ComplexToReal", "SlicesToVolume"]
 
 
 class RealToComplex(LinearOperator):
@@ -47,6 +47,32 @@ class ComplexToReal(LinearOperator):
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
         return torch.complex(y[..., 0], y[..., 1])
+
+    def pinv(self, y, tol=1e-6, max_iter=100):
+        return self._adjoint(self.check_output(y))
+
+    def norm(self, shape=None, **kwargs) -> float:
+        return 1.0
+
+
+class SlicesToVolume(LinearOperator):
+    """Batch of axial slices ``(Z, C, X, Y)`` → volume ``(1, C, X, Y, Z)`` (a permutation; adjoint = inverse).
+
+    Lets a 2.5D prior that sees a volume as a batch of slices use a volumetric operator:
+    ``SPECTProjector(...) @ SlicesToVolume(Z)`` maps slice batches to projections.
+    """
+
+    def __init__(self, num_slices: int | None = None) -> None:
+        super().__init__()
+        self.num_slices = num_slices
+        self.in_shape = (num_slices, None, None, None)
+        self.out_shape = (1, None, None, None, num_slices)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(1, 2, 3, 0).unsqueeze(0)
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return y[0].permute(3, 0, 1, 2)
 
     def pinv(self, y, tol=1e-6, max_iter=100):
         return self._adjoint(self.check_output(y))

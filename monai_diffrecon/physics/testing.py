@@ -21,7 +21,7 @@ import torch
 from monai_diffrecon.physics.base import Identity, LinearOperator
 from monai_diffrecon.physics.blur import Blur, gaussian_kernel
 from monai_diffrecon.physics.coils import birdcage_maps
-from monai_diffrecon.physics.complex import ComplexToReal, RealToComplex
+from monai_diffrecon.physics.complex import ComplexToReal, RealToComplex, SlicesToVolume
 from monai_diffrecon.physics.ct import ParallelBeamCT
 from monai_diffrecon.physics.masks import poisson_disc_mask, random_lines_mask
 from monai_diffrecon.physics.mri import MultiCoilMRI
@@ -206,6 +206,11 @@ def _real_mri(dtype):
     return Case(op, (2, 1, 8, 6), (2, 4, 8, 6, 2))
 
 
+def _slices_spect(dtype):
+    P = SPECTProjector(torch.arange(0, 360, 60.0), 4.0, torch.full((6, 6, 4), 0.1), (2.0, 0.05), radii_mm=30.0, dtype=dtype)
+    return Case(P @ SlicesToVolume(4), (4, 1, 6, 6), (1, 1, 6, 6, 4), batch_fixed=True)
+
+
 #: name → factory(dtype) → Case. Every LinearOperator exported by ``monai_diffrecon.physics`` appears here.
 OPERATORS: dict[str, Callable[[torch.dtype], Case]] = {
     "identity": _identity,
@@ -234,6 +239,7 @@ OPERATORS: dict[str, Callable[[torch.dtype], Case]] = {
     "scaled_complex_mri": _scaled_complex,
     "adjoint_of_spect": _adjoint_spect,
     "real_valued_mri": _real_mri,
+    "spect_on_slice_batch": _slices_spect,
 }
 
 

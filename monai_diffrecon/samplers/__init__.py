@@ -13,6 +13,7 @@ from monai_diffrecon.samplers.diffusion_samplers import DDNM, DPS, DiffPIR, Diff
 from monai_diffrecon.samplers.engine import DiffusionLoop, ddim_noise, diffpir_noise, dps_guidance
 from monai_diffrecon.samplers.pnp_dm import PnPDM
 from monai_diffrecon.samplers.score_pnp import ScorePnP
+from monai_diffrecon.samplers.spect25d import SPECT25D
 
 __all__ = [
     "Sampler",
@@ -25,6 +26,7 @@ __all__ = [
     "DiffPIR",
     "PnPDM",
     "ScorePnP",
+    "SPECT25D",
     "ConsistencyStep",
     "ProxConsistency",
     "GradientConsistency",

@@ -68,13 +68,23 @@ class DiffusionLoop:
         x0_steps: consistency steps (MONAI transforms, see :mod:`monai_diffrecon.samplers.consistency`).
         noise: ``(ᾱ_t, ᾱ_t') → s`` (:func:`ddim_noise` / :func:`diffpir_noise`).
         guidance: ``(x_t, x̂₀, state) → correction`` subtracted after the step (enables autograd through ε_θ).
+        shared_noise: draw one noise image per step for the whole batch (slices of a volume).
     """
 
-    def __init__(self, prior, x0_steps: Sequence = (), noise: Callable | None = None, guidance: Callable | None = None) -> None:
+    def __init__(self, prior, x0_steps: Sequence = (), noise: Callable | None = None, guidance: Callable | None = None,
+                 shared_noise: bool = False) -> None:
         self.prior = prior
         self.x0_steps = list(x0_steps)
         self.noise = noise if noise is not None else ddim_noise(1.0)
         self.guidance = guidance
+        self.shared_noise = shared_noise
+
+    def draw(self, shape, generator: torch.Generator, dtype, device=None) -> torch.Tensor:
+        """Standard normal noise; with ``shared_noise`` one draw is shared by the whole batch (DDPET-3D's trick for
+        the slices of one volume processed as a batch)."""
+        if self.shared_noise:
+            return torch.randn((1, *shape[1:]), generator=generator, dtype=dtype, device=device).expand(shape)
+        return torch.randn(shape, generator=generator, dtype=dtype, device=device)
 
     def timesteps(self, num_steps: int, t_start: float | None = None) -> torch.Tensor:
         return timestep_sequence(self.prior.scheduler, num_steps, t_start)
@@ -124,7 +134,7 @@ class DiffusionLoop:
             s = self.noise(a, a_prev) if t_prev >= 0 else torch.zeros_like(a)
             x_next = torch.sqrt(a_prev) * x0c + torch.sqrt((1 - a_prev - s**2).clamp_min(0)) * e
             if bool((s > 0).any()):
-                x_next = x_next + s * torch.randn(x_t.shape, generator=generator, dtype=x_t.dtype, device=x_t.device)
+                x_next = x_next + s * self.draw(x_t.shape, generator, x_t.dtype, x_t.device)
             if self.guidance is not None:
                 x_next = x_next - self.guidance(x_in, x0, state)
             x_t = x_next.detach()

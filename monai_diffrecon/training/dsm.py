@@ -29,7 +29,7 @@ from torch import nn
 
 from monai_diffrecon.errors import TrainingError
 
-__all__ = ["DSMConfig", "DenoisingScoreTrainer", "TensorSampler", "load_checkpoint"]
+__all__ = ["DSMConfig", "DenoisingScoreTrainer", "TensorSampler", "load_checkpoint", "validation_loss"]
 
 
 @dataclass
@@ -94,16 +94,19 @@ class DenoisingScoreTrainer:
         progress: tqdm progress bar.
     """
 
-    def __init__(self, network: nn.Module, scheduler, sampler: Callable, out_dir: str | Path, config: DSMConfig | None = None, progress: bool = True) -> None:
+    def __init__(self, network: nn.Module, scheduler, sampler: Callable, out_dir: str | Path, config: DSMConfig | None = None, progress: bool = True,
+                 device: str | torch.device = "cpu") -> None:
         self.cfg = config or DSMConfig()
         self.out_dir = Path(out_dir)
         self.scheduler, self.sampler, self.progress = scheduler, sampler, progress
+        self.device = torch.device(device)
         self.rank, self.world = self._init_distributed()
-        self.network = network
-        self.ema = copy.deepcopy(network).requires_grad_(False)
-        self.model = network
+        self.network = network.to(self.device)
+        self.ema = copy.deepcopy(self.network).requires_grad_(False)
+        self.model = self.network
         if self.world > 1:
-            self.model = nn.parallel.DistributedDataParallel(network)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = nn.parallel.DistributedDataParallel(self.network, device_ids=ids)
         self.optimizer = torch.optim.AdamW(network.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda it: min(1.0, (it + 1) / max(1, self.cfg.warmup)))
         self.generator = torch.Generator().manual_seed(self.cfg.seed + self.rank)
@@ -118,7 +121,7 @@ class DenoisingScoreTrainer:
     def _init_distributed() -> tuple[int, int]:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world > 1 and not torch.distributed.is_initialized():
-            torch.distributed.init_process_group("gloo")
+            torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         if torch.distributed.is_initialized():
             return torch.distributed.get_rank(), torch.distributed.get_world_size()
         return 0, 1
@@ -194,12 +197,13 @@ class DenoisingScoreTrainer:
         B = x0.shape[0]
         T = self.alphas_cumprod.numel()
         t = torch.randint(0, T, (B,), generator=g)
-        noise = torch.randn(x0.shape, generator=g)
+        noise = torch.randn(x0.shape, generator=g)  # drawn on the CPU so the stream does not depend on the device
         a = self.alphas_cumprod[t].reshape(B, *([1] * (x0.ndim - 1)))
-        x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        inp = x_t if cond is None else torch.cat([x_t, cond.float()], dim=1)
+        x_t = (a.sqrt() * x0 + (1 - a).sqrt() * noise).to(self.device)
+        inp = x_t if cond is None else torch.cat([x_t, cond.float().to(self.device)], dim=1)
+        noise = noise.to(self.device)
         self.model.train()
-        pred = self.model(inp, t)
+        pred = self.model(inp, t.to(self.device))
         loss = torch.nn.functional.mse_loss(pred, noise)
         if not bool(torch.isfinite(loss)):
             raise TrainingError(f"loss is {float(loss.detach())} at iteration {self.iteration + 1}; stopping (last checkpoint kept)")
@@ -214,7 +218,7 @@ class DenoisingScoreTrainer:
                 pe.mul_(self.cfg.ema_decay).add_(p.detach(), alpha=1 - self.cfg.ema_decay)
             for be, b in zip(self.ema.buffers(), self.network.buffers()):
                 be.copy_(b)
-        value = float(loss.detach())
+        value = float(loss.detach().cpu())
         if self.world > 1:
             tl = torch.tensor([value])
             torch.distributed.all_reduce(tl)
@@ -267,3 +271,42 @@ class DenoisingScoreTrainer:
         if not self.interrupted:
             self.save()
         return {"iteration": self.iteration, "loss": self.losses[-1], "interrupted": self.interrupted}
+
+
+class validation_loss:  # noqa: N801 - used as a config component (``_target_``)
+    """ε-MSE of the trainer's EMA network on a held-out cohort (fixed draws), written to ``validation.json``.
+
+    Args:
+        trainer: the :class:`DenoisingScoreTrainer`. cohort: ``{"target": (N, C, …), "cond": (N, C_cond, …) | None}``.
+        n_batches, batch_size, seed: the fixed evaluation draws.
+    """
+
+    def __init__(self, trainer: DenoisingScoreTrainer, cohort: dict, n_batches: int = 20, batch_size: int = 16, seed: int = 123) -> None:
+        self.trainer, self.cohort, self.n_batches, self.batch_size, self.seed = trainer, cohort, n_batches, batch_size, seed
+
+    @torch.no_grad()
+    def report(self) -> dict:
+        import json
+
+        tr = self.trainer
+        g = torch.Generator().manual_seed(self.seed)
+        smp = TensorSampler(self.cohort["target"], self.cohort.get("cond"))
+        ab = tr.alphas_cumprod
+        losses = []
+        tr.ema.eval()
+        for _ in range(self.n_batches):
+            b = smp(g, self.batch_size)
+            x0 = b["image"].float()
+            t = torch.randint(0, ab.numel(), (x0.shape[0],), generator=g)
+            n = torch.randn(x0.shape, generator=g)
+            a = ab[t].reshape(-1, *([1] * (x0.ndim - 1)))
+            x_t = a.sqrt() * x0 + (1 - a).sqrt() * n
+            inp = x_t if b["cond"] is None else torch.cat([x_t, b["cond"].float()], 1)
+            pred = tr.ema(inp.to(tr.device), t.to(tr.device)).cpu()
+            losses.append(float(torch.nn.functional.mse_loss(pred, n)))
+        out = {"validation_eps_mse": sum(losses) / len(losses), "iteration": tr.iteration,
+               "train_eps_mse_last100": sum(tr.losses[-100:]) / max(1, len(tr.losses[-100:]))}
+        if tr.rank == 0:
+            tr.out_dir.mkdir(parents=True, exist_ok=True)
+            (tr.out_dir / "validation.json").write_text(json.dumps(out, indent=2))
+        return out

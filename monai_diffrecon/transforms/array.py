@@ -245,35 +245,58 @@ class ChannelsToComplex(Transform):
 
 
 class LoadSPECTStudy(Transform):
-    """NM TOMO projections (+ optional CT series) → counts, μ-map and the matching projector.
+    """NM TOMO projections (+ CT series) → counts, μ-map and the matching projector, with consistency checks.
 
     ``__call__(projections_path, ct_path=None)`` returns ``(counts, mu, projector)``:
 
     * ``counts`` — ``MetaTensor (1, V, X, Z)`` with ``meta`` ``angles_deg``, ``radii_mm``, ``affine_lps`` (grid),
-      ``dicom_source``;
+      ``dicom_source`` (projections + CT lineage);
     * ``mu`` — ``MetaTensor (1, X, Y, Z)`` μ in cm⁻¹ on the SPECT grid with its RAS affine (``None`` without CT);
     * ``projector`` — :class:`~monai_diffrecon.physics.SPECTProjector` (attenuation if CT, PSF if ``psf`` and the
       file has radial positions).
+
+    Checks (typed errors): a CT is required unless ``allow_no_attenuation``; projections and CT must share PatientID
+    and StudyInstanceUID (and FrameOfReferenceUID when both have one); the CT must cover the SPECT field of view.
     """
 
-    def __init__(self, psf=None, energy_window: int | str | None = None) -> None:
+    def __init__(self, psf="LEHR", energy_window: int | str | None = None, allow_no_attenuation: bool = False) -> None:
         from monai_diffrecon.physics import LEHR
 
         self.psf = LEHR if psf == "LEHR" else psf
         self.energy_window = energy_window
+        self.allow_no_attenuation = allow_no_attenuation
+
+    @staticmethod
+    def _check_pairing(nm, ct, where) -> None:
+        from monai_diffrecon.errors import DicomError
+
+        a, b = nm.source.header, ct.meta["dicom_source"].header
+        for kw in ("PatientID", "StudyInstanceUID"):
+            if str(a.get(kw, "")) != str(b.get(kw, "")):
+                raise DicomError(where, f"projections and CT differ in {kw} (different patient or study)", kw)
+        fa, fb = str(a.get("FrameOfReferenceUID", "")), str(b.get("FrameOfReferenceUID", ""))
+        if fa and fb and fa != fb:
+            raise DicomError(where, "projections and CT are in different frames of reference", "FrameOfReferenceUID")
 
     def __call__(self, projections_path, ct_path=None):
         from monai.data import MetaTensor
 
+        from monai_diffrecon.errors import DicomError
         from monai_diffrecon.io.dicom import ct_to_mu_on_grid, lps_to_ras, read_ct_series, read_nm_projections
         from monai_diffrecon.physics import SPECTProjector
 
         nm = read_nm_projections(projections_path, self.energy_window)
         mu_t, mu = None, None
         source = nm.source
-        if ct_path is not None:
+        if ct_path is None:
+            if not self.allow_no_attenuation:
+                raise DicomError(projections_path, "no CT given: attenuation cannot be modelled (allow_no_attenuation=True to proceed without)")
+        else:
             ct = read_ct_series(ct_path)
+            self._check_pairing(nm, ct, ct_path)
             mu = ct_to_mu_on_grid(ct, nm)
+            if float((mu > 0.05).float().mean()) < 0.02:
+                raise DicomError(ct_path, "the CT does not overlap the SPECT field of view (μ-map is air)")
             source = source.merged(ct.meta["dicom_source"])
             mu_t = MetaTensor(mu[None], affine=torch.from_numpy(lps_to_ras(nm.affine)), meta={"space": "RAS", "units": "cm^-1"})
         psf = self.psf if (self.psf is not None and nm.radii_mm is not None) else None

@@ -196,10 +196,10 @@ class LoadSPECTStudyd(MapTransform):
     are replaced by the counts and μ ``MetaTensor``s; the projector goes to ``d[projector_key]``."""
 
     def __init__(self, projections_key: str = "projections", ct_key: str | None = "ct", projector_key: str = "projector", psf="LEHR",
-                 energy_window=None, allow_missing_keys: bool = False) -> None:
+                 energy_window=None, allow_no_attenuation: bool = False, allow_missing_keys: bool = False) -> None:
         keys = [projections_key] + ([ct_key] if ct_key else [])
         super().__init__(keys, allow_missing_keys)
-        self.loader = LoadSPECTStudy(psf, energy_window)
+        self.loader = LoadSPECTStudy(psf, energy_window, allow_no_attenuation)
         self.projections_key, self.ct_key, self.projector_key = projections_key, ct_key, projector_key
 
     def __call__(self, data):

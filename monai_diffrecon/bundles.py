@@ -1,0 +1,54 @@
+"""Locating and running the project's MONAI bundles (``diffrecon run <bundle> --input … --output …``).
+
+Bundles live in ``bundles/<name>/`` (MONAI model-zoo layout) next to the package in a source checkout; a path to
+any bundle folder works too. Running goes through MONAI's ``ConfigWorkflow`` with the bundle's metadata, so the
+same configs also run with ``python -m monai.bundle run --config_file bundles/<name>/configs/inference.json
+--meta_file bundles/<name>/configs/metadata.json --input_dir … --output_dir …``.
+
+Security: configs are executable (``_target_`` calls arbitrary callables even with ``MONAI_EVAL_EXPR=0``), so only
+bundles inside this project's ``bundles/`` folder run unless ``trust_config=True`` is passed explicitly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from monai_diffrecon.errors import InvalidValueError
+
+__all__ = ["BUNDLES_DIR", "bundle_path", "run_bundle", "list_bundles"]
+
+BUNDLES_DIR = Path(__file__).resolve().parent.parent / "bundles"
+
+
+def list_bundles() -> list[str]:
+    return sorted(p.name for p in BUNDLES_DIR.iterdir() if (p / "configs" / "metadata.json").exists()) if BUNDLES_DIR.is_dir() else []
+
+
+def bundle_path(name_or_path: str | Path, trust_config: bool = False) -> Path:
+    p = Path(name_or_path)
+    if not p.is_dir():
+        p = BUNDLES_DIR / str(name_or_path)
+    if not (p / "configs" / "metadata.json").is_file():
+        raise InvalidValueError(f"bundle {name_or_path!r} not found (known: {', '.join(list_bundles()) or 'none'})")
+    p = p.resolve()
+    if not trust_config and BUNDLES_DIR.resolve() not in p.parents:
+        raise InvalidValueError(f"{p}: bundle outside {BUNDLES_DIR}; configs execute code, pass trust_config=True if you trust it")
+    return p
+
+
+def run_bundle(name_or_path: str | Path, config: str = "inference", trust_config: bool = False, **overrides):
+    """Initialise and run ``configs/<config>.json`` of a bundle with ``overrides`` (e.g. ``input_dir``, ``output_dir``,
+    ``num_samples``, or nested ids like ``inferer#num_steps``); returns the workflow's ``run`` result."""
+    from monai.bundle import ConfigWorkflow
+
+    root = bundle_path(name_or_path, trust_config)
+    cfg = root / "configs" / f"{config}.json"
+    if not cfg.is_file():
+        raise InvalidValueError(f"{cfg}: no such config")
+    wf_type = "infer" if config in ("inference", "evaluate") else ("train" if "train" in config else None)
+    wf = ConfigWorkflow(config_file=str(cfg), meta_file=str(root / "configs" / "metadata.json"), workflow_type=wf_type,
+                        bundle_root=str(root), **{k.replace(".", "#"): v for k, v in overrides.items()})
+    wf.initialize()
+    result = wf.run()
+    wf.finalize()
+    return result

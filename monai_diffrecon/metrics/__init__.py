@@ -1,0 +1,5 @@
+"""Metrics (SPECT-specific here; image metrics from MONAI / scikit-image where they exist)."""
+
+from monai_diffrecon.metrics.spect import defect_metrics, heart_mask, volume_metrics
+
+__all__ = ["heart_mask", "volume_metrics", "defect_metrics"]

@@ -1,0 +1,49 @@
+"""Loading shipped weights safely: sha256 checked first, then ``torch.load(..., weights_only=True)``."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from monai_diffrecon.errors import WeightsError
+
+__all__ = ["sha256_file", "load_verified"]
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_verified(network: nn.Module, path: str | Path, sha256: str | None = None, strict: bool = True) -> nn.Module:
+    """Load a state dict into ``network`` after checking its sha256 (if given); returns the network in eval mode
+    with gradients off.
+
+    Raises:
+        WeightsError: missing file, sha256 mismatch, not loadable with ``weights_only=True`` (e.g. a pickle with
+            code), or keys/shapes that do not fit the network.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(f"{p}: weights file not found")
+    if sha256:
+        got = sha256_file(p)
+        if got != sha256.lower():
+            raise WeightsError(f"{p}: sha256 {got} does not match the recorded {sha256}")
+    try:
+        sd = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001
+        raise WeightsError(f"{p}: not a plain state dict ({type(e).__name__})") from None
+    if isinstance(sd, dict) and "ema" in sd and "model" in sd:  # a trainer checkpoint: take the EMA weights
+        sd = sd["ema"]
+    try:
+        network.load_state_dict(sd, strict=strict)
+    except (RuntimeError, TypeError) as e:
+        raise WeightsError(f"{p}: weights do not fit the network ({str(e)[:300]})") from None
+    return network.eval().requires_grad_(False)

@@ -33,25 +33,37 @@ def _visible_series(out):
     return [p for p in out.iterdir() if not p.name.startswith(".")] if out.exists() else []
 
 
+def _partial_count(out):
+    if not out.exists():
+        return -1
+    hidden = [p for p in out.iterdir() if p.name.startswith(".") and p.is_dir()]
+    return max((len(list(h.glob("*.dcm"))) for h in hidden), default=-1)
+
+
 def test_kill_9_never_leaves_a_visible_partial_series(tmp_path):
-    """SIGKILL at points spread over a 300-file series write: a visible series is always complete."""
+    """SIGKILL at chosen points of a 300-file series write (by files already written, and by time): a visible
+    series is always complete."""
     mid_write = 0
-    for i, delay in enumerate([0.0, 0.05, 0.15, 0.3, 0.45, 0.6, 0.8, 2.0]):
+    for i, trigger in enumerate([1, 50, 150, 280, 0.0, 3.0]):
         out = tmp_path / f"out{i}"
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(out)], stdout=subprocess.PIPE, text=True)
         assert proc.stdout.readline().strip() == "ready"
-        time.sleep(delay)
+        if isinstance(trigger, int):  # wait until the staged folder holds `trigger` files
+            deadline = time.time() + 60
+            while _partial_count(out) < trigger and proc.poll() is None and time.time() < deadline:
+                time.sleep(0.002)
+        else:
+            time.sleep(trigger)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         visible = _visible_series(out)
-        hidden = [p for p in out.iterdir() if p.name.startswith(".")] if out.exists() else []
-        if hidden and not visible:
+        if _partial_count(out) >= 0 and not visible:
             mid_write += 1
         for series in visible:
             manifest = json.loads((series / "manifest.json").read_text())
             names = sorted(p.name for p in series.glob("*.dcm"))
             assert names == sorted(manifest["files"]) and len(names) == 300
-    assert mid_write >= 2  # the kills really landed inside writes
+    assert mid_write >= 3  # the kills really landed inside writes
 
 
 def test_phi_canary_never_reaches_logs_errors_or_sidecars(tmp_path, caplog):

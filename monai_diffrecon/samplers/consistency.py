@@ -75,50 +75,81 @@ class GradientConsistency(ConsistencyStep):
 
 
 class RangeNullSpace(ConsistencyStep):
-    """DDNM's range–null-space decomposition (arXiv 2212.00490): ``x̂₀ ← x̂₀ − λ_t A⁺(A x̂₀ − y)``; the range of Aᴴ
+    """DDNM's range–null-space decomposition (arXiv 2212.00490): ``x̂₀ ← x̂₀ − λ A⁺(A x̂₀ − y)``; the range of Aᴴ
     comes from the data, the null space from the prior.
 
-    Noisy data (DDNM⁺'s idea): with ``sigma_y > 0`` the correction is damped once the diffusion noise level of the
-    step falls below the measurement noise, ``λ_t = scale · min(1, σ_t/σ_y)`` (σ_t the VE level √((1−ᾱ)/ᾱ)), so the
-    measurement noise is not copied into the image.
+    Noisy data (DDNM⁺): DDNM⁺ scales the correction per singular value ``s`` by ``min(1, σ_t s/σ_y)`` so that the
+    measurement noise copied into the image never exceeds the diffusion noise level σ_t of the step. Without an SVD
+    we apply the smooth version of that rule, ``(σ_t s)²/((σ_t s)² + σ_y²)``, which is exactly the Tikhonov-damped
+    pseudo-inverse ``(AᴴA + ρ_t I)⁻¹Aᴴ`` with ``ρ_t = (σ_y/σ_t)²`` (σ_t the VE level √((1−ᾱ)/ᾱ)) — computed by
+    the operator's ``prox_l2`` (closed form where one exists, CG otherwise). Small singular values, whose pinv
+    would amplify the noise (deblurring, g-factor in parallel MRI), are then left to the prior.
     """
 
     def __init__(self, scale: float = 1.0, sigma_y: float = 0.0, cg_iters: int = 50) -> None:
         self.scale, self.sigma_y, self.cg_iters = scale, sigma_y, cg_iters
 
     def update(self, x0, state):
-        A = state["operator"]
-        lam = self.scale
+        A, y = state["operator"], state["y"]
         if self.sigma_y > 0:
-            lam = lam * min(1.0, float(state["sigma_t"].flatten()[0]) / self.sigma_y)
-        return x0 - lam * A.pinv(A(x0) - state["y"], max_iter=self.cg_iters)
+            sigma_t = float(state["sigma_t"].flatten()[0])
+            gamma = (sigma_t / self.sigma_y) ** 2  # prox weight 1/ρ_t
+            return x0 + self.scale * (A.prox_l2(x0, y, gamma, max_iter=self.cg_iters) - x0)
+        return x0 - self.scale * A.pinv(A(x0) - y, max_iter=self.cg_iters)
 
 
 class PoissonMLEMConsistency(ConsistencyStep):
-    """A few MLEM iterations started from x̂₀ (emission data: ``y`` are counts, ``A`` the system model).
+    """Poisson-likelihood data consistency on x̂₀ (emission data: ``y`` are counts, ``A`` the system model).
+
+    ``lam = None`` — plain MLEM: ``iterations`` MLEM updates started from x̂₀ (the data term alone; every step pulls
+    the image fully towards the counts, noise included).
+
+    ``lam > 0`` — Poisson proximal step (the Poisson analogue of DiffPIR's data step): a few iterations of
+    penalised EM for ``min_x  Σ (A x − y log A x) + β_t/2 ‖x − x̂₀‖²`` with De Pierro's separable surrogate, which
+    has a closed-form per-voxel update
+
+        x ← ((β z − s) + √((s − β z)² + 4 β s x_EM)) / (2β),   x_EM = x·Aᵀ(y/Ax)/s,  s = Aᵀ1,  z = x̂₀,
+
+    and ``β_t = lam / (σ_t · scale)²``: the prior's uncertainty about x̂₀ at this step (σ_t the VE noise level, in
+    the prior's units, times ``scale`` to counts). Early steps (large σ_t) follow the data; late steps (σ_t → 0)
+    keep the prior's estimate, so the last steps do not copy Poisson noise into the image. β → 0 gives MLEM.
 
     The prior may work in a normalised intensity space: ``x_phys = (x̂₀ − offset)·scale`` is reconstructed and
-    mapped back. Non-positive values are floored at ``floor`` before MLEM (MLEM keeps zeros at zero).
+    mapped back. Non-positive values are floored at ``floor`` (MLEM keeps zeros at zero).
 
     Args:
-        iterations: MLEM iterations per sampler step. scale, offset: prior → physical (counts per voxel) mapping.
-        additive: optional expected additive counts (scatter), shaped like ``y``.
+        iterations: (penalised) EM iterations per sampler step. scale, offset: prior → physical (counts per voxel).
+        lam: proximal weight (``None``: plain MLEM). additive: optional expected additive counts (scatter).
     """
 
-    def __init__(self, iterations: int = 2, scale: float = 1.0, offset: float = 0.0, floor: float = 1e-6, additive: torch.Tensor | None = None) -> None:
-        self.iterations, self.scale, self.offset, self.floor, self.additive = iterations, scale, offset, floor, additive
+    def __init__(self, iterations: int = 2, scale: float = 1.0, offset: float = 0.0, floor: float = 1e-6, additive: torch.Tensor | None = None,
+                 lam: float | None = None) -> None:
+        if lam is not None and lam <= 0:
+            raise InvalidValueError(f"lam: must be > 0 or None, got {lam}")
+        self.iterations, self.scale, self.offset, self.floor, self.additive, self.lam = iterations, scale, offset, floor, additive, lam
         self._sens: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # operator → sensitivity Aᵀ1 (cached)
 
     def update(self, x0, state):
         A, y = state["operator"], state["y"]
-        x = ((x0 - self.offset) * self.scale).clamp_min(self.floor)
+        z = (x0 - self.offset) * self.scale
+        x = z.clamp_min(self.floor)
         if A not in self._sens or self._sens[A].shape != x.shape:
             self._sens[A] = A.adjoint(torch.ones_like(y))
         sens = self._sens[A]
+        beta = None
+        if self.lam is not None:
+            beta = self.lam / (float(state["sigma_t"].flatten()[0]) * self.scale) ** 2
         for _ in range(self.iterations):
             est = A(x) if self.additive is None else A(x) + self.additive
             ratio = torch.where(est > 0, y / est.clamp_min(1e-12), torch.zeros_like(est))
-            x = torch.where(sens > 0, x * A.adjoint(ratio) / sens.clamp_min(1e-12), torch.zeros_like(x))
+            x_em = torch.where(sens > 0, x * A.adjoint(ratio) / sens.clamp_min(1e-12), torch.zeros_like(x))
+            if beta is None:
+                x = x_em
+            else:
+                b = beta * z - sens
+                root = torch.sqrt(b * b + 4 * beta * sens * x_em)
+                # the positive root, in the form without cancellation for either sign of b
+                x = torch.where(b > 0, (b + root) / (2 * beta), 2 * sens * x_em / (root - b).clamp_min(1e-30)).clamp_min(self.floor)
         return x / self.scale + self.offset
 
 

@@ -88,7 +88,8 @@ class DPS(DiffusionSampler):
 
 class DDNM(DiffusionSampler):
     """Denoising diffusion null-space model (Wang et al., arXiv 2212.00490): x̂₀ ← x̂₀ − λ_t A⁺(A x̂₀ − y) each step,
-    DDIM with η = 0.85 by default; ``sigma_y > 0`` damps λ_t below the measurement noise (DDNM⁺)."""
+    DDIM with η = 0.85 by default; ``sigma_y > 0`` damps the correction per singular value below the measurement
+    noise (DDNM⁺, through the Tikhonov-damped pseudo-inverse; see :class:`RangeNullSpace`)."""
 
     def __init__(self, prior, num_steps: int = 100, eta: float = 0.85, scale: float = 1.0, sigma_y: float = 0.0, cond=None) -> None:
         super().__init__(prior, num_steps, [RangeNullSpace(scale, sigma_y)], eta, cond=cond)

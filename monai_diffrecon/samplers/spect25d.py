@@ -27,7 +27,7 @@ from monai_diffrecon.physics.blur import Blur, gaussian_kernel
 from monai_diffrecon.recon.em import osem
 from monai_diffrecon.samplers.base import Sampler
 from monai_diffrecon.samplers.consistency import PoissonMLEMConsistency, TVProx
-from monai_diffrecon.samplers.engine import DiffusionLoop, ddim_noise
+from monai_diffrecon.samplers.engine import DiffusionLoop, ddim_noise, diffpir_noise
 from monai_diffrecon.transforms.array import Stack25D
 
 __all__ = ["SPECT25D", "spect_scale", "spect_condition", "MU_REF"]
@@ -60,18 +60,25 @@ class SPECT25D(Sampler):
         num_steps: reverse steps (default 20). eta: DDIM noise (1 = ancestral).
         neighbours: k neighbouring slices on each side in the condition.
         mlem_iterations: MLEM iterations per step (Poisson data consistency); 0 disables.
+        prox_lam: ``None``: plain MLEM from x̂₀; ``> 0``: Poisson proximal step (penalised EM anchored at x̂₀ with
+            weight ``prox_lam/(σ_t s/2)²``, see :class:`PoissonMLEMConsistency`) — late steps keep the prior's estimate.
         tv_weight: λ of the closed-form TV prox along z after each step (0 disables); ``tv_3d``: all three axes.
         init_iterations, init_subsets: the OSEM that makes ``x_init``.
+        conditional: ``False`` for an unconditional 2D slice prior (no condition channels; the OSEM only sets the
+            intensity scale) — the "unconditional prior + per-step data consistency" baseline.
+        zeta: use DiffPIR's re-noising rule with this ζ instead of DDIM's η.
     """
 
     def __init__(self, prior, num_steps: int = 20, eta: float = 1.0, neighbours: int = 1, mlem_iterations: int = 2, tv_weight: float = 0.002,
-                 tv_3d: bool = False, init_iterations: int = 4, init_subsets: int = 8, shared_noise: bool = True) -> None:
+                 tv_3d: bool = False, init_iterations: int = 4, init_subsets: int = 8, shared_noise: bool = True,
+                 conditional: bool = True, zeta: float | None = None, prox_lam: float | None = None) -> None:
         super().__init__(prior)
         if neighbours < 0 or mlem_iterations < 0 or tv_weight < 0:
             raise InvalidValueError("neighbours, mlem_iterations and tv_weight must be ≥ 0")
         self.num_steps, self.eta, self.neighbours = num_steps, eta, neighbours
         self.mlem_iterations, self.tv_weight, self.tv_3d = mlem_iterations, tv_weight, tv_3d
         self.init_iterations, self.init_subsets, self.shared_noise = init_iterations, init_subsets, shared_noise
+        self.conditional, self.zeta, self.prox_lam = conditional, zeta, prox_lam
 
     def prepare(self, y: torch.Tensor, projector) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(x_init, scale, cond)`` for measured counts ``y (1, 1, V, X, Z)``."""
@@ -88,12 +95,13 @@ class SPECT25D(Sampler):
         A = operator @ SlicesToVolume(Z)
         steps = []
         if self.mlem_iterations:
-            steps.append(PoissonMLEMConsistency(self.mlem_iterations, scale=float(scale) / 2, offset=-1.0))
+            steps.append(PoissonMLEMConsistency(self.mlem_iterations, scale=float(scale) / 2, offset=-1.0, lam=self.prox_lam))
         if self.tv_weight:
             steps.append(TVProx(self.tv_weight, dims=(0, 2, 3) if self.tv_3d else (0,)))
-        loop = DiffusionLoop(self.prior, steps, ddim_noise(self.eta), shared_noise=self.shared_noise)
+        noise = ddim_noise(self.eta) if self.zeta is None else diffpir_noise(self.zeta)
+        loop = DiffusionLoop(self.prior, steps, noise, shared_noise=self.shared_noise)
         shape = (Z, 1, *x_init.shape[2:4])
         x = loop.draw(shape, generator, torch.float32)
-        x0 = loop.run(x.contiguous(), loop.timesteps(self.num_steps), generator, y, A, cond, counter, progress)
+        x0 = loop.run(x.contiguous(), loop.timesteps(self.num_steps), generator, y, A, cond if self.conditional else None, counter, progress)
         vol = ((x0 + 1) * scale / 2).clamp_min(0)
         return SlicesToVolume(Z)(vol.to(y.dtype)), None, None

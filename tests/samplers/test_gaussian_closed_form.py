@@ -125,3 +125,15 @@ def test_trajectory_png_and_latent_prior(prior, tmp_path):
     lat = DiffusionPrior(prior.network, prior.scheduler, autoencoder=ae, latent_scale=0.5)
     z = lat.encode(torch.rand(2, 1, 8, 8))
     assert z.shape == (2, 2, 4, 4) and lat.decode(z).shape == (2, 1, 8, 8)
+
+
+def test_ddnm_plus_damping_keeps_measurement_noise_out_of_the_image(prior):
+    """On noisy, ill-conditioned data plain DDNM copies the amplified noise A⁺n into x̂₀; DDNM⁺ (Tikhonov-damped
+    pseudo-inverse, ρ_t = (σ_y/σ_t)²) lands much closer to the posterior mean. DDNM⁺ is not an exact posterior
+    sampler: measured mean |error| 0.32 s (DDNM 1.37 s, DiffPIR 0.13 s) on this problem (posterior std 0.71 s)."""
+    p = gaussian_problem("blur", 0.2, seed=3)
+    errs = {}
+    for name, smp in {"ddnm": DDNM(prior, 20), "ddnm+": DDNM(prior, 20, sigma_y=0.2)}.items():
+        x, _ = run_chains(smp, p, 400)
+        errs[name] = float((x.mean(0) - p.mean).abs().mean()) / S
+    assert errs["ddnm+"] < 0.4 and errs["ddnm+"] < 0.35 * errs["ddnm"], errs

@@ -192,3 +192,110 @@ def write_mri_dataset(
                 f.create_dataset("kspace_full", data=smp.kspace_full.numpy())
         out.append(p)
     return out
+
+
+# --- MNI152-based slices (real anatomy shipped in the nilearn wheel) -------------------------------------------------
+
+MNI_FILES = {k: f"mni_icbm152_{k}_tal_nlin_sym_09a_converted.nii.gz" for k in ("t1", "gm", "wm")}
+# axial slices used, in blocks of 10: test blocks and training blocks never touch (3-slice guard on each side)
+MNI_Z_RANGE = (28, 140)  # the template is skull-stripped; these slices have ≥ 40 % of the largest brain area
+
+
+def _mni_dir() -> Path:
+    try:
+        import nilearn
+    except ImportError as e:  # pragma: no cover - nilearn is a runtime dependency
+        raise ImportError("the MNI152 template ships in the nilearn wheel: pip install nilearn") from e
+    return Path(nilearn.__file__).parent / "datasets" / "data"
+
+
+def load_mni(size: int = 128) -> dict[str, torch.Tensor]:
+    """The MNI152 2009a template and its grey/white-matter maps, axial slices resampled in-plane to ``size²``.
+
+    Returns ``{"t1", "gm", "wm", "csf", "scalp", "head"}`` as ``(Z, size, size)`` float64 in [0, 1] (``csf``: inside
+    the brain envelope but neither grey nor white matter; ``scalp``: a synthetic shell around it, since the template
+    is skull-stripped; ``head``: everything).
+    """
+    import nibabel as nib
+
+    d = _mni_dir()
+    vols = {}
+    for k, f in MNI_FILES.items():
+        if not (d / f).is_file():
+            raise FileNotFoundError(f"{d / f}: MNI152 file missing from the nilearn installation")
+        a = np.asarray(nib.load(d / f).dataobj, dtype=np.float64) / 255.0  # (X=197, Y=233, Z=189), RAS, 1 mm
+        a = np.pad(a, ((18, 19), (1, 0), (0, 0)))  # → 234 × 234 in-plane, head centred
+        t = torch.from_numpy(np.ascontiguousarray(np.rot90(a, 1, axes=(0, 1)))).permute(2, 0, 1)  # (Z, rows=A→P, cols)
+        vols[k] = torch.nn.functional.interpolate(t[:, None], size=(size, size), mode="area")[:, 0]
+    from scipy import ndimage
+
+    brain = (vols["gm"] + vols["wm"]).numpy() > 0.1
+    envelope = np.stack([ndimage.binary_fill_holes(ndimage.binary_closing(s, iterations=3)) for s in brain])
+    vols["csf"] = (torch.from_numpy(envelope.astype(np.float64)) - vols["gm"] - vols["wm"]).clamp(0, 1)
+    # the template is skull-stripped: add a scalp/skull shell (fat-bright outer ring, dark bone ring) around the brain
+    outer = np.stack([ndimage.binary_dilation(e, iterations=max(2, size // 24)) for e in envelope])
+    bone = np.stack([ndimage.binary_dilation(e, iterations=max(1, size // 48)) for e in envelope])
+    vols["scalp"] = torch.from_numpy((outer & ~bone).astype(np.float64))
+    vols["head"] = torch.from_numpy(outer.astype(np.float64))
+    return vols
+
+
+def mni_split_slices(split: str) -> list[int]:
+    """Axial slice indices of the MNI volume for ``split``: blocks of 10 slices, every 4th block is test, the block
+    after each test block is validation, the rest training; 3 slices at each block edge next to a different split
+    are dropped so no training slice is within 3 mm of a test or validation slice."""
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split: train, val or test, got {split!r}")
+    lo, hi = MNI_Z_RANGE
+    role = {}
+    for b, start in enumerate(range(lo, hi, 10)):
+        r = "test" if b % 4 == 1 else ("val" if b % 4 == 2 else "train")
+        for z in range(start, min(start + 10, hi)):
+            role[z] = r
+    keep = [z for z, r in role.items() if r == split and all(role.get(z + d, r) == r for d in range(-3, 4))]
+    return keep
+
+
+def mni_mr_slice(vols: dict, z: int, generator: torch.Generator, augment: bool = True, phase_scale: float = 1.5,
+                 bias: float = 0.3) -> torch.Tensor:
+    """One complex MR-like slice ``(size, size)`` from MNI tissue maps with a random contrast.
+
+    Contrast: a random mixture of T1-, T2- and PD-like tissue weights (grey, white matter, CSF) with ±15 % jitter,
+    a bright scalp shell separated from the brain by a dark skull ring; augmentation with torchio (random affine
+    ±10°/±10 %, elastic deformation, bias field), a smooth bias field and a smooth phase. Normalised to max 1.
+    """
+    g = generator
+
+    def r(lo, hi):
+        return lo + (hi - lo) * float(torch.rand((), generator=g, dtype=torch.float64))
+
+    weights = {"t1": (0.45, 0.85, 0.1), "t2": (0.55, 0.4, 1.0), "pd": (0.8, 0.7, 0.9)}  # (gm, wm, csf)
+    mix = torch.rand(3, generator=g, dtype=torch.float64) ** 4
+    mix = mix / mix.sum()
+    w = [sum(float(m) * weights[k][i] for m, k in zip(mix, weights)) * r(0.85, 1.15) for i in range(3)]
+    img = w[0] * vols["gm"][z] + w[1] * vols["wm"][z] + w[2] * vols["csf"][z] + r(0.5, 1.0) * vols["scalp"][z]
+    if augment:
+        import torchio as tio
+
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            tf = tio.Compose([tio.RandomAffine(scales=0.1, degrees=(0, 0, 0, 0, -10, 10), default_pad_value=0.0),
+                              tio.RandomElasticDeformation(num_control_points=(7, 7, 5), max_displacement=(6, 6, 0), locked_borders=2),
+                              tio.RandomBiasField(coefficients=0.3, order=3)])
+            img = tf(tio.ScalarImage(tensor=img[None, :, :, None].float())).data[0, :, :, 0].double().clamp_min(0)
+    n = img.shape[-1]
+    img = img * (1 + bias * smooth_field((n, n), 2, 1.0, g)).clamp_min(0.2)
+    img = img / img.max().clamp_min(1e-12)
+    return torch.polar(img, phase_scale * smooth_field((n, n), 2, 1.0, g))
+
+
+def mni_mr_slices(split: str, n: int, size: int = 128, seed: int = 0, augment: bool | None = None) -> torch.Tensor:
+    """``n`` complex slices ``(n, size, size)`` of ``split`` (augmented for training by default), deterministic in
+    ``seed``; slice positions drawn from :func:`mni_split_slices`."""
+    vols = load_mni(size)
+    zs = mni_split_slices(split)
+    g = torch.Generator().manual_seed(seed)
+    aug = (split == "train") if augment is None else augment
+    out = [mni_mr_slice(vols, zs[int(torch.randint(len(zs), (1,), generator=g))], g, augment=aug) for _ in range(n)]
+    return torch.stack(out)

@@ -18,7 +18,7 @@ from monai_diffrecon.physics.base import (
 )
 from monai_diffrecon.physics.blur import Blur, gaussian_kernel
 from monai_diffrecon.physics.coils import birdcage_maps, estimate_coil_maps, rss
-from monai_diffrecon.physics.complex import ComplexToReal, RealToComplex, SlicesToVolume
+from monai_diffrecon.physics.complex import ChannelsToComplex, ComplexToReal, RealToComplex, SlicesToVolume
 from monai_diffrecon.physics.ct import ParallelBeamCT
 from monai_diffrecon.physics.masks import equispaced_mask, poisson_disc_mask, random_lines_mask
 from monai_diffrecon.physics.mri import MultiCoilMRI
@@ -41,6 +41,7 @@ __all__ = [
     "MultiCoilMRI",
     "RealToComplex",
     "ComplexToReal",
+    "ChannelsToComplex",
     "SlicesToVolume",
     "SPECTProjector",
     "CollimatorPSF",

@@ -55,6 +55,30 @@ class ComplexToReal(LinearOperator):
         return 1.0
 
 
+class ChannelsToComplex(LinearOperator):
+    """Real ``(B, 2, …)`` (real, imaginary channels — a network's view of a complex image) → complex ``(B, 1, …)``;
+    unitary. Lets a prior on 2-channel images use complex operators: ``MultiCoilMRI(...) @ ChannelsToComplex()``."""
+
+    in_complex = False
+    out_complex = True
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        from monai_diffrecon.errors import ShapeError
+
+        if x.shape[1] != 2:
+            raise ShapeError(f"ChannelsToComplex: expected 2 channels (real, imaginary), got shape {tuple(x.shape)}")
+        return torch.complex(x[:, :1], x[:, 1:2])
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.cat([y.real, y.imag], dim=1)
+
+    def pinv(self, y, tol=1e-6, max_iter=100):
+        return self._adjoint(self.check_output(y))
+
+    def norm(self, shape=None, **kwargs) -> float:
+        return 1.0
+
+
 class SlicesToVolume(LinearOperator):
     """Batch of axial slices ``(Z, C, X, Y)`` → volume ``(1, C, X, Y, Z)`` (a permutation; adjoint = inverse).
 

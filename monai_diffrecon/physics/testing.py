@@ -21,7 +21,7 @@ import torch
 from monai_diffrecon.physics.base import Identity, LinearOperator
 from monai_diffrecon.physics.blur import Blur, gaussian_kernel
 from monai_diffrecon.physics.coils import birdcage_maps
-from monai_diffrecon.physics.complex import ComplexToReal, RealToComplex, SlicesToVolume
+from monai_diffrecon.physics.complex import ChannelsToComplex, ComplexToReal, RealToComplex, SlicesToVolume
 from monai_diffrecon.physics.ct import ParallelBeamCT
 from monai_diffrecon.physics.masks import poisson_disc_mask, random_lines_mask
 from monai_diffrecon.physics.mri import MultiCoilMRI
@@ -206,6 +206,12 @@ def _real_mri(dtype):
     return Case(op, (2, 1, 8, 6), (2, 4, 8, 6, 2))
 
 
+def _channels_mri(dtype):
+    maps = birdcage_maps(3, (6, 8), dtype=_cplx(dtype))
+    mask = random_lines_mask(8, 2, 2, generator=_gen(15)).to(dtype)
+    return Case(ComplexToReal() @ MultiCoilMRI(maps, mask) @ ChannelsToComplex(), (2, 2, 6, 8), (2, 3, 6, 8, 2))  # real inner products at both ends
+
+
 def _slices_spect(dtype):
     P = SPECTProjector(torch.arange(0, 360, 60.0), 4.0, torch.full((6, 6, 4), 0.1), (2.0, 0.05), radii_mm=30.0, dtype=dtype)
     return Case(P @ SlicesToVolume(4), (4, 1, 6, 6), (1, 1, 6, 6, 4), batch_fixed=True)
@@ -239,6 +245,7 @@ OPERATORS: dict[str, Callable[[torch.dtype], Case]] = {
     "scaled_complex_mri": _scaled_complex,
     "adjoint_of_spect": _adjoint_spect,
     "real_valued_mri": _real_mri,
+    "channels_to_complex_mri": _channels_mri,
     "spect_on_slice_batch": _slices_spect,
 }
 

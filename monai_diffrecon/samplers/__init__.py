@@ -10,9 +10,12 @@ from monai_diffrecon.samplers.consistency import (
     TVProx,
 )
 from monai_diffrecon.samplers.diffusion_samplers import DDNM, DPS, DiffPIR, DiffusionSampler, Unconditional
+from monai_diffrecon.samplers.bridge import bridge_times, run_bridge
 from monai_diffrecon.samplers.engine import DiffusionLoop, ddim_noise, diffpir_noise, dps_guidance
+from monai_diffrecon.samplers.msm import MSMSampler
 from monai_diffrecon.samplers.pnp_dm import PnPDM
 from monai_diffrecon.samplers.score_pnp import ScorePnP
+from monai_diffrecon.samplers.selfdb import SelfDBSampler
 from monai_diffrecon.samplers.spect25d import SPECT25D
 
 __all__ = [
@@ -27,6 +30,10 @@ __all__ = [
     "PnPDM",
     "ScorePnP",
     "SPECT25D",
+    "MSMSampler",
+    "SelfDBSampler",
+    "run_bridge",
+    "bridge_times",
     "ConsistencyStep",
     "ProxConsistency",
     "GradientConsistency",

@@ -1,5 +1,9 @@
-"""Trainers (ignite engines with exact checkpoint/resume)."""
+"""Trainers (ignite engines with exact checkpoint/resume): denoising score matching, and the self-supervised MRI
+losses (MSM, SelfDB) that learn from undersampled k-space only."""
 
 from monai_diffrecon.training.dsm import DenoisingScoreTrainer, DSMConfig, TensorSampler, load_checkpoint, validation_loss
+from monai_diffrecon.training.msm import KSpaceSampler, MSMTrainer
+from monai_diffrecon.training.selfdb import SelfDBTrainer
 
-__all__ = ["DenoisingScoreTrainer", "DSMConfig", "TensorSampler", "load_checkpoint", "validation_loss"]
+__all__ = ["DenoisingScoreTrainer", "DSMConfig", "TensorSampler", "load_checkpoint", "validation_loss", "KSpaceSampler", "MSMTrainer",
+           "SelfDBTrainer"]

@@ -189,10 +189,10 @@ class DenoisingScoreTrainer:
         plt.close(fig)
 
     # ------------------------------------------------------------------ training
-    def step(self, engine=None, _=None) -> float:
-        """One optimisation step (the ignite process function)."""
-        g = self.generator
-        batch = self.sampler(g, self.cfg.batch_size)
+    def loss(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
+        """The training loss for one batch (denoising score matching, ε-MSE). Subclasses (MSM, SelfDB) override this
+        and inherit the optimiser, EMA, checkpointing, resume, signal handling and DDP plumbing."""
+        g = generator
         x0, cond = batch["image"].float(), batch.get("cond")
         B = x0.shape[0]
         T = self.alphas_cumprod.numel()
@@ -201,10 +201,14 @@ class DenoisingScoreTrainer:
         a = self.alphas_cumprod[t].reshape(B, *([1] * (x0.ndim - 1)))
         x_t = (a.sqrt() * x0 + (1 - a).sqrt() * noise).to(self.device)
         inp = x_t if cond is None else torch.cat([x_t, cond.float().to(self.device)], dim=1)
-        noise = noise.to(self.device)
-        self.model.train()
         pred = self.model(inp, t.to(self.device))
-        loss = torch.nn.functional.mse_loss(pred, noise)
+        return torch.nn.functional.mse_loss(pred, noise.to(self.device))
+
+    def step(self, engine=None, _=None) -> float:
+        """One optimisation step (the ignite process function)."""
+        batch = self.sampler(self.generator, self.cfg.batch_size)
+        self.model.train()
+        loss = self.loss(batch, self.generator)
         if not bool(torch.isfinite(loss)):
             raise TrainingError(f"loss is {float(loss.detach())} at iteration {self.iteration + 1}; stopping (last checkpoint kept)")
         self.optimizer.zero_grad(set_to_none=True)

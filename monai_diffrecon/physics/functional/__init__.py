@@ -2,6 +2,7 @@
 
 from monai_diffrecon.physics.functional.fft import fftc, ifftc
 from monai_diffrecon.physics.functional.psf import FWHM_TO_SIGMA, fwhm_at_distance, gaussian_toeplitz
+from monai_diffrecon.physics.functional.sense import channels_to_complex, complex_randn, complex_to_channels, sense_combine, sense_expand
 from monai_diffrecon.physics.functional.rotate import (
     bilinear_matrix,
     csr_transpose,
@@ -23,4 +24,9 @@ __all__ = [
     "padded_size",
     "sample_positions",
     "spmm",
+    "sense_expand",
+    "sense_combine",
+    "complex_to_channels",
+    "channels_to_complex",
+    "complex_randn",
 ]

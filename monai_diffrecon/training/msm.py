@@ -1,0 +1,137 @@
+"""MSM training: measurement-score diffusion learned from undersampled (noisy) multi-coil k-space only.
+
+Park, Shoushtari, An, Kamilov, "Measurement Score-Based Diffusion Model", arXiv 2505.11853 (METHODS.md §2).
+The full measurement is the multi-coil k-space ``z = F S x`` (S the coil maps); a training item is only
+``s = M z + η n`` on its own random mask ``M`` (random Cartesian lines, R = 4, 20 ACS lines) — no clean image.
+
+Noiseless variant (``eta = 0``), per item and uniform timestep t:
+
+* diffuse in the measurement domain on the mask only: ``s_t = M(√ᾱ_t s + √(1−ᾱ_t) n)``;
+* the network sees the zero-filled coil-combined image ``u = Sᴴ Fᴴ s_t`` (2 channels) and predicts ε;
+  ``x̂₀ = (u − √(1−ᾱ_t) ε̂)/√ᾱ_t``;
+* loss ``ᾱ_t/(1−ᾱ_t) · ‖M F S x̂₀ − s‖²`` (SNR weighting: the measurement-domain x₀ loss on ε's scale).
+
+Noisy variant (``eta > 0``; σ_t = √((1−ᾱ_t)/ᾱ_t) the VE level):
+
+* σ_t > η: top the data's own noise up to σ_t, ``s' = s + √(σ_t² − η²) n``; the network's estimate of the clean
+  measurement D is turned into an estimate of the *noisy* s by the shrinkage ``s' + (σ_t² − η²)/σ_t² · (D − s')``,
+  which is regressed onto s (noisy targets are unbiased here);
+* σ_t ≤ η: the same network at the level matching η denoises s into a pseudo-clean ``ŷ₁`` (no gradient), which is
+  diffused to σ_t and regressed on;
+* plus a SURE term for the level-η denoiser D_η(s) (Monte-Carlo divergence):
+  ``‖D_η(s) − s‖² − m η² + 2 η² div D_η(s)``, weighted by ``sure_weight``.
+
+The network never sees fully sampled data: :meth:`MSMTrainer.loss` reads only ``kspace``, ``mask`` and ``maps``
+of the batch (tests pass a poisoned ``truth`` and check the loss is unchanged).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from monai_diffrecon.errors import TrainingError
+from monai_diffrecon.physics.functional.sense import channels_to_complex, complex_randn, complex_to_channels, sense_combine, sense_expand
+from monai_diffrecon.training.dsm import DenoisingScoreTrainer
+
+__all__ = ["KSpaceSampler", "MSMTrainer", "msm_x0"]
+
+
+class KSpaceSampler:
+    """Random mini-batches of undersampled k-space: ``{"kspace" (B, C, H, W), "mask" (B, 1, 1, W), "maps" (B|1, C, H, W)}``.
+
+    Args:
+        kspace: ``(N, C, H, W)`` complex, zero outside each item's mask. masks: ``(N, 1, 1, W)`` (or ``(N, 1, H, W)``).
+        maps: ``(N | 1, C, H, W)`` coil maps (e.g. ESPIRiT from each item's ACS lines).
+    """
+
+    def __init__(self, kspace: torch.Tensor, masks: torch.Tensor, maps: torch.Tensor) -> None:
+        if not kspace.is_complex():
+            raise TrainingError("kspace: must be complex")
+        if masks.shape[0] != kspace.shape[0] or maps.shape[0] not in (1, kspace.shape[0]):
+            raise TrainingError("kspace, masks and maps must have matching first dimensions")
+        self.kspace, self.masks, self.maps = kspace, masks, maps
+
+    def __call__(self, generator: torch.Generator, batch_size: int) -> dict:
+        idx = torch.randint(self.kspace.shape[0], (batch_size,), generator=generator)
+        maps = self.maps if self.maps.shape[0] == 1 else self.maps[idx]
+        return {"kspace": self.kspace[idx], "mask": self.masks[idx], "maps": maps}
+
+
+def msm_x0(model, s_t: torch.Tensor, mask, maps, t: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """Network estimate of the clean image from the diffused partial measurement ``s_t`` (complex ``(B, 1, H, W)``)."""
+    u = sense_combine(s_t, maps, mask)
+    eps = channels_to_complex(model(complex_to_channels(u), t))
+    return (u - torch.sqrt(1 - a) * eps) / torch.sqrt(a)
+
+
+class MSMTrainer(DenoisingScoreTrainer):
+    """:class:`~monai_diffrecon.training.DenoisingScoreTrainer` with MSM's measurement-domain loss (module doc).
+
+    Extra args:
+        eta: noise std of the training k-space (real and imaginary parts each); 0 for the noiseless variant.
+        sure_weight: weight of the SURE term (noisy variant). sure_tau: finite-difference step of its divergence.
+    """
+
+    def __init__(self, *args, eta: float = 0.0, sure_weight: float = 1.0, sure_tau: float = 1e-3, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if eta < 0:
+            raise TrainingError(f"eta: must be ≥ 0, got {eta}")
+        self.eta, self.sure_weight, self.sure_tau = float(eta), float(sure_weight), float(sure_tau)
+        sig = torch.sqrt((1 - self.alphas_cumprod) / self.alphas_cumprod)
+        self.t_eta = int(torch.argmin((sig - self.eta).abs())) if eta > 0 else 0
+
+    def _measure(self, x0, maps, mask):
+        return sense_expand(x0, maps, mask)
+
+    def loss(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
+        g = generator
+        dev = self.device
+        mask = batch["mask"].float()
+        s = batch["kspace"].to(torch.complex64) * mask  # only the measured entries exist
+        maps = batch["maps"].to(torch.complex64)
+        B = s.shape[0]
+        T = self.alphas_cumprod.numel()
+        t = torch.randint(0, T, (B,), generator=g)
+        n = complex_randn(s.shape, g)
+        a = self.alphas_cumprod[t].reshape(B, 1, 1, 1)
+        s, mask, maps, n, a, t_dev = s.to(dev), mask.to(dev), maps.to(dev), n.to(dev), a.to(dev), t.to(dev)
+        m_count = (mask.expand_as(s.real).sum(dim=(1, 2, 3)) * 2).clamp_min(1)  # real measured components per item
+        snr = a / (1 - a)
+        if self.eta == 0:
+            s_t = mask * (torch.sqrt(a) * s + torch.sqrt(1 - a) * n)
+            x0 = msm_x0(self.model, s_t, mask, maps, t_dev, a)
+            r = self._measure(x0, maps, mask) - s
+            return ((snr * r.abs() ** 2).sum(dim=(1, 2, 3)) / m_count).mean()
+        eta = self.eta
+        sig2 = ((1 - a) / a).reshape(B)
+        hi = sig2 > eta**2
+        total = torch.zeros((), device=dev)
+        if bool(hi.any()):
+            extra = torch.sqrt((sig2[hi] - eta**2).clamp_min(0)).reshape(-1, 1, 1, 1)
+            s1 = s[hi] + extra * n[hi] * mask[hi]
+            a1 = a[hi]
+            x0 = msm_x0(self.model, torch.sqrt(a1) * s1, mask[hi], maps if maps.shape[0] == 1 else maps[hi], t_dev[hi], a1)
+            D = self._measure(x0, maps if maps.shape[0] == 1 else maps[hi], mask[hi])
+            shrink = (extra**2) / sig2[hi].reshape(-1, 1, 1, 1)
+            pred = s1 + shrink * (D - s1)
+            total = total + ((snr[hi] * (pred - s[hi]).abs() ** 2).sum(dim=(1, 2, 3)) / m_count[hi]).sum()
+        lo = ~hi
+        a_eta = self.alphas_cumprod[self.t_eta].to(dev).reshape(1, 1, 1, 1)
+        t_eta = torch.full((B,), self.t_eta, device=dev, dtype=t_dev.dtype)
+        if bool(lo.any()):
+            mp = maps if maps.shape[0] == 1 else maps[lo]
+            with torch.no_grad():
+                y1 = self._measure(msm_x0(self.model, torch.sqrt(a_eta) * s[lo], mask[lo], mp, t_eta[lo], a_eta), mp, mask[lo])
+            a2 = a[lo]
+            s2 = mask[lo] * (torch.sqrt(a2) * y1 + torch.sqrt(1 - a2) * n[lo])
+            D = self._measure(msm_x0(self.model, s2, mask[lo], mp, t_dev[lo], a2), mp, mask[lo])
+            total = total + ((snr[lo] * (D - y1).abs() ** 2).sum(dim=(1, 2, 3)) / m_count[lo]).sum()
+        loss = total / B
+        if self.sure_weight > 0:
+            b = complex_randn(s.shape, g).to(dev) * mask
+            D0 = self._measure(msm_x0(self.model, torch.sqrt(a_eta) * s, mask, maps, t_eta, a_eta), maps, mask)
+            Db = self._measure(msm_x0(self.model, torch.sqrt(a_eta) * (s + self.sure_tau * b), mask, maps, t_eta, a_eta), maps, mask)
+            div = (b.conj() * (Db - D0)).real.sum(dim=(1, 2, 3)) / self.sure_tau
+            sure = ((D0 - s).abs() ** 2).sum(dim=(1, 2, 3)) - m_count * eta**2 + 2 * eta**2 * div
+            loss = loss + self.sure_weight * (sure / m_count).mean() / eta**2
+        return loss

@@ -1,0 +1,71 @@
+"""SelfDB training: a self-supervised diffusion bridge for MRI from undersampled k-space only (arXiv 2501.03430).
+
+From each acquired ``y = M F S x + n`` the loss sub-samples twice more: ``M̄ ⊂ M`` (each non-ACS acquired line
+kept with probability ``keep1``) and ``M' ⊂ M̄`` (``keep2``). The bridge state between the two
+
+    y_t = (1 − t) M̄ y + t M' y + σ_max √(t(1 − t)) M̄ ε,   t ~ U(0, 1),
+
+is shown to the network as the zero-filled coil-combined image (2 channels, timestep ``t·(T−1)``); the network
+outputs the image ``f_θ(y_t, t)`` and the loss is on the *available* k-space, ``‖M F S f_θ(y_t, t) − y‖²`` — the
+lines of M that were hidden from the input supervise the prediction (SSDU-like), and no fully sampled data is read.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from monai_diffrecon.errors import TrainingError
+from monai_diffrecon.physics.functional.sense import channels_to_complex, complex_randn, complex_to_channels, sense_combine, sense_expand
+from monai_diffrecon.training.dsm import DenoisingScoreTrainer
+
+__all__ = ["SelfDBTrainer", "subsample_lines", "selfdb_predict"]
+
+
+def subsample_lines(mask: torch.Tensor, keep: float, center_lines: int, generator: torch.Generator) -> torch.Tensor:
+    """Keep each sampled non-ACS line of ``mask (B, 1, 1, W)`` with probability ``keep``; ACS lines always."""
+    B, W = mask.shape[0], mask.shape[-1]
+    draw = (torch.rand(B, 1, 1, W, generator=generator) < keep).float()
+    lo = W // 2 - center_lines // 2
+    draw[..., lo:lo + center_lines] = 1.0
+    return mask * draw
+
+
+def selfdb_predict(model, y_t: torch.Tensor, maps: torch.Tensor, t: torch.Tensor, num_train_steps: int) -> torch.Tensor:
+    """The network's image estimate ``f_θ(y_t, t)`` (complex ``(B, 1, H, W)``); ``t`` in [0, 1], shape ``(B,)``."""
+    u = sense_combine(y_t, maps)
+    return channels_to_complex(model(complex_to_channels(u), t * (num_train_steps - 1)))
+
+
+class SelfDBTrainer(DenoisingScoreTrainer):
+    """:class:`~monai_diffrecon.training.DenoisingScoreTrainer` with SelfDB's bridge loss (module doc). Batches come
+    from :class:`~monai_diffrecon.training.msm.KSpaceSampler` (``kspace``, ``mask``, ``maps``).
+
+    Extra args:
+        keep1, keep2: line-keeping probabilities of the two sub-samplings. sigma_max: bridge noise.
+        center_lines: ACS lines (never dropped).
+    """
+
+    def __init__(self, *args, keep1: float = 0.6, keep2: float = 0.6, sigma_max: float = 0.05, center_lines: int = 20, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not (0 < keep1 <= 1 and 0 < keep2 <= 1) or sigma_max < 0:
+            raise TrainingError("keep1, keep2 must be in (0, 1] and sigma_max ≥ 0")
+        self.keep1, self.keep2, self.sigma_max, self.center_lines = keep1, keep2, sigma_max, center_lines
+
+    def loss(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
+        g = generator
+        dev = self.device
+        mask = batch["mask"].float()
+        y = batch["kspace"].to(torch.complex64) * mask  # only the measured entries exist
+        maps = batch["maps"].to(torch.complex64)
+        B = y.shape[0]
+        m_bar = subsample_lines(mask, self.keep1, self.center_lines, g)
+        m_prime = subsample_lines(m_bar, self.keep2, self.center_lines, g)
+        t = torch.rand(B, generator=g)
+        n = complex_randn(y.shape, g)
+        tt = t.reshape(B, 1, 1, 1)
+        y, mask, maps, m_bar, m_prime, n, tt, t = (v.to(dev) for v in (y, mask, maps, m_bar, m_prime, n, tt, t))
+        y_t = (1 - tt) * m_bar * y + tt * m_prime * y + self.sigma_max * torch.sqrt(tt * (1 - tt)) * m_bar * n
+        x = selfdb_predict(self.model, y_t, maps, t, self.alphas_cumprod.numel())
+        r = sense_expand(x, maps, mask) - y
+        count = (mask.expand_as(y.real).sum(dim=(1, 2, 3)) * 2).clamp_min(1)
+        return ((r.abs() ** 2).sum(dim=(1, 2, 3)) / count).mean()

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from monai_diffrecon.errors import InvalidValueError
+from monai_diffrecon.errors import InvalidValueError, unwrap
 
 __all__ = ["BUNDLES_DIR", "bundle_path", "run_bundle", "list_bundles"]
 
 BUNDLES_DIR = Path(__file__).resolve().parent.parent / "bundles"
+# model-zoo convention: these configs only override their base (``--config_file "['inference.json','evaluate.json']"``)
+OVERLAYS = {"evaluate": "inference", "multi_gpu_train": "train", "multi_gpu_evaluate": "inference"}
 
 
 def list_bundles() -> list[str]:
@@ -38,17 +40,25 @@ def bundle_path(name_or_path: str | Path, trust_config: bool = False) -> Path:
 
 def run_bundle(name_or_path: str | Path, config: str = "inference", trust_config: bool = False, **overrides):
     """Initialise and run ``configs/<config>.json`` of a bundle with ``overrides`` (e.g. ``input_dir``, ``output_dir``,
-    ``num_samples``, or nested ids like ``inferer#num_steps``); returns the workflow's ``run`` result."""
+    ``num_samples``, or nested ids like ``inferer#num_steps``); returns the result of the config's ``run`` expression
+    (the list of results when ``run`` holds several expressions)."""
     from monai.bundle import ConfigWorkflow
 
     root = bundle_path(name_or_path, trust_config)
-    cfg = root / "configs" / f"{config}.json"
-    if not cfg.is_file():
-        raise InvalidValueError(f"{cfg}: no such config")
+    files = [root / "configs" / f"{c}.json" for c in ([OVERLAYS[config], config] if config in OVERLAYS else [config])]
+    for cfg in files:
+        if not cfg.is_file():
+            raise InvalidValueError(f"{cfg}: no such config")
     wf_type = "infer" if config in ("inference", "evaluate") else ("train" if "train" in config else None)
-    wf = ConfigWorkflow(config_file=str(cfg), meta_file=str(root / "configs" / "metadata.json"), workflow_type=wf_type,
+    wf = ConfigWorkflow(config_file=[str(f) for f in files], meta_file=str(root / "configs" / "metadata.json"), workflow_type=wf_type,
                         bundle_root=str(root), **{k.replace(".", "#"): v for k, v in overrides.items()})
-    wf.initialize()
-    result = wf.run()
-    wf.finalize()
-    return result
+    try:
+        wf.initialize()
+        result = wf.run()
+        wf.finalize()
+    except RuntimeError as e:  # MONAI wraps errors of config expressions ("Failed to evaluate …"): surface ours typed
+        err = unwrap(e)
+        if err is e:
+            raise
+        raise err from e
+    return result[0] if isinstance(result, list) and len(result) == 1 else result

@@ -176,7 +176,7 @@ def run_bundle_demo(output: str | Path, dose: float = 0.1, samples: int = 2, ste
     with tempfile.TemporaryDirectory(prefix="diffrecon-demo-") as d:
         study = simulate_spect_study(Path(d) / "study", seed=seed, size=size, voxel_mm=voxel, views=60 if not quick else 16,
                                      total_counts=4e6 if not quick else 4e5, defect=True)
-        truth = study.activity.double() * study.counts_per_unit * dose
+        truth = study.activity.double() * study.counts_per_unit  # full-dose units; the evaluator scales by dose
         overrides = {"input_dir": str(Path(d) / "study"), "output_dir": str(output), "dose_fraction": dose, "num_samples": samples,
                      "seed": seed, "progress": progress, "evaluator#truth": truth}
         if steps is not None or quick:

@@ -62,7 +62,8 @@ def cardiac_phantom(
             thickness (7–13 mm) for training cohorts; ``None`` gives the fixed reference phantom.
 
     Returns:
-        ``{"activity": (X, Y, Z) float32 ≥ 0, "mu": (X, Y, Z) float32 cm⁻¹, "myocardium": (X, Y, Z) bool}``.
+        ``{"activity": (X, Y, Z) float32 ≥ 0, "mu": (X, Y, Z) float32 cm⁻¹, "myocardium": (X, Y, Z) bool,
+        "defect": (X, Y, Z) bool}`` (the defect is part of the myocardium; empty without a defect).
     """
 
     def jit(v: float, rel: float = 0.1) -> float:
@@ -93,6 +94,7 @@ def cardiac_phantom(
     pool = (inner < 1) & base
 
     act = torch.zeros(shape, dtype=torch.float64)
+    wedge = torch.zeros(shape, dtype=torch.bool)
     act[body] = jit(0.08)
     act[lung_l | lung_r] = jit(0.02)
     act[liver] = jit(0.55)
@@ -114,4 +116,4 @@ def cardiac_phantom(
     mu[(lung_l | lung_r) & body] = MU_LUNG_140KEV
     mu[spine] = MU_BONE_140KEV
     act[~body] = 0.0
-    return {"activity": act.float(), "mu": mu.float(), "myocardium": myo & body}
+    return {"activity": act.float(), "mu": mu.float(), "myocardium": myo & body, "defect": wedge & body}

@@ -434,8 +434,11 @@ def write_mr_series(
     description: str = "MR reconstruction",
     series_number: int = 902,
     role: str = "recon",
+    body_part: str | None = None,
 ) -> list[Path]:
-    """Write a real ``(X, Y, Z)`` MR volume (e.g. magnitude) as classic MR slices with RWVM scaling."""
+    """Write a real ``(X, Y, Z)`` MR volume (e.g. magnitude) as classic MR slices with RWVM scaling.
+
+    ``body_part``: BodyPartExamined when there is no source header to copy it from (raw k-space input)."""
     g = _prepare_derived(volume, affine_lps, source, derivation, seed, role)
     vol, stored, slope, intercept, iop, ps, ipp, dz, normal, uids = g.vol, g.stored, g.slope, g.intercept, g.iop, g.ps, g.ipp, g.dz, g.normal, g.uids
     series_uid, for_uid = g.series_uid, g.for_uid
@@ -448,6 +451,8 @@ def write_mr_series(
         ds.ImageType = ["DERIVED", "PRIMARY", "OTHER"]
         if hdr is not None and hdr.get("BodyPartExamined"):
             ds.BodyPartExamined = str(hdr.BodyPartExamined)
+        elif body_part:
+            ds.BodyPartExamined = body_part
         ds.ScanningSequence = "RM"
         ds.SequenceVariant = "NONE"
         ds.ScanOptions = ""

@@ -67,7 +67,7 @@ def simulate_volume(seed: int, size: int = 64, voxel_mm: float = 6.0, views: int
     cond = spect_condition(x_init, ph["mu"], scale, neighbours)
     target = (2 * act * (c * f) / scale - 1)[0].permute(3, 0, 1, 2).float()  # (Z, 1, X, Y)
     return {"cond": cond.half(), "target": target.half(), "mode": mode, "dose": f, "views": len(idx), "scale": float(scale),
-            "activity": act[0, 0] * (c * f), "myocardium": ph["myocardium"], "mu": ph["mu"], "counts": y, "x_init": x_init,
+            "activity": act[0, 0] * (c * f), "myocardium": ph["myocardium"], "defect": ph["defect"], "mu": ph["mu"], "counts": y, "x_init": x_init,
             "projector": Pm}
 
 

@@ -25,14 +25,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from monai_diffrecon.errors import DicomError, InvalidValueError, SeriesAssemblyError, unwrap
+from monai_diffrecon.errors import DicomError, InvalidValueError, SeriesAssemblyError
 from monai_diffrecon.io.dicom_guard import get_str, get_strs, read_dataset
 from monai_diffrecon.io.dicom_write import NM_IMAGE_STORAGE, Derivation, write_nm_recon
 from monai_diffrecon.io.nifti import write_nifti
 from monai_diffrecon.io.series import list_dicom_files
 from monai_diffrecon.io.staging import staged_directory
+from monai_diffrecon.workflows.base import CaseWorkflow
 
-__all__ = ["SPECTReconstruction", "find_study", "spect_datalist"]
+__all__ = ["SPECTReconstruction", "find_study", "spect_datalist", "simulated_studies"]
 
 
 def find_study(input_dir: str | Path) -> tuple[Path, Path | None]:
@@ -60,6 +61,30 @@ def find_study(input_dir: str | Path) -> tuple[Path, Path | None]:
     return nm[0], folders.pop()
 
 
+def simulated_studies(out_dir: str | Path, n_studies: int = 20, seed: int = 30_000, size: int = 64, voxel_mm: float = 6.0,
+                      views: int = 60, total_counts: float = 4e6, progress: bool = True) -> list[dict]:
+    """Write ``n_studies`` held-out simulated SPECT/CT studies as DICOM (``out_dir/study_XXX``) with their noise-free
+    reference ``truth.npy`` (full-dose expected counts per voxel, in the reconstruction's array layout) and return the
+    datalist (``projections``, ``ct``, ``truth``) — the evaluation set of ``evaluate.json``. Seeds from 30 000 are
+    never used for training (training 10 000+, validation 20 000+)."""
+    from tqdm.auto import tqdm
+
+    from monai_diffrecon.data.spect_study import simulate_spect_study
+
+    root = Path(out_dir)
+    items = []
+    for i in tqdm(range(n_studies), desc="simulating studies", disable=not progress):
+        d = root / f"study_{i:03d}"
+        truth_file = d / "truth.npy"
+        if not truth_file.is_file():
+            with staged_directory(d) as tmp:
+                st = simulate_spect_study(tmp, seed=seed + 7 * i, size=size, voxel_mm=voxel_mm, views=views, total_counts=total_counts)
+                np.save(tmp / "truth.npy", (st.activity.double() * st.counts_per_unit).numpy())
+        nm, ct = find_study(d)
+        items.append({"projections": str(nm), "ct": None if ct is None else str(ct), "truth": str(truth_file)})
+    return items
+
+
 def spect_datalist(input_dir: str | Path) -> list[dict]:
     """One study per sub-folder holding NM TOMO projections (or the folder itself): ``[{"projections", "ct"}]``."""
     root = Path(input_dir)
@@ -83,7 +108,7 @@ def spect_datalist(input_dir: str | Path) -> list[dict]:
         raise
 
 
-class SPECTReconstruction:
+class SPECTReconstruction(CaseWorkflow):
     """The bundle's evaluator (see module doc).
 
     Args:
@@ -93,7 +118,10 @@ class SPECTReconstruction:
         num_samples: posterior samples (≥ 2 adds the std series). seed: sampling seed (and part of the UID policy).
         views: keep this many evenly spaced views (few-view reconstruction), or ``None`` for all.
         dose_fraction: binomially thin the counts (dose studies on simulated data), or ``None``.
-        truth: optional ``(X, Y, Z)`` reference volume in the acquisition's units (simulations), for the PNG/metrics.
+        truth: optional ``(X, Y, Z)`` reference volume in the units of the stored acquisition (expected counts per
+            voxel at the stored dose; scaled by ``dose_fraction`` here), for the PNG and metrics. Items may carry
+            their own reference instead (``item["truth"]``: a tensor or an ``.npy`` path, e.g. from
+            :func:`simulated_studies`).
         model_sha256: recorded in the DerivationDescription.
     """
 
@@ -104,9 +132,13 @@ class SPECTReconstruction:
             raise InvalidValueError(f"num_samples: must be ≥ 1, got {num_samples}")
         if dose_fraction is not None and not 0 < dose_fraction <= 1:
             raise InvalidValueError(f"dose_fraction: must be in (0, 1], got {dose_fraction}")
-        self.dataset, self.output_dir, self.sampler = dataset, Path(output_dir), sampler
+        super().__init__(dataset, output_dir, progress)
+        self.sampler = sampler
         self.num_samples, self.seed, self.views, self.dose_fraction = num_samples, seed, views, dose_fraction
-        self.truth, self.model_sha256, self.progress = truth, model_sha256, progress
+        self.truth, self.model_sha256 = truth, model_sha256
+
+    def _empty(self) -> Exception:
+        return DicomError(self.output_dir, "no study to reconstruct")
 
     def select(self, counts: torch.Tensor, projector):
         if self.views is not None:
@@ -120,6 +152,14 @@ class SPECTReconstruction:
             counts = thin_counts(counts, self.dose_fraction, torch.Generator().manual_seed(self.seed + 17))
         return counts, projector
 
+    def reference(self, item: dict) -> torch.Tensor | None:
+        truth = item.get("truth", self.truth)
+        if truth is None:
+            return None
+        if isinstance(truth, (str, Path)):
+            truth = torch.from_numpy(np.load(truth, allow_pickle=False))
+        return torch.as_tensor(truth, dtype=torch.float64) * (self.dose_fraction or 1.0)
+
     def reconstruct(self, item: dict) -> tuple[dict, dict]:
         t0 = time.perf_counter()
         meta = item["projections"].meta
@@ -129,14 +169,15 @@ class SPECTReconstruction:
         out = self.sampler(counts, projector, generator=g, num_samples=self.num_samples, progress=self.progress)
         x_init = self.sampler.prepare(counts, projector)[0][0, 0] if hasattr(self.sampler, "prepare") else None
         seconds = time.perf_counter() - t0
+        truth = self.reference(item)
         est = projector(out.mean)
         chi2 = float(((est - counts) ** 2 / est.clamp_min(1.0)).mean())  # Pearson χ² per bin: ≈ 1 at the Poisson level
         metrics = {"seconds": round(seconds, 2), "nfe": out.nfe, "num_samples": self.num_samples, "views": projector.num_views,
                    "dose_fraction": self.dose_fraction, "total_counts": float(counts.sum()), "chi2_per_bin": chi2}
-        if self.truth is not None:
-            metrics.update(_truth_metrics(out.mean[0, 0], x_init, self.truth))
+        if truth is not None:
+            metrics.update(_truth_metrics(out.mean[0, 0], x_init, truth))
         results = {"mean": out.mean[0, 0], "std": out.std[0, 0], "osem": x_init, "affine": np.asarray(meta["affine_lps"]),
-                   "source": meta["dicom_source"]}
+                   "source": meta["dicom_source"], "truth": truth}
         return results, metrics
 
     def write(self, out_dir: Path, results: dict, metrics: dict) -> None:
@@ -153,25 +194,8 @@ class SPECTReconstruction:
                 write_nifti(results["std"].numpy(), aff, tmp / "std.nii.gz")
             if results["osem"] is not None:
                 write_nifti(results["osem"].numpy(), aff, tmp / "osem.nii.gz")
-            _figure(tmp / "recon.png", results["osem"], results["mean"], results["std"] if self.num_samples > 1 else None, self.truth, metrics)
+            _figure(tmp / "recon.png", results["osem"], results["mean"], results["std"] if self.num_samples > 1 else None, results["truth"], metrics)
             (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
-
-    def run(self) -> list[dict]:
-        n = len(self.dataset)
-        if n == 0:
-            raise DicomError(self.output_dir, "no study to reconstruct")
-        all_metrics = []
-        for i in range(n):
-            try:
-                item = self.dataset[i]
-            except RuntimeError as e:  # MONAI wraps transform errors; surface ours unchanged
-                raise unwrap(e) from e.__cause__
-            results, metrics = self.reconstruct(item)
-            self.write(self.output_dir if n == 1 else self.output_dir / f"case_{i:03d}", results, metrics)
-            all_metrics.append(metrics)
-            if self.progress:
-                print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=None))
-        return all_metrics
 
 
 def _truth_metrics(x: torch.Tensor, osem: torch.Tensor | None, truth: torch.Tensor) -> dict:

@@ -1,5 +1,6 @@
 # Two set-up commands (see README):
-#   make demo   — create .venv, install, run the built-in default job (simulated SPECT + OSEM → NIfTI + PNG)
+#   make demo   — create .venv, install, run the built-in default job (simulated low-dose SPECT/CT DICOM study →
+#                 spect_cardiac_diffusion bundle → derived DICOM + NIfTI + PNG)
 #   make test   — create .venv with the test extra, run the test suite
 # torch comes from `torch==2.13.0` in the same pip command (a local CPU wheel here; never the multi-GB CUDA build).
 
@@ -9,7 +10,7 @@ PIP := $(VENV)/bin/pip
 TORCH ?= torch==2.13.0
 DEMO_OUT ?= outputs/demo
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test bench bench-samplers bench-spect clean
 
 $(VENV)/.installed-%: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -34,6 +35,15 @@ test: $(VENV)/.installed-test
 bench:
 	bash benchmarks/setup_bench_env.sh
 	.venv-bench/bin/python benchmarks/operators.py
+
+# samplers vs deepinv on a small trained prior (~1 h on 2 cores)
+bench-samplers:
+	bash benchmarks/setup_bench_env.sh
+	.venv-bench/bin/python benchmarks/samplers.py
+
+# the SPECT bundle on 20 held-out phantoms (several hours on 2 cores)
+bench-spect: $(VENV)/.installed-test
+	$(VENV)/bin/python benchmarks/spect.py
 
 clean:
 	rm -rf $(VENV) .venv-bench outputs .pytest_cache

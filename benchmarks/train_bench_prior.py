@@ -8,10 +8,9 @@ Writes ``model.pt`` (EMA weights, ``torch.load(..., weights_only=True)``), ``che
 from __future__ import annotations
 
 import argparse
-import hashlib
-from pathlib import Path
 
 import torch
+from _train_common import record_sha256
 
 from monai_diffrecon.data.mri_sim import mr_phantom
 from monai_diffrecon.diffusion import make_scheduler
@@ -39,9 +38,7 @@ def main() -> None:
     cfg = DSMConfig(max_iterations=a.iterations, batch_size=32, lr=1e-3, ema_decay=0.995, warmup=100, checkpoint_every=100)
     tr = DenoisingScoreTrainer(net, make_scheduler(), TensorSampler(training_images(), augment=True), a.out, cfg)
     out = tr.run()
-    digest = hashlib.sha256((Path(a.out) / "model.pt").read_bytes()).hexdigest()
-    (Path(a.out) / "model.sha256").write_text(digest + "  model.pt\n")
-    print(out, digest)
+    print(out, record_sha256(a.out))
 
 
 if __name__ == "__main__":

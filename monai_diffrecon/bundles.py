@@ -15,7 +15,7 @@ from pathlib import Path
 
 from monai_diffrecon.errors import InvalidValueError, unwrap
 
-__all__ = ["BUNDLES_DIR", "bundle_path", "run_bundle", "list_bundles"]
+__all__ = ["BUNDLES_DIR", "bundle_path", "run_bundle", "list_bundles", "describe_bundle", "verify_bundle"]
 
 BUNDLES_DIR = Path(__file__).resolve().parent.parent / "bundles"
 # model-zoo convention: these configs only override their base (``--config_file "['inference.json','evaluate.json']"``)
@@ -62,3 +62,52 @@ def run_bundle(name_or_path: str | Path, config: str = "inference", trust_config
             raise
         raise err from e
     return result[0] if isinstance(result, list) and len(result) == 1 else result
+
+
+def describe_bundle(name_or_path: str | Path) -> dict:
+    """Name, version, task and whether its weights are present, from ``configs/metadata.json``."""
+    import json
+
+    root = bundle_path(name_or_path, trust_config=True)
+    meta = json.loads((root / "configs" / "metadata.json").read_text())
+    return {"name": root.name, "version": meta.get("version"), "task": meta.get("task", ""),
+            "weights": (root / "models" / "model.pt").is_file(), "model_sha256": meta.get("model_sha256", "")}
+
+
+def verify_bundle(name_or_path: str | Path, schema: str | Path | None = None) -> dict:
+    """Check a bundle: metadata against MONAI's schema (``schema``: a local copy, since the URL needs internet),
+    the weights' sha256 against the metadata, and the network's input/output shapes against
+    ``network_data_format``. Returns ``{check: "ok" | message}``; raises nothing."""
+    import json
+
+    import torch
+
+    from monai_diffrecon.networks.weights import sha256_file
+
+    root = bundle_path(name_or_path, trust_config=True)
+    meta_file, out = root / "configs" / "metadata.json", {}
+    try:
+        from monai.bundle import verify_metadata
+
+        if schema is None:
+            raise FileNotFoundError("no local schema given (pass --schema; the URL in metadata.json needs internet)")
+        verify_metadata(meta_file=str(meta_file), filepath=str(schema))
+        out["metadata"] = "ok"
+    except Exception as e:  # noqa: BLE001 - reported, not raised
+        out["metadata"] = f"{type(e).__name__}: {str(e)[:300]}"
+    meta = json.loads(meta_file.read_text())
+    model = root / "models" / "model.pt"
+    if not model.is_file():
+        out["weights"] = "models/model.pt missing"
+    else:
+        got = sha256_file(model)
+        out["weights"] = "ok" if got == meta.get("model_sha256") else f"sha256 {got} != metadata {meta.get('model_sha256')!r}"
+    try:
+        from monai.bundle import verify_net_in_out
+
+        verify_net_in_out(net_id="network_def", meta_file=str(meta_file), config_file=str(root / "configs" / "inference.json"), device="cpu",
+                          extra_forward_args={"timesteps": torch.tensor([10])})
+        out["network"] = "ok"
+    except Exception as e:  # noqa: BLE001
+        out["network"] = f"{type(e).__name__}: {str(e)[:300]}"
+    return out

@@ -5,7 +5,8 @@ Commands:
     diffrecon demo --output DIR [--quick] [--seed N]   built-in demo study → the SPECT bundle → DICOM, NIfTI, PNG
     diffrecon demo-osem --output DIR                   the classical OSEM demo (no network)
     diffrecon run BUNDLE --input DIR --output DIR [--set KEY=VALUE ...]
-    diffrecon bundles                                  list the bundles
+    diffrecon bundles                                  list the bundles (name, version, weights, task)
+    diffrecon verify BUNDLE [--schema FILE]            metadata schema, weights sha256, network in/out
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config id (JSON value), e.g. num_samples=4")
     r.add_argument("--trust-config", action="store_true", help="allow running a bundle from outside this project")
     sub.add_parser("bundles", help="list the bundles")
+    v = sub.add_parser("verify", help="check a bundle: metadata schema, weights sha256, network in/out shapes")
+    v.add_argument("bundle")
+    v.add_argument("--schema", default=None, help="local copy of MONAI's meta_schema JSON (the metadata URL needs internet)")
     return p
 
 
@@ -74,10 +78,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {args.output}/ (dicom/, recon.nii.gz, osem.nii.gz, recon.png, metrics.json)")
         return 0
     if args.command == "bundles":
-        from monai_diffrecon.bundles import list_bundles
+        from monai_diffrecon.bundles import describe_bundle, list_bundles
 
-        print("\n".join(list_bundles()))
+        for name in list_bundles():
+            d = describe_bundle(name)
+            print(f"{d['name']:<28} {d['version']:<7} {'weights' if d['weights'] else 'NO WEIGHTS':<10} {d['task']}")
         return 0
+    if args.command == "verify":
+        from monai_diffrecon.bundles import verify_bundle
+
+        res = verify_bundle(args.bundle, args.schema)
+        print(json.dumps(res, indent=2))
+        return 0 if all(v == "ok" for v in res.values()) else 1
     if args.command == "run":
         from monai_diffrecon.bundles import run_bundle
 

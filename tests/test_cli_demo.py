@@ -1,4 +1,5 @@
-"""The README's main job: `diffrecon demo` writes NIfTI, PNG and metrics through a staged folder."""
+"""The README's main job (`diffrecon demo`: the SPECT bundle on the built-in DICOM study) and the classical
+`diffrecon demo-osem`, both writing through a staged folder."""
 
 from __future__ import annotations
 
@@ -22,11 +23,33 @@ def test_version_and_help(capsys):
     assert "demo" in capsys.readouterr().out
 
 
-def test_demo_quick_writes_outputs(tmp_path):
+def test_bundle_demo_quick_writes_dicom_nifti_png(tmp_path, capsys):
+    """`diffrecon demo` with the shipped weights (tiny study and 2 steps: this checks the wiring, not the quality)."""
     import nibabel as nib
+    import pydicom
 
     out = tmp_path / "demo"
     assert main(["demo", "--output", str(out), "--quick", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert '"ours_psnr_heart"' in printed and "wrote" in printed
+    names = {p.name for p in out.iterdir()}
+    assert {"dicom", "recon.nii.gz", "std.nii.gz", "osem.nii.gz", "recon.png", "metrics.json"} <= names
+    series = sorted((out / "dicom").iterdir())
+    assert [s.name.split("_")[1] for s in series] == ["RECON", "STD"]
+    ds = pydicom.dcmread(next(series[0].iterdir()))
+    assert ds.Modality == "NM" and ds.ImageType[0] == "DERIVED"
+    assert nib.load(out / "recon.nii.gz").shape == (32, 32, 32)
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["dose_fraction"] == 0.1 and m["num_samples"] == 2 and m["nfe"] == 4
+    assert (out / "recon.png").stat().st_size > 20_000
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_osem_demo_quick_writes_outputs(tmp_path):
+    import nibabel as nib
+
+    out = tmp_path / "demo"
+    assert main(["demo-osem", "--output", str(out), "--quick", "--no-progress"]) == 0
     names = {p.name for p in out.iterdir()}
     assert {"recon_osem_acpsf.nii.gz", "recon_osem_noac.nii.gz", "truth.nii.gz", "projections.nii.gz", "demo.png", "metrics.json"} <= names
     img = nib.load(out / "recon_osem_acpsf.nii.gz")

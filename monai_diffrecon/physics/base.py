@@ -130,6 +130,7 @@ def conjugate_gradient(
     x0: torch.Tensor | None = None,
     tol: float = 1e-6,
     max_iter: int = 100,
+    joint: bool = False,
 ) -> torch.Tensor:
     """Solve ``M x = b`` for a Hermitian positive (semi-)definite ``M``, independently per batch element.
 
@@ -139,10 +140,22 @@ def conjugate_gradient(
         x0: starting point (default zeros).
         tol: stop when ``‖b − M x‖ ≤ tol · ‖b‖`` for every batch element.
         max_iter: maximum number of iterations.
+        joint: solve one system for the whole tensor instead of one per batch element — required when ``M``
+            couples batch elements (operators with ``mixes_batch``, e.g. a slice batch forming one volume).
 
     Returns:
         ``x`` with the shape and dtype of ``b``. Differentiable (the iterations are unrolled).
     """
+    if joint:
+        shape = b.shape
+        flat = conjugate_gradient(
+            lambda v: apply(v.reshape(shape)).reshape(1, -1),
+            b.reshape(1, -1),
+            None if x0 is None else x0.reshape(1, -1),
+            tol,
+            max_iter,
+        )
+        return flat.reshape(shape)
     x = torch.zeros_like(b) if x0 is None else x0
     r = b - apply(x) if x0 is not None else b.clone()
     p = r
@@ -183,6 +196,9 @@ class LinearOperator(nn.Module):
     out_shape: ShapeSpec | None = None
     in_complex: bool | None = None
     out_complex: bool | None = None
+    #: True when output sample ``b`` depends on input samples other than ``b`` (the batch is one object);
+    #: the generic CG solvers then solve one joint system instead of one per batch element.
+    mixes_batch: bool = False
 
     # ------------------------------------------------------------------ core
     def _forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -267,7 +283,9 @@ class LinearOperator(nn.Module):
         y = self.check_output(y)
         inv_g = 1.0 / _positive(gamma, "gamma", z)
         rhs = self._adjoint(y) + inv_g * z
-        return conjugate_gradient(lambda v: self._adjoint(self._forward(v)) + inv_g * v, rhs, z, tol, max_iter)
+        return conjugate_gradient(
+            lambda v: self._adjoint(self._forward(v)) + inv_g * v, rhs, z, tol, max_iter, joint=self.mixes_batch
+        )
 
     def pinv(self, y: torch.Tensor, tol: float = 1e-6, max_iter: int = 100) -> torch.Tensor:
         """Minimum-norm least-squares solution ``A⁺ y``.
@@ -277,7 +295,9 @@ class LinearOperator(nn.Module):
         override it.
         """
         y = self.check_output(y)
-        return conjugate_gradient(lambda v: self._adjoint(self._forward(v)), self._adjoint(y), None, tol, max_iter)
+        return conjugate_gradient(
+            lambda v: self._adjoint(self._forward(v)), self._adjoint(y), None, tol, max_iter, joint=self.mixes_batch
+        )
 
     @torch.no_grad()
     def norm(
@@ -403,6 +423,7 @@ class Adjoint(LinearOperator):
         self.op = op
         self.in_shape, self.out_shape = op.out_shape, op.in_shape
         self.in_complex, self.out_complex = op.out_complex, op.in_complex
+        self.mixes_batch = op.mixes_batch
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.op._adjoint(x)
@@ -442,6 +463,7 @@ class Compose(LinearOperator):
         self.ops = nn.ModuleList(flat)
         self.in_shape, self.in_complex = flat[-1].in_shape, flat[-1].in_complex
         self.out_shape, self.out_complex = flat[0].out_shape, flat[0].out_complex
+        self.mixes_batch = any(op.mixes_batch for op in flat)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for op in reversed(self.ops):
@@ -479,6 +501,7 @@ class Sum(LinearOperator):
         self.out_shape = a.out_shape if a.out_shape is not None else b.out_shape
         self.in_complex = a.in_complex if a.in_complex is not None else b.in_complex
         self.out_complex = a.out_complex if a.out_complex is not None else b.out_complex
+        self.mixes_batch = a.mixes_batch or b.mixes_batch
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.a._forward(x) + self.b._forward(x)
@@ -496,6 +519,7 @@ class Scaled(LinearOperator):
         self.op = op
         self.in_shape, self.out_shape = op.in_shape, op.out_shape
         self.in_complex, self.out_complex = op.in_complex, op.out_complex
+        self.mixes_batch = op.mixes_batch
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.c * self.op._forward(x)

@@ -89,6 +89,7 @@ class SlicesToVolume(LinearOperator):
     def __init__(self, num_slices: int | None = None) -> None:
         super().__init__()
         self.num_slices = num_slices
+        self.mixes_batch = True
         self.in_shape = (num_slices, None, None, None)
         self.out_shape = (1, None, None, None, num_slices)
 

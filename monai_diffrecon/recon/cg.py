@@ -18,4 +18,4 @@ def cg_sense(op: LinearOperator, y: torch.Tensor, lam: float = 0.0, iterations: 
     if lam < 0:
         raise InvalidValueError(f"lam: must be ≥ 0, got {lam}")
     rhs = op.adjoint(y)
-    return conjugate_gradient(lambda v: op.normal(v) + lam * v, rhs, None, tol, iterations)
+    return conjugate_gradient(lambda v: op.normal(v) + lam * v, rhs, None, tol, iterations, joint=op.mixes_batch)

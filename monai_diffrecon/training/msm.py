@@ -33,7 +33,7 @@ from monai_diffrecon.errors import TrainingError
 from monai_diffrecon.physics.functional.sense import channels_to_complex, complex_randn, complex_to_channels, sense_combine, sense_expand
 from monai_diffrecon.training.dsm import DenoisingScoreTrainer
 
-__all__ = ["KSpaceSampler", "MSMTrainer", "msm_x0"]
+__all__ = ["KSpaceSampler", "MSMTrainer", "msm_x0", "kspace_batch"]
 
 
 class KSpaceSampler:
@@ -55,6 +55,15 @@ class KSpaceSampler:
         idx = torch.randint(self.kspace.shape[0], (batch_size,), generator=generator)
         maps = self.maps if self.maps.shape[0] == 1 else self.maps[idx]
         return {"kspace": self.kspace[idx], "mask": self.masks[idx], "maps": maps}
+
+
+def kspace_batch(batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(kspace, mask, maps, m)`` from a :class:`KSpaceSampler` batch: k-space zeroed outside each mask (only the
+    measured entries exist), and ``m`` the number of measured real components per item (loss normalisation)."""
+    mask = batch["mask"].float()
+    k = batch["kspace"].to(torch.complex64) * mask
+    m = (mask.expand_as(k.real).sum(dim=(1, 2, 3)) * 2).clamp_min(1)
+    return k, mask, batch["maps"].to(torch.complex64), m
 
 
 def msm_x0(model, s_t: torch.Tensor, mask, maps, t: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
@@ -86,16 +95,13 @@ class MSMTrainer(DenoisingScoreTrainer):
     def loss(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
         g = generator
         dev = self.device
-        mask = batch["mask"].float()
-        s = batch["kspace"].to(torch.complex64) * mask  # only the measured entries exist
-        maps = batch["maps"].to(torch.complex64)
+        s, mask, maps, m_count = kspace_batch(batch)
         B = s.shape[0]
         T = self.alphas_cumprod.numel()
         t = torch.randint(0, T, (B,), generator=g)
         n = complex_randn(s.shape, g)
         a = self.alphas_cumprod[t].reshape(B, 1, 1, 1)
-        s, mask, maps, n, a, t_dev = s.to(dev), mask.to(dev), maps.to(dev), n.to(dev), a.to(dev), t.to(dev)
-        m_count = (mask.expand_as(s.real).sum(dim=(1, 2, 3)) * 2).clamp_min(1)  # real measured components per item
+        s, mask, maps, n, a, t_dev, m_count = (v.to(dev) for v in (s, mask, maps, n, a, t, m_count))
         snr = a / (1 - a)
         if self.eta == 0:
             s_t = mask * (torch.sqrt(a) * s + torch.sqrt(1 - a) * n)

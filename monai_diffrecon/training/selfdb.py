@@ -17,6 +17,7 @@ import torch
 from monai_diffrecon.errors import TrainingError
 from monai_diffrecon.physics.functional.sense import channels_to_complex, complex_randn, complex_to_channels, sense_combine, sense_expand
 from monai_diffrecon.training.dsm import DenoisingScoreTrainer
+from monai_diffrecon.training.msm import kspace_batch
 
 __all__ = ["SelfDBTrainer", "subsample_lines", "selfdb_predict"]
 
@@ -54,18 +55,15 @@ class SelfDBTrainer(DenoisingScoreTrainer):
     def loss(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
         g = generator
         dev = self.device
-        mask = batch["mask"].float()
-        y = batch["kspace"].to(torch.complex64) * mask  # only the measured entries exist
-        maps = batch["maps"].to(torch.complex64)
+        y, mask, maps, count = kspace_batch(batch)
         B = y.shape[0]
         m_bar = subsample_lines(mask, self.keep1, self.center_lines, g)
         m_prime = subsample_lines(m_bar, self.keep2, self.center_lines, g)
         t = torch.rand(B, generator=g)
         n = complex_randn(y.shape, g)
         tt = t.reshape(B, 1, 1, 1)
-        y, mask, maps, m_bar, m_prime, n, tt, t = (v.to(dev) for v in (y, mask, maps, m_bar, m_prime, n, tt, t))
+        y, mask, maps, m_bar, m_prime, n, tt, t, count = (v.to(dev) for v in (y, mask, maps, m_bar, m_prime, n, tt, t, count))
         y_t = (1 - tt) * m_bar * y + tt * m_prime * y + self.sigma_max * torch.sqrt(tt * (1 - tt)) * m_bar * n
         x = selfdb_predict(self.model, y_t, maps, t, self.alphas_cumprod.numel())
         r = sense_expand(x, maps, mask) - y
-        count = (mask.expand_as(y.real).sum(dim=(1, 2, 3)) * 2).clamp_min(1)
         return ((r.abs() ** 2).sum(dim=(1, 2, 3)) / count).mean()

@@ -32,7 +32,7 @@ from monai_diffrecon.physics import MultiCoilMRI, estimate_coil_maps
 from monai_diffrecon.physics.functional.sense import sense_combine
 from monai_diffrecon.workflows.base import CaseWorkflow
 
-__all__ = ["kspace_datalist", "MRIReconstruction", "acs_lines", "magnitude_metrics"]
+__all__ = ["kspace_datalist", "MRIReconstruction", "acs_lines", "magnitude_metrics", "simulated_kspace_files"]
 
 
 def kspace_datalist(input_dir: str | Path) -> list[dict]:
@@ -45,6 +45,23 @@ def kspace_datalist(input_dir: str | Path) -> list[dict]:
     files = sorted(p for p in root.rglob("*") if p.suffix in (".h5", ".mrd", ".ismrmrd") and p.is_file())
     if not files:
         raise KSpaceError(input_dir, "no k-space file (*.h5 fastMRI-style, *.mrd ISMRMRD) found")
+    return [{"kspace": str(f)} for f in files]
+
+
+def simulated_kspace_files(out_dir: str | Path, n_slices: int = 16, size: int = 128, acceleration: float = 4.0, seed: int = 60_000,
+                           progress: bool = True) -> list[dict]:
+    """Write ``n_slices`` held-out MNI152-based test slices (axial blocks never used for training) as fastMRI-style
+    files with ``reconstruction_rss`` for scoring, and return their datalist — the evaluation set of
+    ``evaluate.json``. Existing files are reused."""
+    from monai_diffrecon.data.mri_sim import mni_mr_slices, write_mri_dataset
+
+    root = Path(out_dir)
+    files = sorted(root.glob("test_*.h5")) if root.is_dir() else []
+    if len(files) != n_slices:
+        imgs = mni_mr_slices("test", n_slices, size=size, seed=seed)
+        with staged_directory(root) as tmp:
+            write_mri_dataset(tmp, [(f"mni_{i:03d}", imgs[i]) for i in range(n_slices)], "test", acceleration=acceleration, seed=seed)
+        files = sorted(root.glob("test_*.h5"))
     return [{"kspace": str(f)} for f in files]
 
 

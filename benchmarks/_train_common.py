@@ -27,12 +27,33 @@ def record_sha256(out_dir: str | Path) -> str:
     return digest
 
 
-def train_like_bundle(bundle: str, images: torch.Tensor, out_dir: str | Path, iterations: int | None = None) -> dict:
-    """Denoising score matching on ``images (N, C, H, W)`` with ``bundle``'s training settings, no condition."""
+def init_from_conditional(net: torch.nn.Module, state: dict) -> int:
+    """Copy a conditional network's weights into the unconditional ``net`` of the same size: every tensor whose
+    shape matches, and for the input convolution only the weights of the image channel (the condition channels are
+    dropped). Returns the number of tensors copied."""
+    own = net.state_dict()
+    n = 0
+    for k, v in state.items():
+        if k in own and own[k].shape == v.shape:
+            own[k] = v.clone()
+            n += 1
+        elif k in own and v.dim() == 4 and own[k].shape[1] < v.shape[1] and own[k].shape[0] == v.shape[0]:
+            own[k] = v[:, : own[k].shape[1]].clone()
+            n += 1
+    net.load_state_dict(own)
+    return n
+
+
+def train_like_bundle(bundle: str, images: torch.Tensor, out_dir: str | Path, iterations: int | None = None,
+                      init_state: dict | None = None, threads: int = 2) -> dict:
+    """Denoising score matching on ``images (N, C, H, W)`` with ``bundle``'s training settings, no condition;
+    ``init_state``: start from these (conditional) weights via :func:`init_from_conditional`."""
     cfg = bundle_train_config(bundle)
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     torch.manual_seed(cfg["seed"])
     net = diffusion_unet(2, images.shape[1], size=cfg["network_def"]["size"])
+    if init_state is not None:
+        print(f"initialised {init_from_conditional(net, init_state)} tensors from the conditional weights")
     tc = cfg["trainer_config"]
     dsm = DSMConfig(max_iterations=iterations or cfg["max_iterations"], batch_size=cfg["batch_size"], lr=cfg["lr"], ema_decay=tc["ema_decay"],
                     warmup=tc["warmup"], checkpoint_every=tc["checkpoint_every"], seed=cfg["seed"])

@@ -13,7 +13,7 @@ seeds 0–7 (training used seeds ≥ 1000). Tasks, defined on [0, 1] images (dee
 * Gaussian deblurring: circular 7×7 Gaussian kernel (σ = 1 px), noise σ = 0.02.
 
 Our samplers work in the prior's [−1, 1] space: ``y' = 2y − A·1`` and ``σ' = 2σ`` give the equivalent linear
-problem. deepinv's DPS and DiffPIR get the same network through a ``Denoiser`` wrapper
+problem. Both DiffPIRs clamp x̂₀ to the data range before the data step (the reference code does). deepinv's DPS and DiffPIR get the same network through a ``Denoiser`` wrapper
 ``D(x, σ) = (prior.denoise(2x − 1, 2σ) + 1)/2`` (its [0, 1] denoiser interface). Same operator, same network, same
 process, batch of 8 images per call; PSNR/SSIM on [0, 1] (scikit-image); time is wall time per image.
 """
@@ -90,12 +90,12 @@ def metrics(x01: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
     return float(np.mean(p)), float(np.mean(s))
 
 
-def ours(prior, name: str, nfe: int, dps_zeta: float = 1.0):
+def ours(prior, name: str, nfe: int, dps_zeta: float = 1.0, diffpir_lam: float = 7.0):
     """Our sampler for a target NFE budget (PnP-DM: iterations × prior steps ≈ NFE)."""
     return {
         "DPS": lambda s: DPS(prior, nfe, zeta=dps_zeta),
         "DDNM": lambda s: DDNM(prior, nfe, eta=0.85, scale=1.0, sigma_y=s),
-        "DiffPIR": lambda s: DiffPIR(prior, nfe, lam=7.0, zeta=0.3, sigma_y=s),
+        "DiffPIR": lambda s: DiffPIR(prior, nfe, lam=diffpir_lam, zeta=0.3, sigma_y=s, clip=(-1.0, 1.0)),
         "PnP-DM": lambda s: PnPDM(prior, sigma_y=s, num_iters=max(4, nfe // 10), burn_in=max(2, nfe // 20), rho0=5.0, rho_decay=0.8, rho_min=max(s, 0.05), prior_steps=40),
         "ScorePnP-ADMM": lambda s: ScorePnP(prior, "admm", num_iters=nfe, sigma_start=0.5, sigma_end=0.02, lam=1.0, sigma_y=s),
         "ScorePnP-DPIR": lambda s: ScorePnP(prior, "hqs", num_iters=nfe, sigma_start=0.5, sigma_end=0.02, lam=0.27, sigma_y=s),
@@ -116,27 +116,38 @@ class DeepinvDenoiser(torch.nn.Module):
 
 
 DPS_WEIGHTS = {"ours": [0.3, 1.0, 3.0], "deepinv": [("annealed", 1.0), ("norm", 10.0), ("norm", 100.0), ("norm", 1000.0)]}
+DIFFPIR_LAMBDAS = [1.75, 3.5, 7.0, 14.0, 28.0]
 
 
-def tune_dps(prior, op, sigma, have_deepinv: bool, nfe: int = 100) -> dict:
-    """Choose DPS's guidance weight for each implementation on 2 validation phantoms (seed 99, not test images):
-    deepinv's residual-norm guidance needs λ of order ‖r‖/σ_y² (its docs), so its default weight 1 would be an
-    unfair comparison."""
+def tune_weights(prior, op, sigma, have_deepinv: bool, nfe: int = 100, diffpir_nfe: int = 20) -> dict:
+    """Choose, for each implementation separately, DPS's guidance weight and DiffPIR's λ on 2 validation phantoms
+    (seed 99, not test images). deepinv's residual-norm DPS guidance needs a weight of order ‖r‖/σ_y² (its docs),
+    and the two DiffPIRs scale ρ_t = λσ_y²/σ_t² differently (deepinv's prox uses γ = 1/(2ρ) on [0, 1] images, ours
+    γ = 1/ρ in the prior's [−1, 1] space), so one shared λ would favour one of them."""
     g = torch.Generator().manual_seed(99)
     xv = torch.stack([mr_phantom(SIZE, g).abs() for _ in range(2)]).float()[:, None]
     xv = xv / xv.amax(dim=(1, 2, 3), keepdim=True)
     yv = measure(op, xv, sigma, g)
-    best = {}
-    scores = {w: metrics((DPS(prior, nfe, zeta=w)(2 * yv - op(torch.ones_like(xv)), op, generator=torch.Generator().manual_seed(5),
-                                                     progress=False).mean + 1) / 2, xv)[0] for w in DPS_WEIGHTS["ours"]}
-    best["ours"] = max(scores, key=scores.get)
+    yv_pm = 2 * yv - op(torch.ones_like(xv))
+
+    def score(smp):
+        return metrics((smp(yv_pm, op, generator=torch.Generator().manual_seed(5), progress=False).mean + 1) / 2, xv)[0]
+
+    def best_of(scores):
+        return max(scores, key=scores.get)
+
+    best = {"ours": {"dps": best_of({w: score(DPS(prior, nfe, zeta=w)) for w in DPS_WEIGHTS["ours"]}),
+                     "diffpir": best_of({lam: score(DiffPIR(prior, diffpir_nfe, lam=lam, zeta=0.3, sigma_y=2 * sigma, clip=(-1.0, 1.0))) for lam in DIFFPIR_LAMBDAS})}}
     if have_deepinv:
-        scores = {w: metrics(run_deepinv("DPS", prior, op, yv, sigma, nfe, seed=5, dps=w), xv)[0] for w in DPS_WEIGHTS["deepinv"]}
-        best["deepinv"] = max(scores, key=scores.get)
+        best["deepinv"] = {
+            "dps": best_of({w: metrics(run_deepinv("DPS", prior, op, yv, sigma, nfe, seed=5, dps=w), xv)[0] for w in DPS_WEIGHTS["deepinv"]}),
+            "diffpir": best_of({lam: metrics(run_deepinv("DiffPIR", prior, op, yv, sigma, diffpir_nfe, seed=5, lam=lam), xv)[0]
+                                for lam in DIFFPIR_LAMBDAS}),
+        }
     return best
 
 
-def run_deepinv(method: str, prior, op, y, sigma, nfe: int, seed: int, dps=("norm", 1.0)):
+def run_deepinv(method: str, prior, op, y, sigma, nfe: int, seed: int, dps=("norm", 1.0), lam: float = 7.0):
     import deepinv as dinv
 
     physics = dinv.physics.LinearPhysics(A=lambda v: op(v.float()), A_adjoint=lambda v: op.adjoint(v.float()),
@@ -146,15 +157,16 @@ def run_deepinv(method: str, prior, op, y, sigma, nfe: int, seed: int, dps=("nor
         model = dinv.sampling.DPS(den, num_steps=nfe, guidance=dps[0], weight=dps[1], rng=torch.Generator().manual_seed(seed))
         return model(y.double(), physics, x_init=tuple(op.adjoint(y).shape)).float()
     torch.manual_seed(seed)
-    model = dinv.sampling.DiffPIR(den, dinv.optim.data_fidelity.L2(), sigma=sigma, max_iter=nfe, zeta=0.3, lambda_=7.0)
+    model = dinv.sampling.DiffPIR(den, dinv.optim.data_fidelity.L2(), sigma=sigma, max_iter=nfe, zeta=0.3, lambda_=lam)
     return model(y, physics).float()
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--no-deepinv", action="store_true")
+    p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     prior = load_prior()
     x01 = test_images()
     have_deepinv = not a.no_deepinv
@@ -184,12 +196,14 @@ def main() -> None:
         psnr0, ssim0 = metrics((regularised_start(y_pm, op, s_pm) + 1) / 2, x01)
         lines.append(f"| Tikhonov start (no prior) | — | 0 | {psnr0:.2f} | {ssim0:.3f} | — |")
         pairs = {}
-        dps_w = tune_dps(prior, op, sigma, have_deepinv)
-        lines.insert(len(lines) - 3, f"DPS guidance weights chosen on 2 validation phantoms (100 NFE): ours ζ = {dps_w['ours']} of "
-                     f"{DPS_WEIGHTS['ours']}" + (f"; deepinv (guidance, weight) = {dps_w['deepinv']} of {DPS_WEIGHTS['deepinv']}" if have_deepinv else "") + ".\n")
+        w = tune_weights(prior, op, sigma, have_deepinv)
+        lines.insert(len(lines) - 3, f"Chosen per implementation on 2 validation phantoms: DPS guidance (100 NFE) — ours ζ = {w['ours']['dps']} of "
+                     f"{DPS_WEIGHTS['ours']}" + (f", deepinv (guidance, weight) = {w['deepinv']['dps']} of {DPS_WEIGHTS['deepinv']}" if have_deepinv else "")
+                     + f"; DiffPIR λ (20 NFE, ζ = 0.3) of {DIFFPIR_LAMBDAS} — ours {w['ours']['diffpir']}"
+                     + (f", deepinv {w['deepinv']['diffpir']}" if have_deepinv else "") + ".\n")
         for method, nfes in grids.items():
             for nfe in nfes:
-                smp = ours(prior, method, nfe, dps_w["ours"])(s_pm)
+                smp = ours(prior, method, nfe, w["ours"]["dps"], w["ours"]["diffpir"])(s_pm)
                 t = time.perf_counter()
                 out = smp(y_pm, op, generator=torch.Generator().manual_seed(1), progress=False)
                 dt = (time.perf_counter() - t) / x01.shape[0]
@@ -200,7 +214,7 @@ def main() -> None:
                 examples[(task, f"{method} (ours, {out.nfe})")] = rec
                 if have_deepinv and method in ("DPS", "DiffPIR"):
                     t = time.perf_counter()
-                    rec_d = run_deepinv(method, prior, op, y, sigma, nfe, seed=1, dps=dps_w.get("deepinv"))
+                    rec_d = run_deepinv(method, prior, op, y, sigma, nfe, seed=1, dps=w["deepinv"]["dps"], lam=w["deepinv"]["diffpir"])
                     dt_d = (time.perf_counter() - t) / x01.shape[0]
                     ps_d, ss_d = metrics(rec_d, x01)
                     lines.append(f"| {method} | deepinv {__import__('deepinv').__version__} | {nfe} | {ps_d:.2f} | {ss_d:.3f} | {dt_d:.3f} |")

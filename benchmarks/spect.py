@@ -3,6 +3,10 @@
 Usage:
     .venv/bin/python benchmarks/spect.py                     # 20 test phantoms, all settings (several hours on 2 cores)
     .venv/bin/python benchmarks/spect.py --n-test 4 --quick  # a smoke run
+    # both cores, one process each (the validation tuning is cached in spect.chosen.json — run it once first):
+    .venv/bin/python benchmarks/spect.py --n-test 0 --threads 2
+    for k in 0 1; do .venv/bin/python benchmarks/spect.py --threads 1 --shard $k/2 & done; wait
+    .venv/bin/python benchmarks/spect.py --merge 2
 
 Data: :func:`monai_diffrecon.training.spect_cohort.simulate_volume` in ``mode="full"`` — 64³ phantoms at 6 mm,
 60-view 360° dual-head acquisitions with attenuation and the LEHR collimator response, 4 M expected counts at
@@ -16,7 +20,7 @@ Methods (all with the same attenuation + collimator model):
 * OSEM + Gaussian filter: 4 iterations × 8 subsets (≤ views), post-filter σ chosen per setting on 5 validation
   phantoms (seeds 20 000+) from {0, 0.5, 1, 1.5, 2, 3} voxels by heart PSNR;
 * OSEM + 3D TV: 4 iterations, each one OSEM pass followed by the closed-form 3D TV prox with λ = r·s (s the
-  robust image maximum), r chosen per setting on the validation phantoms from {0.01, 0.03, 0.1, 0.3};
+  robust image maximum), r chosen per setting on the validation phantoms from {0.003, 0.01, 0.03, 0.1, 0.3};
 * unconditional 2D prior + DiffPIR: a 2D slice prior of the same size trained on the same full-dose slices
   without conditions (``benchmarks/weights/spect_uncond2d``), sampled with DiffPIR re-noising (ζ = 0.3) and the same
   per-step MLEM and TV-z steps as ours — isolates what the conditioning brings;
@@ -52,12 +56,14 @@ from monai_diffrecon.samplers.spect25d import spect_scale
 from monai_diffrecon.training.spect_cohort import SEED_BASE, simulate_volume
 
 ROOT = Path(__file__).resolve().parent
+OURS = "ours (2.5D cond. + MLEM + TV-z)"
+UNCOND_LABEL = "uncond. 2D prior + DiffPIR"
 BUNDLE = ROOT.parent / "bundles" / "spect_cardiac_diffusion"
 UNCOND = ROOT / "weights" / "spect_uncond2d"
 DOSES = [0.01, 0.05, 0.10, 0.25, 0.50]
 VIEWS = [1, 3, 5, 9]
 FILTERS = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0]
-TV_RATIOS = [0.01, 0.03, 0.1, 0.3]
+TV_RATIOS = [0.003, 0.01, 0.03, 0.1, 0.3]
 
 
 def settings(quick: bool) -> list[tuple[str, float, int | None]]:
@@ -158,20 +164,43 @@ def main() -> None:
     ap.add_argument("--n-val", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="two settings only (5 % dose, 9 views)")
     ap.add_argument("--out", default=str(ROOT / "results" / "spect.md"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--shard", default=None, help="k/n: run only test phantoms i with i %% n == k (rows → OUT.shard<k>.json)")
+    ap.add_argument("--merge", type=int, default=None, help="n: merge the n shard files into the report")
     a = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     t_start = time.perf_counter()
+    out = Path(a.out)
 
     def log(msg):
         print(f"[{time.perf_counter() - t_start:7.0f} s] {msg}", flush=True)
 
     sets = settings(a.quick)
-    chosen = tune_classical(a.n_val, sets, log)
+    if a.merge:
+        parts = [json.loads(out.with_suffix(f".shard{k}.json").read_text()) for k in range(a.merge)]
+        rows = sorted((r for p in parts for r in p["rows"]), key=lambda r: (r["phantom"], r["setting"]))
+        report(rows, parts[0]["chosen"], sets, a, sum(p["seconds"] for p in parts), threads=parts[0]["threads"], shards=a.merge)
+        ex = out.with_suffix(".example.pt")
+        if ex.is_file():
+            figure(torch.load(ex, weights_only=False), out.with_suffix(".png"))
+        out.with_suffix(".json").write_text(json.dumps({"chosen": parts[0]["chosen"], "rows": rows}, indent=1))
+        return
+    chosen_file = out.with_suffix(".chosen.json")
+    key = {"n_val": a.n_val, "settings": [s[0] for s in sets], "filters": FILTERS, "tv_ratios": TV_RATIOS}
+    cached = json.loads(chosen_file.read_text()) if chosen_file.is_file() else None
+    if cached is not None and cached.get("key") == key:
+        chosen = cached["chosen"]
+    else:
+        chosen = tune_classical(a.n_val, sets, log)
+        chosen_file.write_text(json.dumps({"key": key, "chosen": chosen}, indent=1))
     log(f"chosen classical settings: {chosen}")
+    if a.n_test == 0:
+        return
+    k, n = (int(v) for v in a.shard.split("/")) if a.shard else (0, 1)
     priors = load_priors()
     rows = []  # one dict per (phantom, setting, method)
     example = {}
-    for i in range(a.n_test):
+    for i in range(k, a.n_test, n):
         seed = SEED_BASE["test"] + 7 * i
         vol = simulate_volume(seed, mode="full")
         full_osem = vol["x_init"]
@@ -189,23 +218,38 @@ def main() -> None:
             x = osem_tv(P, y, chosen[name]["tv"])
             rows.append({**base, "method": "OSEM + 3D TV", "seconds": time.perf_counter() - t, "nfe": 0, "chi2": chi2(P, y, x), **evaluate(x, truth, vol, mask)})
             recs["OSEM + 3D TV"] = x
-            for key, label in (("uncond", "uncond. 2D prior + DiffPIR"), ("ours", "ours (2.5D cond. + MLEM + TV-z)")):
-                if key not in priors:
+            for key_, label in (("uncond", UNCOND_LABEL), ("ours", OURS)):
+                if key_ not in priors:
                     continue
-                prior, icfg = priors[key]
-                smp = sampler_for(key, prior, icfg)
+                prior, icfg = priors[key_]
+                smp = sampler_for(key_, prior, icfg)
                 t = time.perf_counter()
                 with torch.no_grad():
-                    out = smp(y, P, generator=torch.Generator().manual_seed(seed), progress=False)
-                rows.append({**base, "method": label, "seconds": time.perf_counter() - t, "nfe": out.nfe, "chi2": chi2(P, y, out.mean),
-                             **evaluate(out.mean, truth, vol, mask)})
-                recs[label] = out.mean
+                    res = smp(y, P, generator=torch.Generator().manual_seed(seed), progress=False)
+                rows.append({**base, "method": label, "seconds": time.perf_counter() - t, "nfe": res.nfe, "chi2": chi2(P, y, res.mean),
+                             **evaluate(res.mean, truth, vol, mask)})
+                recs[label] = res.mean
             if i == 0:
                 example[name] = (truth, recs)
             log(f"phantom {i + 1}/{a.n_test} {name}: " + ", ".join(f"{r['method']} {r['psnr_heart']:.2f} dB" for r in rows[-len(recs):]))
-        Path(a.out).with_suffix(".json").write_text(json.dumps({"chosen": chosen, "rows": rows}, indent=1))
-    report(rows, chosen, sets, a, time.perf_counter() - t_start)
-    figure(example, Path(a.out).with_suffix(".png"))
+        if a.shard:
+            out.with_suffix(f".shard{k}.json").write_text(json.dumps({"chosen": chosen, "rows": rows, "threads": a.threads,
+                                                                    "seconds": time.perf_counter() - t_start}, indent=1))
+            if example:
+                torch.save(example, out.with_suffix(".example.pt"))
+        else:
+            out.with_suffix(".json").write_text(json.dumps({"chosen": chosen, "rows": rows}, indent=1))
+    if not a.shard:
+        report(rows, chosen, sets, a, time.perf_counter() - t_start, threads=a.threads)
+        figure(example, out.with_suffix(".png"))
+
+
+def _command(a, shards: int) -> str:
+    base = f".venv/bin/python benchmarks/spect.py{' --quick' if a.quick else ''} --n-test {a.n_test} --n-val {a.n_val}"
+    if not shards:
+        return base
+    return (f"for k in {' '.join(str(k) for k in range(shards))}; do {base} --threads 1 --shard $k/{shards} & done; wait; "
+            f"{base} --merge {shards}")
 
 
 def _agg(rows, setting, method, key):
@@ -214,14 +258,14 @@ def _agg(rows, setting, method, key):
     return (float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0, v.size) if v.size else (float("nan"), 0.0, 0)
 
 
-def report(rows, chosen, sets, a, seconds) -> None:
+def report(rows, chosen, sets, a, seconds, threads: int, shards: int = 0) -> None:
     methods = list(dict.fromkeys(r["method"] for r in rows))
     n = len({r["phantom"] for r in rows})
     lines = [
         "# Low-dose and few-view cardiac SPECT: held-out phantoms",
         "",
-        f"Generated by `.venv/bin/python benchmarks/spect.py{' --quick' if a.quick else ''} --n-test {a.n_test} --n-val {a.n_val}` on "
-        f"{datetime.date.today()} (torch {torch.__version__}, {torch.get_num_threads()} CPU threads; total {seconds / 3600:.1f} h). "
+        f"Generated by `{_command(a, shards)}` on "
+        f"{datetime.date.today()} (torch {torch.__version__}, {threads} CPU thread(s) per process; {seconds / 3600:.1f} CPU-process hours). "
         f"{n} test phantoms (seeds 30 000+, never seen in training), 64³ at 6 mm, 60-view dual-head acquisitions with attenuation and "
         "LEHR collimator response, 4 M counts at full dose. Mean ± sd over phantoms. Method details in the script's docstring.",
         "",
@@ -255,7 +299,7 @@ def report(rows, chosen, sets, a, seconds) -> None:
             cnr, cnrs, _ = _agg(rows, name, m, "defect_cnr")
             lines.append(f"| {name} | {m} | {c:.3f} ± {cs:.3f} | {np.mean(rel):+.1%} | {cnr:.2f} ± {cnrs:.2f} |")
     lines += ["", "## Targets", ""]
-    ours = "ours (2.5D cond. + MLEM + TV-z)"
+    ours = OURS
     for name, need in (("dose 5%", 3.0), ("9 views", 2.0)):
         if any(r["setting"] == name for r in rows) and ours in methods:
             gain = [r1["psnr_heart"] - r0["psnr_heart"] for r0 in rows for r1 in rows

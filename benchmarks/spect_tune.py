@@ -28,12 +28,13 @@ from spect import acquire, gaussian_filter3d, load_priors  # noqa: E402  (benchm
 ROOT = Path(__file__).resolve().parent
 
 CANDIDATES = {
-    "MLEM×2, 20 steps": dict(num_steps=20, mlem_iterations=2, prox_lam=None),
-    "MLEM×1, 20 steps": dict(num_steps=20, mlem_iterations=1, prox_lam=None),
-    "prox λ=0.3 ×2, 20 steps": dict(num_steps=20, mlem_iterations=2, prox_lam=0.3),
-    "prox λ=1 ×2, 20 steps": dict(num_steps=20, mlem_iterations=2, prox_lam=1.0),
-    "prox λ=3 ×2, 20 steps": dict(num_steps=20, mlem_iterations=2, prox_lam=3.0),
-    "prior only (no data step)": dict(num_steps=20, mlem_iterations=0, prox_lam=None),
+    "from noise, 20 steps, MLEM×2": dict(num_steps=20, mlem_iterations=2, prox_lam=None, t_start=None),
+    "t₀=300, 10 steps, MLEM×2": dict(num_steps=10, mlem_iterations=2, prox_lam=None, t_start=300),
+    "t₀=300, 10 steps, MLEM×1": dict(num_steps=10, mlem_iterations=1, prox_lam=None, t_start=300),
+    "t₀=300, 10 steps, prox λ=0.3 ×2": dict(num_steps=10, mlem_iterations=2, prox_lam=0.3, t_start=300),
+    "t₀=300, 10 steps, prox λ=1 ×2": dict(num_steps=10, mlem_iterations=2, prox_lam=1.0, t_start=300),
+    "t₀=200, 8 steps, MLEM×2": dict(num_steps=8, mlem_iterations=2, prox_lam=None, t_start=200),
+    "t₀=300, 10 steps, prior only": dict(num_steps=10, mlem_iterations=0, prox_lam=None, t_start=300),
 }
 SETTINGS = [("dose 5%", 0.05, None), ("9 views", 1.0, 9)]
 
@@ -42,8 +43,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-val", type=int, default=3)
     ap.add_argument("--only", nargs="*", default=None, help="candidate names to run (default: all)")
+    ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     prior, base = load_priors()["ours"]
     cands = {k: v for k, v in CANDIDATES.items() if a.only is None or k in a.only}
     res = {(c, s[0]): [] for c in list(cands) + ["OSEM + filter σ=1"] for s in SETTINGS}

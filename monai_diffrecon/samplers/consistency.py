@@ -15,7 +15,7 @@ from monai.transforms import Transform
 
 from monai_diffrecon.errors import InvalidValueError
 
-__all__ = ["ConsistencyStep", "ProxConsistency", "GradientConsistency", "RangeNullSpace", "PoissonMLEMConsistency", "TVProx"]
+__all__ = ["ConsistencyStep", "ClampX0", "ProxConsistency", "GradientConsistency", "RangeNullSpace", "PoissonMLEMConsistency", "TVProx"]
 
 
 class ConsistencyStep(Transform):
@@ -28,6 +28,19 @@ class ConsistencyStep(Transform):
         d = dict(data)
         d["x0"] = self.update(d["x0"], d)
         return d
+
+
+class ClampX0(ConsistencyStep):
+    """``x̂₀ ← clamp(x̂₀, lo, hi)``: keeps the estimate inside the prior's data range (DDPM/DiffPIR reference code
+    clip x̂₀ to [−1, 1] before the data step)."""
+
+    def __init__(self, lo: float = -1.0, hi: float = 1.0) -> None:
+        if not lo < hi:
+            raise InvalidValueError(f"ClampX0: need lo < hi, got {lo}, {hi}")
+        self.lo, self.hi = lo, hi
+
+    def update(self, x0, state):
+        return x0.clamp(self.lo, self.hi)
 
 
 class ProxConsistency(ConsistencyStep):

@@ -9,7 +9,7 @@ import torch
 
 from monai_diffrecon.errors import ShapeError
 from monai_diffrecon.samplers.base import Sampler
-from monai_diffrecon.samplers.consistency import ProxConsistency, RangeNullSpace
+from monai_diffrecon.samplers.consistency import ClampX0, ProxConsistency, RangeNullSpace
 from monai_diffrecon.samplers.engine import DiffusionLoop, ddim_noise, diffpir_noise, dps_guidance
 
 __all__ = ["DiffusionSampler", "Unconditional", "DPS", "DDNM", "DiffPIR"]
@@ -97,9 +97,13 @@ class DDNM(DiffusionSampler):
 
 class DiffPIR(DiffusionSampler):
     """DiffPIR (Zhu et al., arXiv 2305.08995): HQS data step x̂₀ ← prox_{γ_t}(x̂₀) with ρ_t = λσ_y²/σ_t², then the
-    DDIM-type step with ``s² = ζ(1 − ᾱ')`` (ζ mixes fresh noise into the re-derived ε̂)."""
+    DDIM-type step with ``s² = ζ(1 − ᾱ')`` (ζ mixes fresh noise into the re-derived ε̂). ``clip=(lo, hi)`` clamps
+    x̂₀ to the prior's data range before the data step, as the reference code does (off by default: the closed-form
+    Gaussian tests have unbounded data)."""
 
-    def __init__(self, prior, num_steps: int = 100, lam: float = 7.0, zeta: float = 0.3, sigma_y: float = 0.05, cond=None) -> None:
+    def __init__(self, prior, num_steps: int = 100, lam: float = 7.0, zeta: float = 0.3, sigma_y: float = 0.05, cond=None,
+                 clip: tuple[float, float] | None = None) -> None:
         if sigma_y <= 0:
             raise ShapeError("sigma_y: DiffPIR needs the measurement noise level (> 0)")
-        super().__init__(prior, num_steps, [ProxConsistency(lam, sigma_y)], noise=diffpir_noise(zeta), cond=cond)
+        steps = ([ClampX0(*clip)] if clip is not None else []) + [ProxConsistency(lam, sigma_y)]
+        super().__init__(prior, num_steps, steps, noise=diffpir_noise(zeta), cond=cond)

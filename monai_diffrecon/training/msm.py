@@ -79,13 +79,19 @@ class MSMTrainer(DenoisingScoreTrainer):
     Extra args:
         eta: noise std of the training k-space (real and imaginary parts each); 0 for the noiseless variant.
         sure_weight: weight of the SURE term (noisy variant). sure_tau: finite-difference step of its divergence.
+        sure_batch: evaluate the SURE term on the first ``sure_batch`` items of each batch only (``None``: all) —
+            it costs two extra network passes per item, so a sub-batch keeps CPU training affordable.
     """
 
-    def __init__(self, *args, eta: float = 0.0, sure_weight: float = 1.0, sure_tau: float = 1e-3, **kwargs) -> None:
+    def __init__(self, *args, eta: float = 0.0, sure_weight: float = 1.0, sure_tau: float = 1e-3, sure_batch: int | None = None,
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if eta < 0:
             raise TrainingError(f"eta: must be ≥ 0, got {eta}")
+        if sure_batch is not None and sure_batch < 1:
+            raise TrainingError(f"sure_batch: must be ≥ 1 or None, got {sure_batch}")
         self.eta, self.sure_weight, self.sure_tau = float(eta), float(sure_weight), float(sure_tau)
+        self.sure_batch = sure_batch
         sig = torch.sqrt((1 - self.alphas_cumprod) / self.alphas_cumprod)
         self.t_eta = int(torch.argmin((sig - self.eta).abs())) if eta > 0 else 0
 
@@ -134,6 +140,9 @@ class MSMTrainer(DenoisingScoreTrainer):
             total = total + ((snr[lo] * (D - y1).abs() ** 2).sum(dim=(1, 2, 3)) / m_count[lo]).sum()
         loss = total / B
         if self.sure_weight > 0:
+            k = B if self.sure_batch is None else min(B, self.sure_batch)
+            s, mask, m_count, t_eta = s[:k], mask[:k], m_count[:k], t_eta[:k]
+            maps = maps if maps.shape[0] == 1 else maps[:k]
             b = complex_randn(s.shape, g).to(dev) * mask
             D0 = self._measure(msm_x0(self.model, torch.sqrt(a_eta) * s, mask, maps, t_eta, a_eta), maps, mask)
             Db = self._measure(msm_x0(self.model, torch.sqrt(a_eta) * (s + self.sure_tau * b), mask, maps, t_eta, a_eta), maps, mask)

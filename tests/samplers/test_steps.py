@@ -1,0 +1,31 @@
+"""Small consistency steps: x̂₀ clamping (DiffPIR's reference behaviour) and its validation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from monai_diffrecon.errors import InvalidValueError
+from monai_diffrecon.physics import Mask
+from monai_diffrecon.samplers import ClampX0, DiffPIR
+from monai_diffrecon.samplers.testing import gaussian_prior
+
+
+def test_clamp_x0_limits_the_estimate_and_checks_its_range():
+    state = ClampX0(-1.0, 1.0)({"x0": torch.tensor([-3.0, 0.2, 5.0])})
+    assert torch.equal(state["x0"], torch.tensor([-1.0, 0.2, 1.0]))
+    with pytest.raises(InvalidValueError):
+        ClampX0(1.0, 1.0)
+
+
+def test_diffpir_clip_keeps_every_estimate_in_range():
+    prior = gaussian_prior()
+    op = Mask((torch.rand(1, 1, 4, 4, generator=torch.Generator().manual_seed(0)) > 0.5).double())
+    y = op(torch.full((1, 1, 4, 4), 3.0, dtype=torch.float64))
+    traj = []
+    smp = DiffPIR(prior, 5, sigma_y=0.05, clip=(-0.5, 0.5))
+    smp.loop.run(torch.randn(1, 1, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1)), smp.loop.timesteps(5),
+                 torch.Generator().manual_seed(2), y, op, trajectory=traj)
+    # the clamp runs before the data step, so x̂₀ stays inside [−0.5, 0.5] where nothing is measured
+    unmeasured = op.mask.expand(1, 1, 4, 4) == 0
+    assert all(float(t[unmeasured].abs().max()) <= 0.5 + 1e-12 for t in traj)

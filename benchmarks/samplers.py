@@ -13,7 +13,8 @@ seeds 0–7 (training used seeds ≥ 1000). Tasks, defined on [0, 1] images (dee
 * Gaussian deblurring: circular 7×7 Gaussian kernel (σ = 1 px), noise σ = 0.02.
 
 Our samplers work in the prior's [−1, 1] space: ``y' = 2y − A·1`` and ``σ' = 2σ`` give the equivalent linear
-problem. Both DiffPIRs clamp x̂₀ to the data range before the data step (the reference code does). deepinv's DPS and DiffPIR get the same network through a ``Denoiser`` wrapper
+problem. Both DiffPIRs follow the reference code: x̂₀ clamped to the data range before the data step, quadratic
+timestep skip. deepinv's DPS and DiffPIR get the same network through a ``Denoiser`` wrapper
 ``D(x, σ) = (prior.denoise(2x − 1, 2σ) + 1)/2`` (its [0, 1] denoiser interface). Same operator, same network, same
 process, batch of 8 images per call; PSNR/SSIM on [0, 1] (scikit-image); time is wall time per image.
 """
@@ -95,7 +96,7 @@ def ours(prior, name: str, nfe: int, dps_zeta: float = 1.0, diffpir_lam: float =
     return {
         "DPS": lambda s: DPS(prior, nfe, zeta=dps_zeta),
         "DDNM": lambda s: DDNM(prior, nfe, eta=0.85, scale=1.0, sigma_y=s),
-        "DiffPIR": lambda s: DiffPIR(prior, nfe, lam=diffpir_lam, zeta=0.3, sigma_y=s, clip=(-1.0, 1.0)),
+        "DiffPIR": lambda s: DiffPIR(prior, nfe, lam=diffpir_lam, zeta=0.3, sigma_y=s, clip=(-1.0, 1.0), spacing="quad"),
         "PnP-DM": lambda s: PnPDM(prior, sigma_y=s, num_iters=max(4, nfe // 10), burn_in=max(2, nfe // 20), rho0=5.0, rho_decay=0.8, rho_min=max(s, 0.05), prior_steps=40),
         "ScorePnP-ADMM": lambda s: ScorePnP(prior, "admm", num_iters=nfe, sigma_start=0.5, sigma_end=0.02, lam=1.0, sigma_y=s),
         "ScorePnP-DPIR": lambda s: ScorePnP(prior, "hqs", num_iters=nfe, sigma_start=0.5, sigma_end=0.02, lam=0.27, sigma_y=s),
@@ -137,7 +138,7 @@ def tune_weights(prior, op, sigma, have_deepinv: bool, nfe: int = 100, diffpir_n
         return max(scores, key=scores.get)
 
     best = {"ours": {"dps": best_of({w: score(DPS(prior, nfe, zeta=w)) for w in DPS_WEIGHTS["ours"]}),
-                     "diffpir": best_of({lam: score(DiffPIR(prior, diffpir_nfe, lam=lam, zeta=0.3, sigma_y=2 * sigma, clip=(-1.0, 1.0))) for lam in DIFFPIR_LAMBDAS})}}
+                     "diffpir": best_of({lam: score(DiffPIR(prior, diffpir_nfe, lam=lam, zeta=0.3, sigma_y=2 * sigma, clip=(-1.0, 1.0), spacing="quad")) for lam in DIFFPIR_LAMBDAS})}}
     if have_deepinv:
         best["deepinv"] = {
             "dps": best_of({w: metrics(run_deepinv("DPS", prior, op, yv, sigma, nfe, seed=5, dps=w), xv)[0] for w in DPS_WEIGHTS["deepinv"]}),

@@ -74,15 +74,22 @@ def make_scheduler(kind: str = "ddim", num_train_timesteps: int = 1000, schedule
     raise InvalidValueError(f"kind: ddim or ddpm, got {kind!r}")
 
 
-def timestep_sequence(scheduler, num_steps: int, t_start: float | None = None) -> torch.Tensor:
+def timestep_sequence(scheduler, num_steps: int, t_start: float | None = None, spacing: str = "uniform") -> torch.Tensor:
     """Descending timesteps for ``num_steps`` reverse steps.
 
-    From the top: the scheduler's own ``set_timesteps`` sequence (MONAI), so integer steps match training. From an
-    intermediate ``t_start`` (PnP-DM's "denoise from noise level ρ"): ``num_steps`` values evenly spaced from
-    ``t_start`` to 0 (continuous t).
+    From the top: the scheduler's own ``set_timesteps`` sequence (MONAI), so integer steps match training;
+    ``spacing="quad"``: DiffPIR's quadratic skip ``t_i = T − 1 − ⌊√(i·T²/(N−1))⌋`` (large jumps at high noise, dense
+    steps near t = 0). From an intermediate ``t_start`` (PnP-DM's "denoise from noise level ρ"): ``num_steps``
+    values evenly spaced from ``t_start`` to 0 (continuous t).
     """
     if num_steps < 1:
         raise InvalidValueError(f"num_steps: must be ≥ 1, got {num_steps}")
+    if spacing not in ("uniform", "quad"):
+        raise InvalidValueError(f"spacing: 'uniform' or 'quad', got {spacing!r}")
+    if t_start is None and spacing == "quad" and num_steps > 1:
+        T = int(scheduler.num_train_timesteps)
+        seq = torch.sqrt(torch.linspace(0.0, float(T) ** 2, num_steps, dtype=torch.float64)).floor().clamp_max(T - 1)
+        return torch.unique(T - 1 - seq).flip(0)
     if t_start is None:
         scheduler.set_timesteps(num_steps)
         return scheduler.timesteps.to(torch.float64).cpu()

@@ -27,12 +27,13 @@ class DiffusionSampler(Sampler):
         cond: condition channels for a conditional prior (e.g. 2.5D neighbours + CT), ``(B, C_cond, …)``.
         trajectory_png: if given, a PNG of x̂₀ along the first chain's steps is written there (2D images, or the
             middle slice of the last axis in 3D).
+        spacing: ``"uniform"`` (the scheduler's ``set_timesteps``) or ``"quad"`` (DiffPIR's quadratic skip).
     """
 
     def __init__(self, prior, num_steps: int = 100, consistency=(), eta: float = 1.0, guidance=None, noise=None, cond=None,
-                 trajectory_png: str | None = None) -> None:
+                 trajectory_png: str | None = None, spacing: str = "uniform") -> None:
         super().__init__(prior)
-        self.num_steps = num_steps
+        self.num_steps, self.spacing = num_steps, spacing
         self.loop = DiffusionLoop(prior, consistency, noise if noise is not None else ddim_noise(eta), guidance)
         self.cond = cond
         self.trajectory_png = trajectory_png
@@ -44,7 +45,7 @@ class DiffusionSampler(Sampler):
         shape = self.init_shape(y, operator)
         dtype = torch.float64 if (y is not None and y.dtype == torch.float64) else torch.float32
         x = torch.randn(shape, generator=generator, dtype=dtype)
-        ts = self.loop.timesteps(self.num_steps)
+        ts = self.loop.timesteps(self.num_steps, spacing=self.spacing)
         traj = [] if self.trajectory_png else None
         x = self.loop.run(x, ts, generator, y, operator, self.cond, counter, progress, traj)
         if traj:
@@ -102,8 +103,8 @@ class DiffPIR(DiffusionSampler):
     Gaussian tests have unbounded data)."""
 
     def __init__(self, prior, num_steps: int = 100, lam: float = 7.0, zeta: float = 0.3, sigma_y: float = 0.05, cond=None,
-                 clip: tuple[float, float] | None = None) -> None:
+                 clip: tuple[float, float] | None = None, spacing: str = "uniform") -> None:
         if sigma_y <= 0:
             raise ShapeError("sigma_y: DiffPIR needs the measurement noise level (> 0)")
         steps = ([ClampX0(*clip)] if clip is not None else []) + [ProxConsistency(lam, sigma_y)]
-        super().__init__(prior, num_steps, steps, noise=diffpir_noise(zeta), cond=cond)
+        super().__init__(prior, num_steps, steps, noise=diffpir_noise(zeta), cond=cond, spacing=spacing)

@@ -86,8 +86,8 @@ class DiffusionLoop:
             return torch.randn((1, *shape[1:]), generator=generator, dtype=dtype, device=device).expand(shape)
         return torch.randn(shape, generator=generator, dtype=dtype, device=device)
 
-    def timesteps(self, num_steps: int, t_start: float | None = None) -> torch.Tensor:
-        return timestep_sequence(self.prior.scheduler, num_steps, t_start)
+    def timesteps(self, num_steps: int, t_start: float | None = None, spacing: str = "uniform") -> torch.Tensor:
+        return timestep_sequence(self.prior.scheduler, num_steps, t_start, spacing)
 
     def run(
         self,

@@ -29,3 +29,16 @@ def test_diffpir_clip_keeps_every_estimate_in_range():
     # the clamp runs before the data step, so x̂₀ stays inside [−0.5, 0.5] where nothing is measured
     unmeasured = op.mask.expand(1, 1, 4, 4) == 0
     assert all(float(t[unmeasured].abs().max()) <= 0.5 + 1e-12 for t in traj)
+
+
+def test_quadratic_timestep_skip_matches_diffpir_reference():
+    from monai_diffrecon.diffusion import make_scheduler
+    from monai_diffrecon.diffusion.schedule import timestep_sequence
+
+    ts = timestep_sequence(make_scheduler(), 20, spacing="quad")
+    assert ts[0] == 999 and ts[-1] == 0 and len(ts) == 20
+    gaps = -torch.diff(ts)
+    assert bool((gaps[1:] <= gaps[:-1]).all())  # big jumps at high noise, dense near t = 0
+    assert int(ts[1]) == 999 - int((1000**2 / 19) ** 0.5)
+    with pytest.raises(InvalidValueError):
+        timestep_sequence(make_scheduler(), 20, spacing="cosine")

@@ -307,12 +307,20 @@ def report(rows, chosen, sets, a, seconds, threads: int, shards: int = 0) -> Non
             lines.append(f"* {name}: ours − OSEM+filter = {np.mean(gain):+.2f} dB (paired, sd {np.std(gain, ddof=1):.2f}; target ≥ +{need:.0f} dB) — "
                          f"{'met' if np.mean(gain) >= need else 'MISSED'}")
     if ours in methods:
-        worst = max(abs(np.mean([r["defect_contrast"] / r["full_osem_defect_contrast"] - 1 for r in rows if r["setting"] == name and r["method"] == ours
-                                  and r["has_defect"] and r.get("full_osem_defect_contrast")])) for name, _, _ in sets)
-        lines.append(f"* defect contrast within 10 % of full-dose OSEM: worst setting {worst:.1%} — {'met' if worst <= 0.10 else 'MISSED'}")
+        def rel_contrast(name):
+            return float(np.mean([r["defect_contrast"] / r["full_osem_defect_contrast"] - 1 for r in rows if r["setting"] == name
+                                  and r["method"] == ours and r["has_defect"] and r.get("full_osem_defect_contrast")]))
+        for name in ("dose 5%", "9 views"):
+            if any(r["setting"] == name for r in rows):
+                c = rel_contrast(name)
+                lines.append(f"* {name}: defect contrast vs full-dose OSEM {c:+.1%} (target within 10 %) — {'met' if abs(c) <= 0.10 else 'MISSED'}")
+        worst = max((name for name, _, _ in sets), key=lambda n: abs(rel_contrast(n)))
+        lines.append(f"* defect contrast over all settings: worst {worst} {rel_contrast(worst):+.1%} — "
+                     f"{'within' if abs(rel_contrast(worst)) <= 0.10 else 'outside'} 10 %")
         t, _, _ = _agg(rows, "dose 5%" if any(r["setting"] == "dose 5%" for r in rows) else sets[0][0], ours, "seconds")
         nfe = next(r["nfe"] for r in rows if r["method"] == ours)
-        lines.append(f"* time per 64³ study (default settings, NFE {nfe}): {t:.1f} s on this CPU (target ≤ 60 s) — {'met' if t <= 60 else 'MISSED'}")
+        lines.append(f"* time per 64³ study (default settings, NFE {nfe}): {t:.1f} s in this run (one thread per process, two processes "
+                     f"sharing the 2 cores; target ≤ 60 s) — {'met' if t <= 60 else 'MISSED'}; alone with 2 threads: `spect_time.md`")
     lines += ["", "Chosen on validation phantoms (per setting): " + "; ".join(f"{k}: σ={v['filter']}, TV r={v['tv']}" for k, v in chosen.items()), "",
               f"Example (test phantom 0): `{Path(a.out).with_suffix('.png').name}`. Raw per-phantom numbers: `{Path(a.out).with_suffix('.json').name}`.", ""]
     Path(a.out).write_text("\n".join(lines))

@@ -29,6 +29,7 @@ Every file written here passes ``dciodvfy`` with no errors (tests check each one
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import json
 import math
@@ -165,6 +166,13 @@ def _now() -> tuple[str, str]:
     return t.strftime("%Y%m%d"), t.strftime("%H%M%S")
 
 
+@functools.lru_cache(maxsize=1024)
+def _series_now(series_uid: str) -> tuple[str, str]:
+    """SeriesDate/SeriesTime fixed at the first instance written for ``series_uid``: a series attribute must be equal
+    in every instance (dcentvfy flags a series whose writing crossed a second boundary otherwise)."""
+    return _now()
+
+
 def _code(value: str, scheme: str, meaning: str):
     from pydicom.dataset import Dataset
 
@@ -200,13 +208,14 @@ def _base(sop_class: str, sop_uid: str, source: DicomSource | None, uids: UIDFac
     if "StudyInstanceUID" not in ds:
         ds.StudyInstanceUID = uids("study")
     date, time_ = _now()
+    series_date, series_time = _series_now(series_uid)
     ds.SOPClassUID = sop_class
     ds.SOPInstanceUID = sop_uid
     ds.Modality = modality
     ds.SeriesInstanceUID = series_uid
     ds.SeriesNumber = series_number
     ds.SeriesDescription = description[:64]
-    ds.SeriesDate, ds.SeriesTime = date, time_
+    ds.SeriesDate, ds.SeriesTime = series_date, series_time
     ds.ContentDate, ds.ContentTime = date, time_
     ds.FrameOfReferenceUID = for_uid
     ds.PositionReferenceIndicator = ""

@@ -218,3 +218,14 @@ def test_patient_module_with_pydicom_charset_files_is_copied_verbatim(name, deri
     assert out.SpecificCharacterSet == src_ds.SpecificCharacterSet
     assert str(out.PatientName) == str(src_ds.PatientName)
     assert out.StudyInstanceUID == src_ds.StudyInstanceUID
+
+
+def test_series_time_is_fixed_per_series_even_across_a_clock_tick(monkeypatch):
+    from monai_diffrecon.io import dicom_write as dw
+
+    ticks = iter(range(100))
+    monkeypatch.setattr(dw, "_now", lambda: ("20260101", f"{next(ticks):06d}"))
+    dw._series_now.cache_clear()
+    a, b, c = dw._series_now("1.2.3"), dw._series_now("1.2.3"), dw._series_now("1.2.4")
+    dw._series_now.cache_clear()
+    assert a == b and a != c

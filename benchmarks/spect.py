@@ -182,7 +182,7 @@ def main() -> None:
         report(rows, parts[0]["chosen"], sets, a, sum(p["seconds"] for p in parts), threads=parts[0]["threads"], shards=a.merge)
         ex = out.with_suffix(".example.pt")
         if ex.is_file():
-            figure(torch.load(ex, weights_only=False), out.with_suffix(".png"))
+            figure(torch.load(ex, weights_only=True), out.with_suffix(".png"))
         out.with_suffix(".json").write_text(json.dumps({"chosen": parts[0]["chosen"], "rows": rows}, indent=1))
         return
     chosen_file = out.with_suffix(".chosen.json")

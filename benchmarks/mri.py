@@ -117,11 +117,14 @@ def main() -> None:
     ap.add_argument("--n-test", type=int, default=16)
     ap.add_argument("--n-val", type=int, default=4)
     ap.add_argument("--out", default=str(ROOT / "results" / "mri.md"))
+    ap.add_argument("--limit", type=int, default=None, help="smoke run: only the first N test slices (not for the table)")
     a = ap.parse_args()
     torch.set_num_threads(2)
     t0 = time.perf_counter()
     test = cached_mri_cohort(Path(a.cohort_dir) / f"mri_test_{a.n_test}.pt", a.n_test, "test")
     val = cached_mri_cohort(Path(a.cohort_dir) / f"mri_val_{a.n_val}.pt", a.n_val, "val")
+    if a.limit:
+        test = {k: v[:a.limit] if torch.is_tensor(v) and v.ndim and v.shape[0] == a.n_test else v for k, v in test.items()}
     priors = {}
     if (ORACLE / "model.pt").is_file():
         net = load_verified(diffusion_unet(2, 2, size="small"), ORACLE / "model.pt", (ORACLE / "model.sha256").read_text().split()[0])

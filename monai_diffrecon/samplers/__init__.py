@@ -18,6 +18,7 @@ from monai_diffrecon.samplers.pnp_dm import PnPDM
 from monai_diffrecon.samplers.score_pnp import ScorePnP
 from monai_diffrecon.samplers.selfdb import SelfDBSampler
 from monai_diffrecon.samplers.spect25d import SPECT25D
+from monai_diffrecon.samplers.unfolding import DiffUnfolding, UnfoldingPrior
 
 __all__ = [
     "Sampler",
@@ -33,6 +34,8 @@ __all__ = [
     "SPECT25D",
     "MSMSampler",
     "SelfDBSampler",
+    "DiffUnfolding",
+    "UnfoldingPrior",
     "run_bridge",
     "bridge_times",
     "ConsistencyStep",

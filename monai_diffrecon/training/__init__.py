@@ -4,6 +4,7 @@ losses (MSM, SelfDB) that learn from undersampled k-space only."""
 from monai_diffrecon.training.dsm import DenoisingScoreTrainer, DSMConfig, TensorSampler, load_checkpoint, validation_loss
 from monai_diffrecon.training.msm import KSpaceSampler, MSMTrainer
 from monai_diffrecon.training.selfdb import SelfDBTrainer
+from monai_diffrecon.training.unfolding import BlurOperatorSampler, MRIOperatorSampler, UnfoldingTrainer
 
 __all__ = ["DenoisingScoreTrainer", "DSMConfig", "TensorSampler", "load_checkpoint", "validation_loss", "KSpaceSampler", "MSMTrainer",
-           "SelfDBTrainer"]
+           "SelfDBTrainer", "UnfoldingTrainer", "MRIOperatorSampler", "BlurOperatorSampler"]

@@ -1,0 +1,124 @@
+"""Diff-Unfolding training (arXiv 2505.11393; METHODS.md §4): conditional denoising score matching through the
+unrolled network, with a random forward operator drawn for every batch.
+
+Loss: ``E_{x₀, A, n, t, ε} ‖D_θ(√ᾱ_t x₀ + √(1−ᾱ_t) ε, t, A x₀ + σ_y n, A) − x₀‖²`` (x₀-prediction; clean images are
+available for this method). Because ``A`` is an argument of the network and changes every batch (masks of several
+accelerations and patterns, blur kernels of several kinds), the network learns a prior that is not tied to one
+operator — :class:`~monai_diffrecon.networks.unfolding.UnfoldedDenoiser` keeps the physics outside its weights.
+
+Operator samplers return ``{"image": x₀, "y": y, "operator": A}`` and draw everything from the trainer's generator,
+so checkpoint/resume stays exact (:class:`~monai_diffrecon.training.dsm.DenoisingScoreTrainer`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from monai_diffrecon.errors import TrainingError
+from monai_diffrecon.training.dsm import DenoisingScoreTrainer
+
+__all__ = ["UnfoldingTrainer", "MRIOperatorSampler", "BlurOperatorSampler"]
+
+
+def _pick(seq: Sequence, generator: torch.Generator):
+    return seq[int(torch.randint(len(seq), (1,), generator=generator))]
+
+
+class MRIOperatorSampler:
+    """Clean complex images → ``MultiCoilMRI ∘ ChannelsToComplex`` with a random Cartesian mask per batch.
+
+    Args:
+        images: ``(N, 1, H, W)`` complex coil-combined images (data units, peak ≈ 1).
+        maps: ``(1 | N, C, H, W)`` coil maps.
+        accelerations: R values drawn uniformly per batch. kinds: mask patterns (``"random"`` lines, ``"equispaced"``).
+        center_lines: ACS lines. sigma: complex noise std per real component (data units). augment: random flips.
+    """
+
+    def __init__(self, images: torch.Tensor, maps: torch.Tensor, accelerations: Sequence[float] = (4, 6),
+                 kinds: Sequence[str] = ("random",), center_lines: int = 20, sigma: float = 0.01, augment: bool = True) -> None:
+        if not images.is_complex() or images.ndim != 4:
+            raise TrainingError("images: complex (N, 1, H, W) expected")
+        if maps.shape[0] not in (1, images.shape[0]):
+            raise TrainingError("maps: first dimension must be 1 or match images")
+        self.images, self.maps = images, maps.to(torch.complex64)
+        self.accelerations, self.kinds = list(accelerations), list(kinds)
+        self.center_lines, self.sigma, self.augment = center_lines, float(sigma), augment
+
+    def __call__(self, generator: torch.Generator, batch_size: int) -> dict:
+        from monai_diffrecon.physics import ChannelsToComplex, MultiCoilMRI, equispaced_mask, random_lines_mask
+        from monai_diffrecon.physics.functional.sense import complex_randn, complex_to_channels
+
+        g = generator
+        idx = torch.randint(self.images.shape[0], (batch_size,), generator=g)
+        x = self.images[idx].to(torch.complex64)
+        if self.augment:
+            for dim in (-1, -2):
+                flip = (torch.rand(batch_size, generator=g) < 0.5).reshape(-1, 1, 1, 1)
+                x = torch.where(flip, x.flip(dim), x)
+        maps = self.maps if self.maps.shape[0] == 1 else self.maps[idx]
+        W = x.shape[-1]
+        R, kind = _pick(self.accelerations, g), _pick(self.kinds, g)
+        if kind == "random":
+            mask = torch.stack([random_lines_mask(W, R, self.center_lines, generator=g) for _ in range(batch_size)])
+        elif kind == "equispaced":
+            mask = equispaced_mask(W, int(R), self.center_lines, offset=int(torch.randint(int(R), (1,), generator=g)))
+            mask = mask.reshape(1, 1, 1, W).expand(batch_size, 1, 1, W)
+        else:
+            raise TrainingError(f"kinds: 'random' or 'equispaced', got {kind!r}")
+        mask = mask.reshape(batch_size, 1, 1, W).float()
+        op = MultiCoilMRI(maps.expand(batch_size, -1, -1, -1), mask) @ ChannelsToComplex()
+        x2 = complex_to_channels(x)
+        y = op(x2)
+        y = y + mask * self.sigma * complex_randn(y.shape, g)
+        return {"image": x2, "y": y, "operator": op}
+
+
+class BlurOperatorSampler:
+    """Clean real images → ``Blur`` with a random kernel per batch (Gaussian of random width, or camera shake).
+
+    Args:
+        images: ``(N, C, H, W)`` real images in [0, 1]. kernels: a bank ``(K, kh, kw)`` of normalised kernels to draw
+            from (e.g. Gaussian and :func:`~monai_diffrecon.data.natural.motion_blur_kernel` kernels).
+        sigma: noise std (or a tuple to draw from per batch).
+    """
+
+    def __init__(self, images: torch.Tensor, kernels: torch.Tensor, sigma: float | Sequence[float] = 0.02, augment: bool = True) -> None:
+        if kernels.ndim != 3:
+            raise TrainingError("kernels: (K, kh, kw) expected")
+        self.images, self.kernels, self.augment = images.float(), kernels.float(), augment
+        self.sigmas = [float(sigma)] if isinstance(sigma, (int, float)) else [float(s) for s in sigma]
+
+    def __call__(self, generator: torch.Generator, batch_size: int) -> dict:
+        from monai_diffrecon.physics import Blur
+
+        g = generator
+        idx = torch.randint(self.images.shape[0], (batch_size,), generator=g)
+        x = self.images[idx]
+        if self.augment:
+            for dim in (-1, -2):
+                flip = (torch.rand(batch_size, generator=g) < 0.5).reshape(-1, 1, 1, 1)
+                x = torch.where(flip, x.flip(dim), x)
+        k = self.kernels[torch.randint(self.kernels.shape[0], (batch_size,), generator=g)]
+        op = Blur(k[:, None])
+        sigma = _pick(self.sigmas, g)
+        y = op(x) + sigma * torch.randn(x.shape, generator=g)
+        return {"image": x, "y": y, "operator": op}
+
+
+class UnfoldingTrainer(DenoisingScoreTrainer):
+    """:class:`~monai_diffrecon.training.DenoisingScoreTrainer` with the conditional x₀ loss of Diff-Unfolding;
+    the network is an :class:`~monai_diffrecon.networks.unfolding.UnfoldedDenoiser` and batches come from an
+    operator sampler (:class:`MRIOperatorSampler`, :class:`BlurOperatorSampler`)."""
+
+    def loss(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
+        g = generator
+        x0, y, op = batch["image"].float(), batch["y"], batch["operator"]
+        B = x0.shape[0]
+        t = torch.randint(0, self.alphas_cumprod.numel(), (B,), generator=g)
+        noise = torch.randn(x0.shape, generator=g)
+        a = self.alphas_cumprod[t].reshape(B, *([1] * (x0.ndim - 1)))
+        x_t = (a.sqrt() * x0 + (1 - a).sqrt() * noise).to(self.device)
+        pred = self.model(x_t, t.to(self.device), y.to(self.device), op.to(self.device))
+        return torch.nn.functional.mse_loss(pred, x0.to(self.device))

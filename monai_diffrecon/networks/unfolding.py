@@ -66,9 +66,10 @@ class UnfoldedDenoiser(nn.Module):
         a = alpha_bar_at(self.alphas_cumprod.double(), t).to(device=like.device, dtype=like.dtype)
         return a.reshape(-1, *([1] * (like.ndim - 1))) if a.ndim else a
 
-    def forward(self, x_t: torch.Tensor, t, y: torch.Tensor, operator) -> torch.Tensor:
+    def forward(self, x_t: torch.Tensor, timesteps, y: torch.Tensor, operator) -> torch.Tensor:
+        """``x_t (B, C, …)``, ``timesteps`` scalar or ``(B,)`` (continuous allowed), ``y`` in the operator's range."""
         B = x_t.shape[0]
-        tt = torch.as_tensor(t, dtype=torch.float32, device=x_t.device)
+        tt = torch.as_tensor(timesteps, dtype=torch.float32, device=x_t.device)
         tt = tt.expand(B) if tt.ndim == 0 else tt
         a = self.alpha_bar(tt, x_t)
         lam_t = a / (1 - a)

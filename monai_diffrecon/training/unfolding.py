@@ -33,18 +33,23 @@ class MRIOperatorSampler:
         images: ``(N, 1, H, W)`` complex coil-combined images (data units, peak ≈ 1).
         maps: ``(1 | N, C, H, W)`` coil maps.
         accelerations: R values drawn uniformly per batch. kinds: mask patterns (``"random"`` lines, ``"equispaced"``).
-        center_lines: ACS lines. sigma: complex noise std per real component (data units). augment: random flips.
+        center_lines: ACS lines — one number, or one per acceleration (at 128 columns, 20 ACS lines alone are R = 6.4,
+            so R = 6 needs fewer). sigma: complex noise std per real component (data units). augment: random flips.
     """
 
     def __init__(self, images: torch.Tensor, maps: torch.Tensor, accelerations: Sequence[float] = (4, 6),
-                 kinds: Sequence[str] = ("random",), center_lines: int = 20, sigma: float = 0.01, augment: bool = True) -> None:
+                 kinds: Sequence[str] = ("random",), center_lines: int | Sequence[int] = 20, sigma: float = 0.01,
+                 augment: bool = True) -> None:
         if not images.is_complex() or images.ndim != 4:
             raise TrainingError("images: complex (N, 1, H, W) expected")
         if maps.shape[0] not in (1, images.shape[0]):
             raise TrainingError("maps: first dimension must be 1 or match images")
         self.images, self.maps = images, maps.to(torch.complex64)
         self.accelerations, self.kinds = list(accelerations), list(kinds)
-        self.center_lines, self.sigma, self.augment = center_lines, float(sigma), augment
+        acs = [int(center_lines)] * len(self.accelerations) if isinstance(center_lines, (int, float)) else [int(c) for c in center_lines]
+        if len(acs) != len(self.accelerations):
+            raise TrainingError("center_lines: one value, or one per acceleration")
+        self.center_lines, self.sigma, self.augment = acs, float(sigma), augment
 
     def __call__(self, generator: torch.Generator, batch_size: int) -> dict:
         from monai_diffrecon.physics import ChannelsToComplex, MultiCoilMRI, equispaced_mask, random_lines_mask
@@ -59,11 +64,12 @@ class MRIOperatorSampler:
                 x = torch.where(flip, x.flip(dim), x)
         maps = self.maps if self.maps.shape[0] == 1 else self.maps[idx]
         W = x.shape[-1]
-        R, kind = _pick(self.accelerations, g), _pick(self.kinds, g)
+        j = int(torch.randint(len(self.accelerations), (1,), generator=g))
+        R, acs, kind = self.accelerations[j], self.center_lines[j], _pick(self.kinds, g)
         if kind == "random":
-            mask = torch.stack([random_lines_mask(W, R, self.center_lines, generator=g) for _ in range(batch_size)])
+            mask = torch.stack([random_lines_mask(W, R, acs, generator=g) for _ in range(batch_size)])
         elif kind == "equispaced":
-            mask = equispaced_mask(W, int(R), self.center_lines, offset=int(torch.randint(int(R), (1,), generator=g)))
+            mask = equispaced_mask(W, int(R), acs, offset=int(torch.randint(int(R), (1,), generator=g)))
             mask = mask.reshape(1, 1, 1, W).expand(batch_size, 1, 1, W)
         else:
             raise TrainingError(f"kinds: 'random' or 'equispaced', got {kind!r}")

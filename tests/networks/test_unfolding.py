@@ -88,7 +88,7 @@ def test_trainer_step_reaches_every_parameter(kind, tmp_path):
     else:
         net = _net(channels=2)
         imgs = torch.complex(torch.randn(6, 1, N, N, generator=g), torch.randn(6, 1, N, N, generator=g)) * 0.3
-        smp = MRIOperatorSampler(imgs, birdcage_maps(4, (N, N)), accelerations=(2, 3), kinds=("random", "equispaced"), center_lines=4)
+        smp = MRIOperatorSampler(imgs, birdcage_maps(4, (N, N)), accelerations=(2, 3), kinds=("random", "equispaced"), center_lines=(4, 2))
     before = {k: v.clone() for k, v in net.state_dict().items()}
     tr = UnfoldingTrainer(net, make_scheduler(), smp, tmp_path, DSMConfig(max_iterations=2, batch_size=2, warmup=1, seed=0), progress=False)
     out = tr.run(max_iterations=2)

@@ -149,6 +149,11 @@ class MRIReconstruction(CaseWorkflow):
             if acs < min(self.calib_size, 8):
                 raise KSpaceError(path, f"{acs} fully sampled centre lines; ESPIRiT coil maps need at least {min(self.calib_size, 8)}")
             maps = estimate_coil_maps(k, calib_size=min(self.calib_size, acs)).to(torch.complex64)
+            cover = maps.abs().pow(2).sum(dim=1).amax(dim=(-2, -1))  # per slice: Σ_c |S_c|² is ≈ 1 inside the object
+            if bool((cover < 1e-6).any()):
+                bad = int(torch.nonzero(cover < 1e-6)[0, 0])
+                raise KSpaceError(path, f"ESPIRiT found no coil sensitivity in slice {bad} (calibration {min(self.calib_size, acs)} lines); "
+                                        "use more fully sampled centre lines or pass coil maps")
         return k.to(torch.complex64), mask, maps, path
 
     def reconstruct(self, item: dict) -> tuple[dict, dict]:

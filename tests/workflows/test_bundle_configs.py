@@ -57,8 +57,16 @@ def test_network_matches_network_data_format(name):
     from monai.bundle import verify_net_in_out
 
     root = BUNDLES_DIR / name / "configs"
+    extra = {"timesteps": torch.tensor([10])}
+    inputs = json.loads((root / "metadata.json").read_text())["network_data_format"]["inputs"]
+    if "measurement" in inputs:  # conditional networks with the operator inside (Diff-Unfolding): y and A are inputs
+        from monai_diffrecon.physics import ChannelsToComplex, MultiCoilMRI, birdcage_maps
+
+        shape = tuple(inputs["image"]["spatial_shape"])
+        A = MultiCoilMRI(birdcage_maps(inputs["measurement"]["num_channels"], shape), torch.ones(1, 1, 1, shape[-1])) @ ChannelsToComplex()
+        extra.update(y=A(torch.rand(1, inputs["image"]["num_channels"], *shape)), operator=A)
     verify_net_in_out(net_id="network_def", meta_file=str(root / "metadata.json"), config_file=str(root / "inference.json"),
-                      device="cpu", extra_forward_args={"timesteps": torch.tensor([10])})
+                      device="cpu", extra_forward_args=extra)
 
 
 @pytest.mark.parametrize("name", BUNDLES)

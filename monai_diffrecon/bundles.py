@@ -15,7 +15,7 @@ from pathlib import Path
 
 from monai_diffrecon.errors import InvalidValueError, unwrap
 
-__all__ = ["BUNDLES_DIR", "bundle_path", "run_bundle", "list_bundles", "describe_bundle", "verify_bundle"]
+__all__ = ["BUNDLES_DIR", "bundle_path", "run_bundle", "list_bundles", "describe_bundle", "verify_bundle", "net_forward_args"]
 
 BUNDLES_DIR = Path(__file__).resolve().parent.parent / "bundles"
 # model-zoo convention: these configs only override their base (``--config_file "['inference.json','evaluate.json']"``)
@@ -71,7 +71,25 @@ def describe_bundle(name_or_path: str | Path) -> dict:
     root = bundle_path(name_or_path, trust_config=True)
     meta = json.loads((root / "configs" / "metadata.json").read_text())
     return {"name": root.name, "version": meta.get("version"), "task": meta.get("task", ""),
-            "weights": (root / "models" / "model.pt").is_file(), "model_sha256": meta.get("model_sha256", "")}
+            "weights": (root / "models" / "model.pt").is_file(), "model_sha256": meta.get("model_sha256", ""),
+            "headline": meta.get("eval_metrics", {})}
+
+
+def net_forward_args(meta: dict) -> dict:
+    """Extra arguments of the bundle network's forward for ``verify_net_in_out``: the diffusion ``timesteps``, and for
+    networks with the operator inside (metadata input ``"measurement"``, Diff-Unfolding) a measurement ``y`` and the
+    multi-coil operator ``A`` it came from."""
+    import torch
+
+    extra = {"timesteps": torch.tensor([10])}
+    inputs = meta["network_data_format"]["inputs"]
+    if "measurement" in inputs:
+        from monai_diffrecon.physics import ChannelsToComplex, MultiCoilMRI, birdcage_maps
+
+        shape = tuple(inputs["image"]["spatial_shape"])
+        A = MultiCoilMRI(birdcage_maps(inputs["measurement"]["num_channels"], shape), torch.ones(1, 1, 1, shape[-1])) @ ChannelsToComplex()
+        extra.update(y=A(torch.rand(1, inputs["image"]["num_channels"], *shape)), operator=A)
+    return extra
 
 
 def verify_bundle(name_or_path: str | Path, schema: str | Path | None = None) -> dict:
@@ -79,8 +97,6 @@ def verify_bundle(name_or_path: str | Path, schema: str | Path | None = None) ->
     the weights' sha256 against the metadata, and the network's input/output shapes against
     ``network_data_format``. Returns ``{check: "ok" | message}``; raises nothing."""
     import json
-
-    import torch
 
     from monai_diffrecon.networks.weights import sha256_file
 
@@ -106,7 +122,7 @@ def verify_bundle(name_or_path: str | Path, schema: str | Path | None = None) ->
         from monai.bundle import verify_net_in_out
 
         verify_net_in_out(net_id="network_def", meta_file=str(meta_file), config_file=str(root / "configs" / "inference.json"), device="cpu",
-                          extra_forward_args={"timesteps": torch.tensor([10])})
+                          extra_forward_args=net_forward_args(meta))
         out["network"] = "ok"
     except Exception as e:  # noqa: BLE001
         out["network"] = f"{type(e).__name__}: {str(e)[:300]}"

@@ -1,12 +1,18 @@
-"""``diffrecon`` command-line entry point.
+"""``diffrecon`` command-line entry point (``diffrecon --help`` shows the examples below).
 
 Commands:
-    diffrecon --version
-    diffrecon demo --output DIR [--quick] [--seed N]   built-in demo study → the SPECT bundle → DICOM, NIfTI, PNG
+    diffrecon run BUNDLE --input DIR|FILE|LIST.json --output DIR [--steps N] [--num-samples N] [--seed N] [--device cpu]
+                  [--set KEY=VALUE ...] [--quiet] [--json] [--keep-going]
+    diffrecon demo --output DIR [--quick]              built-in SPECT/CT study → the SPECT bundle → DICOM, NIfTI, PNG
     diffrecon demo-osem --output DIR                   the classical OSEM demo (no network)
-    diffrecon run BUNDLE --input DIR --output DIR [--set KEY=VALUE ...]
-    diffrecon bundles                                  list the bundles (name, version, weights, task)
+    diffrecon simulate {spect,mri,natural,satellite} --output DIR [--n N] [--seed N]
+    diffrecon list                                     bundles with a one-line task and their measured headline numbers
     diffrecon verify BUNDLE [--schema FILE]            metadata schema, weights sha256, network in/out
+    diffrecon bench                                    operator contract checks and timings on this machine
+
+Exit codes: 0 success; 1 a check failed (``verify``) or an unexpected error; 2 bad input (a typed
+:mod:`monai_diffrecon.errors` error: unreadable or inconsistent study, bad option); 3 partial (cohort run with
+``--keep-going`` where some studies failed; see ``summary.json``); 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -18,13 +24,30 @@ from collections.abc import Sequence
 
 from monai_diffrecon import __version__
 
-__all__ = ["main"]
+__all__ = ["main", "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT", "EXIT_PARTIAL", "EXIT_INTERRUPTED"]
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+EXAMPLES = """examples:
+  diffrecon demo --output outputs/demo
+  diffrecon simulate mri --output cases/mri --n 4
+  diffrecon run mri_multicoil_msm --input cases/mri --output out/mri --num-samples 4 --json
+  diffrecon run spect_cardiac_diffusion --input /data/study_001 --output out/s001 --steps 10 --seed 1
+  diffrecon run spect_cardiac_diffusion --input cohort.json --output out/cohort --keep-going
+  torchrun --nproc_per_node=2 -m monai_diffrecon.cli run spect_cardiac_diffusion --input cohort.json --output out/cohort
+  diffrecon list
+  diffrecon verify spect_cardiac_diffusion
+
+exit codes: 0 ok, 1 check failed / unexpected error, 2 bad input, 3 partial (some cohort studies failed), 130 interrupted
+"""
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="diffrecon",
         description="Diffusion-model image reconstruction for MONAI (SPECT, multi-coil MRI, CT).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"monai_diffrecon {__version__}")
     sub = p.add_subparsers(dest="command")
@@ -41,14 +64,31 @@ def _parser() -> argparse.ArgumentParser:
     o.add_argument("--quick", action="store_true")
     o.add_argument("--seed", type=int, default=0)
     o.add_argument("--no-progress", action="store_true")
-    r = sub.add_parser("run", help="run a bundle's inference on a folder")
-    r.add_argument("bundle", help="bundle name (see `diffrecon bundles`) or path")
-    r.add_argument("--input", required=True, help="input folder (DICOM study, k-space files, …)")
-    r.add_argument("--output", required=True, help="output folder (replaced atomically)")
+    r = sub.add_parser("run", help="run a bundle's inference on a study, a folder of studies or a JSON list of studies",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("bundle", help="bundle name (see `diffrecon list`) or path")
+    r.add_argument("--input", required=True, help="input folder (DICOM study, k-space files, …) or a .json list of such inputs "
+                                                 "(cohort: one output case per entry, sharded across torchrun ranks)")
+    r.add_argument("--output", required=True, help="output folder (each case replaced atomically)")
     r.add_argument("--config", default="inference", help="config name under configs/ (default inference)")
+    r.add_argument("--steps", type=int, default=None, help="sampler steps (config id num_steps)")
+    r.add_argument("--num-samples", type=int, default=None, help="posterior samples (≥ 2 also writes the posterior std)")
+    r.add_argument("--seed", type=int, default=None, help="sampling seed")
+    r.add_argument("--device", default=None, help="torch device; the bundles run on the CPU (other devices are refused)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config id (JSON value), e.g. num_samples=4")
+    r.add_argument("--quiet", action="store_true", help="no progress bars or per-case lines")
+    r.add_argument("--json", action="store_true", help="print a JSON summary (metrics per case) on stdout at the end")
+    r.add_argument("--keep-going", action="store_true", help="cohort: record a failing study in summary.json and go on (exit 3)")
     r.add_argument("--trust-config", action="store_true", help="allow running a bundle from outside this project")
-    sub.add_parser("bundles", help="list the bundles")
+    sub.add_parser("list", help="list the bundles with their task and measured headline numbers")
+    sub.add_parser("bundles", help="alias of list")
+    sm = sub.add_parser("simulate", help="write example inputs: spect (DICOM), mri (fastMRI HDF5), natural (PNG), satellite (TIFF)")
+    sm.add_argument("kind", choices=("spect", "mri", "natural", "satellite"))
+    sm.add_argument("--output", required=True, help="output folder")
+    sm.add_argument("--n", type=int, default=2, help="number of studies / files / images / scenes")
+    sm.add_argument("--seed", type=int, default=None, help="first seed (default: the held-out test seeds)")
+    sm.add_argument("--quiet", action="store_true")
+    sub.add_parser("bench", help="operator contract checks (adjoint, prox) and timings on this machine")
     v = sub.add_parser("verify", help="check a bundle: metadata schema, weights sha256, network in/out shapes")
     v.add_argument("bundle")
     v.add_argument("--schema", default=None, help="local copy of MONAI's meta_schema JSON (the metadata URL needs internet)")
@@ -56,10 +96,46 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (see module doc)."""
+    from monai_diffrecon.errors import DiffReconError
+
     args = _parser().parse_args(argv)
     if args.command is None:
         _parser().print_help()
-        return 0
+        return EXIT_OK
+    try:
+        return _dispatch(args)
+    except DiffReconError as e:
+        print(f"diffrecon: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("diffrecon: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _overrides(args) -> dict:
+    from monai_diffrecon.errors import InvalidValueError
+
+    overrides = {}
+    for kv in args.set:
+        if "=" not in kv:
+            raise InvalidValueError(f"--set expects KEY=VALUE, got {kv!r}")
+        k, v = kv.split("=", 1)
+        try:
+            overrides[k] = json.loads(v)
+        except json.JSONDecodeError:
+            overrides[k] = v
+    for flag, key in (("steps", "num_steps"), ("num_samples", "num_samples"), ("seed", "seed")):
+        if getattr(args, flag) is not None:
+            overrides[key] = getattr(args, flag)
+    if args.device is not None and args.device != "cpu":
+        raise InvalidValueError(f"--device {args.device}: the bundles run on the CPU in this version (GPU inference is not tested yet)")
+    if args.quiet:
+        overrides["progress"] = False
+    return overrides
+
+
+def _dispatch(args) -> int:
     if args.command == "demo-osem":
         from monai_diffrecon.demo import DemoConfig, run_spect_demo
 
@@ -68,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         metrics = run_spect_demo(args.output, cfg, progress=not args.no_progress)
         print(json.dumps({k: v for k, v in metrics.items() if k != "config"}, indent=2))
         print(f"wrote {args.output}/ (recon_osem_acpsf.nii.gz, demo.png, metrics.json, ...)")
-        return 0
+        return EXIT_OK
     if args.command == "demo":
         from monai_diffrecon.demo import run_bundle_demo
 
@@ -76,36 +152,62 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   quick=args.quick, progress=not args.no_progress)
         print(json.dumps(metrics, indent=2))
         print(f"wrote {args.output}/ (dicom/, recon.nii.gz, osem.nii.gz, recon.png, metrics.json)")
-        return 0
-    if args.command == "bundles":
+        return EXIT_OK
+    if args.command in ("list", "bundles"):
         from monai_diffrecon.bundles import describe_bundle, list_bundles
 
         for name in list_bundles():
             d = describe_bundle(name)
             print(f"{d['name']:<28} {d['version']:<7} {'weights' if d['weights'] else 'NO WEIGHTS':<10} {d['task']}")
-        return 0
+            for k, v in d["headline"].items():
+                print(f"{'':<28} {k}: {v}")
+        return EXIT_OK
     if args.command == "verify":
         from monai_diffrecon.bundles import verify_bundle
 
         res = verify_bundle(args.bundle, args.schema)
         print(json.dumps(res, indent=2))
-        return 0 if all(v == "ok" for v in res.values()) else 1
-    if args.command == "run":
-        from monai_diffrecon.bundles import run_bundle
+        return EXIT_OK if all(v == "ok" for v in res.values()) else EXIT_FAILED
+    if args.command == "simulate":
+        from monai_diffrecon.simulate import simulate
 
-        overrides = {}
-        for kv in args.set:
-            if "=" not in kv:
-                raise SystemExit(f"--set expects KEY=VALUE, got {kv!r}")
-            k, v = kv.split("=", 1)
-            try:
-                overrides[k] = json.loads(v)
-            except json.JSONDecodeError:
-                overrides[k] = v
-        run_bundle(args.bundle, args.config, args.trust_config, input_dir=args.input, output_dir=args.output, **overrides)
+        paths = simulate(args.kind, args.output, args.n, args.seed, progress=not args.quiet)
+        print("\n".join(paths))
+        return EXIT_OK
+    if args.command == "bench":
+        from monai_diffrecon.physics.testing import quick_bench
+
+        print(quick_bench())
+        return EXIT_OK
+    if args.command == "run":
+        return _run(args)
+    return EXIT_FAILED  # pragma: no cover
+
+
+def _run(args) -> int:
+    from pathlib import Path
+
+    from monai_diffrecon.bundles import run_bundle
+
+    overrides = _overrides(args)
+    if Path(args.input).suffix == ".json" and Path(args.input).is_file():
+        from monai_diffrecon.cohort import read_cohort_list, run_cohort
+
+        summary = run_cohort(args.bundle, read_cohort_list(args.input), args.output, overrides, args.keep_going, args.trust_config)
+        if summary is None:  # another rank writes the summary
+            return EXIT_OK
+        if args.json:
+            print(json.dumps(summary, indent=1, default=str))
+        elif not args.quiet:
+            print(f"wrote {args.output}/ ({summary['ok']}/{summary['n_cases']} studies; summary.json)")
+        return EXIT_PARTIAL if summary["failed"] else EXIT_OK
+    result = run_bundle(args.bundle, args.config, args.trust_config, input_dir=args.input, output_dir=args.output, **overrides)
+    if args.json:
+        print(json.dumps({"bundle": args.bundle, "output": args.output, "cases": result if isinstance(result, list) else [result]},
+                         indent=1, default=str))
+    elif not args.quiet:
         print(f"wrote {args.output}/")
-        return 0
-    return 2  # pragma: no cover
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -37,6 +37,7 @@ __all__ = [
     "normal_error",
     "prox_gradient_error",
     "explicit_matrix",
+    "quick_bench",
 ]
 
 
@@ -326,3 +327,31 @@ def explicit_matrix(case: Case, dtype: torch.dtype = torch.float64) -> torch.Ten
         else:
             cols.extend(case.op(xb).reshape(xb.shape[0], -1).unbind(0))
     return torch.stack(cols, dim=1)
+
+
+def quick_bench(repeats: int = 5) -> str:
+    """``diffrecon bench``: for every registered operator, the float64 adjoint mismatch, the prox gradient and the
+    mean forward + adjoint time on this machine (a Markdown table). Peer-library speed ratios need the benchmark
+    environment (``make bench`` → benchmarks/results/operators.md)."""
+    import time
+
+    lines = ["| operator | adjoint err (f64) | prox grad err | forward + adjoint (ms) |", "|---|---|---|---|"]
+    worst = 0.0
+    for name, factory in OPERATORS.items():
+        case = factory(torch.float64)
+        adj = adjoint_error(case)
+        prox = prox_gradient_error(case)
+        worst = max(worst, adj)
+        c32 = factory(torch.float32)
+        x = random_like_domain(c32.x_shape, c32.x_complex, torch.float32, _gen(5))
+        with torch.no_grad():
+            c32.op.adjoint(c32.op(x))
+            t = time.perf_counter()
+            for _ in range(repeats):
+                c32.op.adjoint(c32.op(x))
+        ms = (time.perf_counter() - t) / repeats * 1e3
+        lines.append(f"| {name} | {adj:.1e} | {prox:.1e} | {ms:.2f} |")
+    verdict = "PASS" if worst <= 1e-12 else "FAIL"
+    lines += ["", f"{len(OPERATORS)} operators, worst float64 adjoint mismatch {worst:.1e} ({verdict}; bound 1e-12). "
+              f"torch {torch.__version__}, {torch.get_num_threads()} threads. Speed ratios vs deepinv/PyTomography: `make bench`."]
+    return "\n".join(lines)

@@ -14,7 +14,7 @@ import pydicom
 import pytest
 import torch
 
-from monai_diffrecon.bundles import BUNDLES_DIR, bundle_path, list_bundles, run_bundle
+from monai_diffrecon.bundles import BUNDLES_DIR, bundle_path, list_bundles, net_forward_args, run_bundle
 from monai_diffrecon.errors import InvalidValueError
 
 from ..io.dicomtools import dciodvfy_errors
@@ -57,14 +57,7 @@ def test_network_matches_network_data_format(name):
     from monai.bundle import verify_net_in_out
 
     root = BUNDLES_DIR / name / "configs"
-    extra = {"timesteps": torch.tensor([10])}
-    inputs = json.loads((root / "metadata.json").read_text())["network_data_format"]["inputs"]
-    if "measurement" in inputs:  # conditional networks with the operator inside (Diff-Unfolding): y and A are inputs
-        from monai_diffrecon.physics import ChannelsToComplex, MultiCoilMRI, birdcage_maps
-
-        shape = tuple(inputs["image"]["spatial_shape"])
-        A = MultiCoilMRI(birdcage_maps(inputs["measurement"]["num_channels"], shape), torch.ones(1, 1, 1, shape[-1])) @ ChannelsToComplex()
-        extra.update(y=A(torch.rand(1, inputs["image"]["num_channels"], *shape)), operator=A)
+    extra = net_forward_args(json.loads((root / "metadata.json").read_text()))
     verify_net_in_out(net_id="network_def", meta_file=str(root / "metadata.json"), config_file=str(root / "inference.json"),
                       device="cpu", extra_forward_args=extra)
 

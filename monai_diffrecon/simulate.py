@@ -1,0 +1,97 @@
+"""``diffrecon simulate {spect,mri,natural,satellite}``: example inputs in the formats the bundles read.
+
+Every simulator writes through a staged folder (complete or absent) and only uses data that ships offline:
+
+* ``spect`` — DICOM studies (NM TOMO projections + CT series) of the cardiac phantom with the truth as ``truth.npy``
+  (:func:`~monai_diffrecon.workflows.spect.simulated_studies`, held-out seeds 30 000+);
+* ``mri`` — fastMRI-style HDF5 files of held-out MNI152-based slices, 8 coils, R = 4 with ``reconstruction_rss``
+  (:func:`~monai_diffrecon.workflows.mri.simulated_kspace_files`, seeds 60 000+);
+* ``natural`` — held-out scikit-image photographs (never used for training) blurred by a camera-shake kernel plus
+  noise: ``blurred.png``, ``truth.png``, ``kernel.png``/``kernel.npy`` per image;
+* ``satellite`` — simulated scenes: ``cloudy.tif`` (4 bands, DN), ``sar.tif`` (VV, VH in dB), ``clear.tif``
+  (reference) and ``preview.png`` per scene.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from monai_diffrecon.errors import InvalidValueError
+from monai_diffrecon.io.staging import staged_directory
+
+__all__ = ["SIMULATORS", "simulate"]
+
+SIMULATORS = ("spect", "mri", "natural", "satellite")
+
+
+def _png(path: Path, img: np.ndarray) -> None:
+    from PIL import Image
+
+    a = np.clip(img, 0.0, 1.0)
+    Image.fromarray((a * 65535 + 0.5).astype(np.uint16)).save(path)
+
+
+def _natural(out: Path, n: int, seed: int, sigma: float = 0.02) -> list[Path]:
+    from monai_diffrecon.data.natural import SKIMAGE_TEST, load_skimage, motion_blur_kernel
+    from monai_diffrecon.physics import Blur
+
+    files = []
+    for i in range(n):
+        name = SKIMAGE_TEST[i % len(SKIMAGE_TEST)]
+        g = torch.Generator().manual_seed(seed + i)
+        x = load_skimage(name)[None]
+        k = motion_blur_kernel(64, 0.5, g)
+        y = Blur(k)(x) + sigma * torch.randn(x.shape, generator=g)
+        d = out / f"image_{i:03d}_{name}"
+        d.mkdir(parents=True)
+        _png(d / "blurred.png", y[0, 0].numpy())
+        _png(d / "truth.png", x[0, 0].numpy())
+        _png(d / "kernel.png", (k / k.max()).numpy())
+        np.save(d / "kernel.npy", k.numpy())
+        files.append(d)
+    return files
+
+
+def _satellite(out: Path, n: int, seed: int, size: int = 128) -> list[Path]:
+    import tifffile
+
+    from monai_diffrecon.data.preview import preview_satellite
+    from monai_diffrecon.data.satellite_sim import satellite_scene
+
+    files = []
+    for i in range(n):
+        s = satellite_scene(size, torch.Generator().manual_seed(seed + i))
+        d = out / f"scene_{i:03d}"
+        d.mkdir(parents=True)
+        tifffile.imwrite(d / "cloudy.tif", s["cloudy"].round().clamp(0, 10000).to(torch.int32).numpy().astype(np.uint16), photometric="minisblack")
+        tifffile.imwrite(d / "clear.tif", s["clear"].round().clamp(0, 10000).to(torch.int32).numpy().astype(np.uint16), photometric="minisblack")
+        tifffile.imwrite(d / "sar.tif", s["sar"].numpy().astype(np.float32), photometric="minisblack")
+        preview_satellite(s, d / "preview.png")
+        files.append(d)
+    return files
+
+
+def simulate(kind: str, output: str | Path, n: int = 2, seed: int | None = None, progress: bool = True) -> list[str]:
+    """Write ``n`` example inputs of ``kind`` under ``output`` (replaced atomically); returns the study paths."""
+    if kind not in SIMULATORS:
+        raise InvalidValueError(f"simulate: one of {', '.join(SIMULATORS)}, got {kind!r}")
+    if n < 1:
+        raise InvalidValueError(f"simulate: n must be ≥ 1, got {n}")
+    out = Path(output)
+    if kind == "spect":
+        from monai_diffrecon.workflows.spect import simulated_studies
+
+        simulated_studies(out, n, seed=30_000 if seed is None else seed, progress=progress)
+        return [str(out / f"study_{i:03d}") for i in range(n)]
+    if kind == "mri":
+        from monai_diffrecon.workflows.mri import simulated_kspace_files
+
+        return [it["kspace"] for it in simulated_kspace_files(out, n, seed=60_000 if seed is None else seed, progress=progress)]
+    with staged_directory(out) as tmp:
+        fn = _natural if kind == "natural" else _satellite
+        made = fn(tmp, n, (70_000 if kind == "natural" else 80_000) if seed is None else seed)
+        names = [p.name for p in made]
+    return [str(out / nm) for nm in names]

@@ -29,7 +29,7 @@ from torch import nn
 
 from monai_diffrecon.errors import TrainingError
 
-__all__ = ["DSMConfig", "DenoisingScoreTrainer", "TensorSampler", "load_checkpoint", "validation_loss"]
+__all__ = ["DSMConfig", "DenoisingScoreTrainer", "TensorSampler", "load_checkpoint", "validation_loss", "parameters_sha256"]
 
 
 @dataclass
@@ -274,7 +274,23 @@ class DenoisingScoreTrainer:
             bar.close()
         if not self.interrupted:
             self.save()
-        return {"iteration": self.iteration, "loss": self.losses[-1], "interrupted": self.interrupted}
+        out = {"iteration": self.iteration, "loss": self.losses[-1], "interrupted": self.interrupted}
+        if self.world > 1:  # DDP keeps the replicas identical; print each rank's digest so launchers and tests can check
+            out["parameters_sha256"] = parameters_sha256(self.network)
+            print(f"[rank {self.rank}/{self.world}] iteration {self.iteration} parameters sha256 {out['parameters_sha256']}", flush=True)
+        return out
+
+
+def parameters_sha256(network: nn.Module) -> str:
+    """sha256 of a network's parameters and buffers (names, dtypes and bytes, in ``state_dict`` order)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k, v in network.state_dict().items():
+        h.update(k.encode())
+        h.update(str(v.dtype).encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 class validation_loss:  # noqa: N801 - used as a config component (``_target_``)

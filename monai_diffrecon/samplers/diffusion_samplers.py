@@ -41,13 +41,17 @@ class DiffusionSampler(Sampler):
     def init_shape(self, y, operator) -> tuple[int, ...]:
         return tuple(operator.adjoint(y).shape)
 
+    def condition(self, y, operator):
+        """What the prior is conditioned on for this call (the fixed ``cond`` channels by default)."""
+        return self.cond
+
     def sample_one(self, y, operator, generator, counter, progress):
         shape = self.init_shape(y, operator)
         dtype = torch.float64 if (y is not None and y.dtype == torch.float64) else torch.float32
         x = torch.randn(shape, generator=generator, dtype=dtype)
         ts = self.loop.timesteps(self.num_steps, spacing=self.spacing)
         traj = [] if self.trajectory_png else None
-        x = self.loop.run(x, ts, generator, y, operator, self.cond, counter, progress, traj)
+        x = self.loop.run(x, ts, generator, y, operator, self.condition(y, operator), counter, progress, traj)
         if traj:
             save_trajectory(traj, self.trajectory_png)
             self.trajectory_png = None  # first chain only

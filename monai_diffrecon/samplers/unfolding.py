@@ -48,16 +48,15 @@ class DiffUnfolding(DiffusionSampler):
             prior = UnfoldingPrior(prior, scheduler if scheduler is not None else make_scheduler())
         super().__init__(prior, num_steps, eta=eta)
 
-    def sample_one(self, y, operator, generator, counter, progress):
-        complex_in = bool(getattr(operator, "in_complex", False))
-        if complex_in:  # e.g. MultiCoilMRI: the network works on (real, imaginary) channels
-            from monai_diffrecon.physics import ChannelsToComplex
-            from monai_diffrecon.physics.functional.sense import channels_to_complex
+    def condition(self, y, operator):
+        return (y, operator)  # the unrolled network takes the measurement and the operator
 
-            operator = operator @ ChannelsToComplex()
-        self.cond = (y, operator)
-        try:
-            x, m, v = super().sample_one(y, operator, generator, counter, progress)
-        finally:
-            self.cond = None
-        return (channels_to_complex(x) if complex_in else x), m, v
+    def sample_one(self, y, operator, generator, counter, progress):
+        if not getattr(operator, "in_complex", False):
+            return super().sample_one(y, operator, generator, counter, progress)
+        # e.g. MultiCoilMRI: the network works on (real, imaginary) channels; the sample is returned complex
+        from monai_diffrecon.physics import ChannelsToComplex
+        from monai_diffrecon.physics.functional.sense import channels_to_complex
+
+        x, m, v = super().sample_one(y, operator @ ChannelsToComplex(), generator, counter, progress)
+        return channels_to_complex(x), m, v

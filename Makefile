@@ -10,7 +10,7 @@ PIP := $(VENV)/bin/pip
 TORCH ?= torch==2.13.0
 DEMO_OUT ?= outputs/demo
 
-.PHONY: venv demo test bench bench-samplers bench-spect clean
+.PHONY: venv demo test bench bench-samplers bench-spect clean monailabel-env monailabel-test
 
 $(VENV)/.installed-%: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -47,3 +47,17 @@ bench-spect: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) .venv-bench outputs .pytest_cache
+
+# MONAI Label in its own environment (monailabel 0.8.5 needs pydicom < 3 and numpy < 2; the project needs pydicom 3):
+# the app (apps/monailabel) calls this project's `diffrecon` as a subprocess, so the two never share an interpreter.
+ML_VENV ?= .venv-monailabel
+monailabel-env: $(ML_VENV)/.installed
+$(ML_VENV)/.installed:
+	$(PY) -m venv $(ML_VENV)
+	$(ML_VENV)/bin/pip install -q --upgrade pip
+	$(ML_VENV)/bin/pip install -q "$(TORCH)" "monailabel==0.8.5" "pydicom==2.4.4" "numpy<2"
+	touch $@
+
+# starts the MONAI Label server on 127.0.0.1, posts a study to /infer/<bundle> over HTTP, compares with a direct run
+monailabel-test: $(VENV)/.installed-test monailabel-env
+	DIFFRECON_REQUIRE_MONAILABEL=1 $(VENV)/bin/python -m pytest -q tests/apps/test_monailabel_app.py

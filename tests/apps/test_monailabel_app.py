@@ -1,0 +1,111 @@
+"""The MONAI Label app (apps/monailabel): its infer task returns the bundle's float reconstruction, equal to a direct
+bundle run. In CI the task runs against a stand-in of MONAI Label's interface (monailabel does not import beside
+pydicom 3); ``make monailabel-test`` also starts the real server from its own environment (.venv-monailabel) on
+127.0.0.1, posts the study to ``/infer/<bundle>`` over HTTP and compares the returned NIfTI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from monai_diffrecon.bundles import run_bundle
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "apps" / "monailabel"
+ML_ENV = ROOT / ".venv-monailabel"
+DIFFRECON = Path(sys.executable).parent / "diffrecon"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, study):
+    from monai_diffrecon.networks import diffusion_unet
+
+    torch.manual_seed(0)
+    w = tmp_path_factory.mktemp("w") / "tiny.pt"
+    torch.save(diffusion_unet(2, 1, cond_channels=4, size="tiny").state_dict(), w)
+    sets = {"model_path": str(w), "model_sha256": hashlib.sha256(w.read_bytes()).hexdigest(), "network_def#size": "tiny",
+            "inferer#init_iterations": 1}
+    ref = tmp_path_factory.mktemp("ref") / "out"
+    run_bundle("spect_cardiac_diffusion", input_dir=str(study.nm_file.parent.parent), output_dir=str(ref), num_steps=1, seed=3,
+               progress=False, **sets)
+    return sets, np.asarray(nib.load(ref / "recon.nii.gz").dataobj)
+
+
+def test_infer_task_returns_the_float_reconstruction(tiny, study, monkeypatch):
+    if not DIFFRECON.exists():
+        pytest.skip("diffrecon entry point not installed next to the interpreter")
+    monkeypatch.syspath_prepend(str(APP))
+    for m in [m for m in sys.modules if m == "lib" or m.startswith("lib.")]:
+        monkeypatch.delitem(sys.modules, m)
+    from lib.infer import ReconstructionInfer
+
+    sets, ref = tiny
+    task = ReconstructionInfer("spect_cardiac_diffusion", "SPECT", str(DIFFRECON))
+    assert task.is_valid() and task.info()["type"] == "others" and task.info()["labels"] == []
+    path, result = task({"image": str(study.nm_file.parent.parent), "steps": 1, "seed": 3, "set": sets})
+    img = nib.load(path)
+    assert img.get_data_dtype() == np.float32  # a reconstruction, not a uint8 label map
+    np.testing.assert_array_equal(np.asarray(img.dataobj), ref)
+    assert result["dicom"] and Path(result["dicom"]).is_dir() and result["metrics"][0]["nfe"] == 1
+    with pytest.raises(RuntimeError, match="DicomError"):
+        task({"image": str(study.nm_file.parent.parent / "nope"), "steps": 1, "set": sets})
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(not (ML_ENV / "bin" / "monailabel").exists() and not os.environ.get("DIFFRECON_REQUIRE_MONAILABEL"),
+                    reason="MONAI Label's own environment is not installed (make monailabel-env)")
+def test_monailabel_server_round_trip(tiny, study, tmp_path):
+    sets, ref = tiny
+    port = _free_port()
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    log = open(tmp_path / "server.log", "w")
+    env = dict(os.environ, PYTHONPATH="", MONAI_LABEL_INFER_CONCURRENCY="-1", PATH=f"{ML_ENV / 'bin'}:{os.environ['PATH']}")
+    server = subprocess.Popen([str(ML_ENV / "bin" / "monailabel"), "start_server", "--app", str(APP), "--studies", str(studies),
+                               "--host", "127.0.0.1", "--port", str(port), "--conf", "diffrecon_bin", str(DIFFRECON),
+                               "--conf", "bundles", "spect_cardiac_diffusion"], stdout=log, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                info = json.loads(urllib.request.urlopen(f"{base}/info/", timeout=5).read())
+                break
+            except OSError:
+                assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
+                time.sleep(1)
+        else:
+            pytest.fail("server did not start: " + (tmp_path / "server.log").read_text()[-3000:])
+        assert info["models"]["spect_cardiac_diffusion"]["type"] == "others"
+        params = json.dumps({"steps": 1, "seed": 3, "set": sets})
+        q = urllib.parse.urlencode({"image": str(study.nm_file.parent.parent), "output": "image"})
+        req = urllib.request.Request(f"{base}/infer/spect_cardiac_diffusion?{q}", data=urllib.parse.urlencode({"params": params}).encode(),
+                                     method="POST")
+        body = urllib.request.urlopen(req, timeout=600).read()
+        got = tmp_path / "got.nii.gz"
+        got.write_bytes(body)
+        np.testing.assert_array_equal(np.asarray(nib.load(got).dataobj), ref)
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()

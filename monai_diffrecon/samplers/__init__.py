@@ -12,6 +12,7 @@ from monai_diffrecon.samplers.consistency import (
 )
 from monai_diffrecon.samplers.diffusion_samplers import DDNM, DPS, DiffPIR, DiffusionSampler, Unconditional
 from monai_diffrecon.samplers.bridge import bridge_times, run_bridge
+from monai_diffrecon.samplers.dbcr import DBCR
 from monai_diffrecon.samplers.engine import DiffusionLoop, ddim_noise, diffpir_noise, dps_guidance
 from monai_diffrecon.samplers.msm import MSMSampler
 from monai_diffrecon.samplers.pnp_dm import PnPDM
@@ -35,6 +36,7 @@ __all__ = [
     "MSMSampler",
     "SelfDBSampler",
     "DiffUnfolding",
+    "DBCR",
     "UnfoldingPrior",
     "run_bridge",
     "bridge_times",

@@ -18,9 +18,10 @@ from collections.abc import Callable
 import torch
 from tqdm.auto import tqdm
 
+from monai_diffrecon.diffusion.bridge import bridge_state
 from monai_diffrecon.errors import InvalidValueError
 
-__all__ = ["bridge_times", "run_bridge"]
+__all__ = ["bridge_times", "bridge_state", "run_bridge"]
 
 
 def bridge_times(num_steps: int, t_start: float = 1.0) -> list[float]:

@@ -16,6 +16,7 @@ import torch
 
 from monai_diffrecon.errors import TrainingError
 from monai_diffrecon.physics.functional.sense import channels_to_complex, complex_randn, complex_to_channels, sense_combine, sense_expand
+from monai_diffrecon.diffusion.bridge import bridge_state
 from monai_diffrecon.training.dsm import DenoisingScoreTrainer
 from monai_diffrecon.training.msm import kspace_batch
 
@@ -61,9 +62,8 @@ class SelfDBTrainer(DenoisingScoreTrainer):
         m_prime = subsample_lines(m_bar, self.keep2, self.center_lines, g)
         t = torch.rand(B, generator=g)
         n = complex_randn(y.shape, g)
-        tt = t.reshape(B, 1, 1, 1)
-        y, mask, maps, m_bar, m_prime, n, tt, t, count = (v.to(dev) for v in (y, mask, maps, m_bar, m_prime, n, tt, t, count))
-        y_t = (1 - tt) * m_bar * y + tt * m_prime * y + self.sigma_max * torch.sqrt(tt * (1 - tt)) * m_bar * n
+        y, mask, maps, m_bar, m_prime, n, t, count = (v.to(dev) for v in (y, mask, maps, m_bar, m_prime, n, t, count))
+        y_t = bridge_state(m_bar * y, m_prime * y, t, self.sigma_max, m_bar * n)
         x = selfdb_predict(self.model, y_t, maps, t, self.alphas_cumprod.numel())
         r = sense_expand(x, maps, mask) - y
         return ((r.abs() ** 2).sum(dim=(1, 2, 3)) / count).mean()

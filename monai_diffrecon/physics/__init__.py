@@ -16,7 +16,7 @@ from monai_diffrecon.physics.base import (
     conjugate_gradient,
     finite_checks,
 )
-from monai_diffrecon.physics.blur import Blur, gaussian_kernel
+from monai_diffrecon.physics.blur import Blur, KernelBlur, gaussian_kernel
 from monai_diffrecon.physics.coils import birdcage_maps, estimate_coil_maps, rss
 from monai_diffrecon.physics.complex import ChannelsToComplex, ComplexToReal, RealToComplex, SlicesToVolume
 from monai_diffrecon.physics.ct import ParallelBeamCT
@@ -48,6 +48,7 @@ __all__ = [
     "LEHR",
     "ParallelBeamCT",
     "Blur",
+    "KernelBlur",
     "gaussian_kernel",
     "Mask",
     "Decimate",

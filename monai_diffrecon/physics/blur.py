@@ -15,7 +15,7 @@ import torch
 from monai_diffrecon.errors import ShapeError
 from monai_diffrecon.physics.base import LinearOperator, _positive, check_tensor
 
-__all__ = ["Blur", "gaussian_kernel"]
+__all__ = ["Blur", "KernelBlur", "gaussian_kernel"]
 
 
 def gaussian_kernel(sigma: float | tuple[float, ...], size: int | tuple[int, ...] | None = None, dtype=torch.float32) -> torch.Tensor:
@@ -120,3 +120,48 @@ class Blur(LinearOperator):
         if shape is None:
             raise ShapeError("Blur.norm(): pass `shape` (the image size sets the frequency grid)")
         return float(self.transfer_function(torch.zeros(shape, dtype=self.kernel.dtype)).abs().max())
+
+
+class KernelBlur(LinearOperator):
+    """The blur as a linear map of the *kernel* for a fixed image: ``m ↦ m ⊛ x`` (circular, same centring as
+    :class:`Blur`, so ``KernelBlur(x)(k) == Blur(k)(x)``) — the kernel likelihood of blind deblurring (Blind-PnPDM).
+
+    Args:
+        image: ``(B, C, H, W)`` real image x (buffer). kernel_size: ``(kh, kw)`` support of the unknown kernel.
+
+    Input ``(B, 1, kh, kw)`` (one kernel per image, shared by its channels); output ``(B, C, H, W)``.
+    """
+
+    def __init__(self, image: torch.Tensor, kernel_size: tuple[int, int]) -> None:
+        super().__init__()
+        check_tensor(image, "image", complex_=False)
+        if image.ndim != 4:
+            raise ShapeError(f"image: expected (B, C, H, W), got {tuple(image.shape)}")
+        kh, kw = (int(v) for v in kernel_size)
+        if kh > image.shape[-2] or kw > image.shape[-1] or kh < 1 or kw < 1:
+            raise ShapeError(f"kernel_size {kernel_size} must fit in the image {tuple(image.shape[-2:])}")
+        self.register_buffer("image", image.clone())
+        self.kernel_size = (kh, kw)
+        B, C, H, W = image.shape
+        self.in_shape, self.out_shape = (B, 1, kh, kw), (B, C, H, W)
+
+    def _embed(self, k: torch.Tensor) -> torch.Tensor:
+        H, W = self.image.shape[-2:]
+        kh, kw = self.kernel_size
+        pad = torch.zeros(*k.shape[:2], H, W, dtype=k.dtype, device=k.device)
+        pad[..., :kh, :kw] = k
+        return torch.roll(pad, shifts=(-(kh // 2), -(kw // 2)), dims=(-2, -1))
+
+    def _crop(self, p: torch.Tensor) -> torch.Tensor:
+        kh, kw = self.kernel_size
+        return torch.roll(p, shifts=(kh // 2, kw // 2), dims=(-2, -1))[..., :kh, :kw]
+
+    def _image_hat(self, like: torch.Tensor) -> torch.Tensor:
+        return torch.fft.fft2(self.image.to(device=like.device, dtype=like.dtype))
+
+    def _forward(self, k: torch.Tensor) -> torch.Tensor:
+        return torch.fft.ifft2(torch.fft.fft2(self._embed(k)) * self._image_hat(k)).real
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        corr = torch.fft.ifft2(torch.fft.fft2(y) * self._image_hat(y).conj()).real.sum(dim=1, keepdim=True)
+        return self._crop(corr)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 
 from monai_diffrecon.physics.base import Identity, LinearOperator
-from monai_diffrecon.physics.blur import Blur, gaussian_kernel
+from monai_diffrecon.physics.blur import Blur, KernelBlur, gaussian_kernel
 from monai_diffrecon.physics.coils import birdcage_maps
 from monai_diffrecon.physics.complex import ChannelsToComplex, ComplexToReal, RealToComplex, SlicesToVolume
 from monai_diffrecon.physics.ct import ParallelBeamCT
@@ -94,6 +94,11 @@ def _blur_batch_kernels(dtype):
     k = torch.rand(2, 1, 5, 5, generator=_gen(3), dtype=torch.float64)
     k = k / k.sum(dim=(-2, -1), keepdim=True)
     return Case(Blur(k.to(dtype)), (2, 1, 9, 8), (2, 1, 9, 8), analytic_norm=1.0, batch_fixed=True)
+
+
+def _kernel_blur(dtype):
+    img = torch.rand(2, 3, 12, 10, generator=_gen(4), dtype=torch.float64).to(dtype)
+    return Case(KernelBlur(img, (5, 4)), (2, 1, 5, 4), (2, 3, 12, 10), batch_fixed=True)
 
 
 def _blur3d(dtype):
@@ -226,6 +231,7 @@ OPERATORS: dict[str, Callable[[torch.dtype], Case]] = {
     "blur_2d": _blur2d,
     "blur_batch_kernels": _blur_batch_kernels,
     "blur_3d": _blur3d,
+    "kernel_blur": _kernel_blur,
     "blur_complex_image": _blur_complex,
     "decimate": _decimate,
     "downsample_gaussian": _downsample_gauss,

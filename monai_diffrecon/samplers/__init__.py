@@ -11,6 +11,7 @@ from monai_diffrecon.samplers.consistency import (
     TVProx,
 )
 from monai_diffrecon.samplers.diffusion_samplers import DDNM, DPS, DiffPIR, DiffusionSampler, Unconditional
+from monai_diffrecon.samplers.blind_pnpdm import BlindPnPDM
 from monai_diffrecon.samplers.bridge import bridge_times, run_bridge
 from monai_diffrecon.samplers.dbcr import DBCR
 from monai_diffrecon.samplers.engine import DiffusionLoop, ddim_noise, diffpir_noise, dps_guidance
@@ -31,6 +32,7 @@ __all__ = [
     "DDNM",
     "DiffPIR",
     "PnPDM",
+    "BlindPnPDM",
     "ScorePnP",
     "SPECT25D",
     "MSMSampler",

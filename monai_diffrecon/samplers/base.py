@@ -8,7 +8,7 @@ returns :class:`SamplerOutput`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -36,12 +36,14 @@ class SamplerOutput:
         std: posterior standard deviation ``(B, C, …)`` (zeros when it cannot be estimated, i.e. one sample from a
             method without within-chain averaging).
         nfe: network function evaluations spent in total.
+        extras: further per-call estimates, each the mean over samples (e.g. Blind-PnPDM's ``"kernel"``).
     """
 
     x: torch.Tensor
     mean: torch.Tensor
     std: torch.Tensor
     nfe: int
+    extras: dict = field(default_factory=dict)
 
 
 class Counter:
@@ -59,7 +61,8 @@ class Sampler(nn.Module):
     """Base: loops over independent samples; subclasses implement :meth:`sample_one`.
 
     ``sample_one(y, operator, generator, counter, progress)`` returns ``(x, chain_mean, chain_var)`` where the last
-    two may be ``None`` (no within-chain statistics).
+    two may be ``None`` (no within-chain statistics), optionally followed by a dict of further estimates (averaged over
+    samples into :attr:`SamplerOutput.extras`).
     """
 
     def __init__(self, prior: nn.Module) -> None:
@@ -75,13 +78,15 @@ class Sampler(nn.Module):
         if num_samples < 1:
             raise InvalidValueError(f"num_samples: must be ≥ 1, got {num_samples}")
         counter = Counter()
-        xs, means, second = [], [], []
+        xs, means, second, extras = [], [], [], {}
         for _ in range(num_samples):
-            x, m, v = self.sample_one(y, operator, generator, counter, progress)
+            x, m, v, *more = self.sample_one(y, operator, generator, counter, progress)
+            for k, val in (more[0] if more else {}).items():
+                extras.setdefault(k, []).append(val.detach())
             xs.append(x.detach())
             m = x.detach() if m is None else m.detach()
             means.append(m)
             second.append(m.abs() ** 2 + (torch.zeros_like(m.abs()) if v is None else v.detach()))
         mean = torch.stack(means).mean(0)
         var = (torch.stack(second).mean(0) - mean.abs() ** 2).clamp_min(0)  # law of total variance over chains
-        return SamplerOutput(torch.stack(xs), mean, var.sqrt(), counter.n)
+        return SamplerOutput(torch.stack(xs), mean, var.sqrt(), counter.n, {k: torch.stack(v).mean(0) for k, v in extras.items()})

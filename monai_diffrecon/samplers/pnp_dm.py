@@ -21,7 +21,7 @@ import torch
 from monai_diffrecon.samplers.base import Sampler, regularised_start
 from monai_diffrecon.samplers.engine import DiffusionLoop, ddim_noise
 
-__all__ = ["PnPDM", "gaussian_likelihood_sample"]
+__all__ = ["PnPDM", "gaussian_likelihood_sample", "denoise_from_level"]
 
 
 def gaussian_likelihood_sample(x, y, operator, rho: float, sigma_y: float, generator, cg_iters: int = 50):
@@ -29,6 +29,16 @@ def gaussian_likelihood_sample(x, y, operator, rho: float, sigma_y: float, gener
     nx = torch.randn(x.shape, generator=generator, dtype=x.dtype)
     ny = torch.randn(y.shape, generator=generator, dtype=y.dtype)
     return operator.prox_l2(x + rho * nx, y + sigma_y * ny, rho**2 / sigma_y**2, tol=1e-8, max_iter=cg_iters)
+
+
+def denoise_from_level(loop: DiffusionLoop, z, rho: float, prior_steps: int, generator, counter=None, cond=None):
+    """PnP-DM's prior step ``x ~ p(x | z) ∝ p(x) N(z; x, ρ²I)``: start the reverse diffusion of ``loop.prior`` at t* with
+    σ(t*) = ρ from ``√ᾱ(t*)·z`` and run ``prior_steps·t*/T`` (≥ 2) stochastic steps, returning the sample (module doc)."""
+    prior = loop.prior
+    t_star, c = prior.match(rho)
+    n = max(2, math.ceil(prior_steps * (float(t_star) + 1) / prior.num_train_timesteps))
+    ts = loop.timesteps(n, float(t_star))
+    return loop.run(float(c) * z, ts, generator, cond=cond, counter=counter, denoise_last=False)
 
 
 class PnPDM(Sampler):
@@ -50,10 +60,7 @@ class PnPDM(Sampler):
         self.cond = cond
 
     def prior_step(self, z, rho: float, generator, counter):
-        t_star, c = self.prior.match(rho)
-        n = max(2, math.ceil(self.prior_steps * (float(t_star) + 1) / self.prior.num_train_timesteps))
-        ts = self.loop.timesteps(n, float(t_star))
-        return self.loop.run(float(c) * z, ts, generator, cond=self.cond, counter=counter, denoise_last=False)
+        return denoise_from_level(self.loop, z, rho, self.prior_steps, generator, counter, self.cond)
 
     def sample_one(self, y, operator, generator, counter, progress):
         x = regularised_start(y, operator, self.sigma_y)

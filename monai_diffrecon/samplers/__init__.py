@@ -17,6 +17,7 @@ from monai_diffrecon.samplers.dbcr import DBCR
 from monai_diffrecon.samplers.engine import DiffusionLoop, ddim_noise, diffpir_noise, dps_guidance
 from monai_diffrecon.samplers.msm import MSMSampler
 from monai_diffrecon.samplers.pnp_dm import PnPDM
+from monai_diffrecon.samplers.reld import RELD
 from monai_diffrecon.samplers.score_pnp import ScorePnP
 from monai_diffrecon.samplers.selfdb import SelfDBSampler
 from monai_diffrecon.samplers.spect25d import SPECT25D
@@ -33,6 +34,7 @@ __all__ = [
     "DiffPIR",
     "PnPDM",
     "BlindPnPDM",
+    "RELD",
     "ScorePnP",
     "SPECT25D",
     "MSMSampler",

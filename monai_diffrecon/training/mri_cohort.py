@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from monai_diffrecon.data.mri_sim import acs_scale, mni_mr_slices, simulate_multicoil
 from monai_diffrecon.physics import estimate_coil_maps
 from monai_diffrecon.physics.functional.sense import sense_combine
+from monai_diffrecon.training.cohort_io import save_cohort
 
 __all__ = ["MRI_SEEDS", "build_mri_cohort", "cached_mri_cohort", "mri_acquisition"]
 
@@ -62,12 +63,7 @@ def build_mri_cohort(out_path: str | Path, n_slices: int, split: str = "train", 
             out[k].append(torch.tensor(acq[k]) if k == "scale" else acq[k])
     data = {k: torch.stack(v) for k, v in out.items()}
     data["meta"] = {"split": split, "n": n_slices, "size": size, "acceleration": acceleration, "seed": base}
-    p = Path(out_path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(".tmp")
-    torch.save(data, tmp)
-    tmp.replace(p)
-    return p
+    return save_cohort(data, out_path)
 
 
 def cached_mri_cohort(path: str | Path, n_slices: int, split: str = "train", size: int = 128, acceleration: float = 4.0,

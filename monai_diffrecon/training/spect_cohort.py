@@ -26,6 +26,7 @@ from monai_diffrecon.data.spect_phantom import cardiac_phantom
 from monai_diffrecon.physics import LEHR, SPECTProjector
 from monai_diffrecon.recon.em import osem
 from monai_diffrecon.samplers.spect25d import spect_condition, spect_scale
+from monai_diffrecon.training.cohort_io import save_cohort
 
 __all__ = ["SEED_BASE", "simulate_volume", "build_cohort", "load_cohort", "cached_cohort"]
 
@@ -80,12 +81,7 @@ def build_cohort(out_path: str | Path, n_volumes: int, split: str = "train", pro
         conds.append(v["cond"])
         targets.append(v["target"])
         meta.append({"seed": SEED_BASE[split] + 7 * i, "mode": v["mode"], "dose": v["dose"], "views": v["views"], "scale": v["scale"]})
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_suffix(".tmp")
-    torch.save({"cond": torch.cat(conds), "target": torch.cat(targets), "meta": meta}, tmp)
-    tmp.replace(out_path)
-    return out_path
+    return save_cohort({"cond": torch.cat(conds), "target": torch.cat(targets), "meta": meta}, out_path)
 
 
 def load_cohort(path: str | Path) -> dict:

@@ -61,3 +61,17 @@ def test_trainer_learns_the_identity_bridge(tmp_path):
                        DSMConfig(max_iterations=30, batch_size=4, lr=2e-3, warmup=1, checkpoint_every=100), progress=False)
     tr.run()
     assert sum(tr.losses[-5:]) / 5 < 0.5 * sum(tr.losses[:5]) / 5
+
+
+def test_satellite_cohort_is_normalised_disjoint_and_cached(tmp_path):
+    from monai_diffrecon.training.satellite_cohort import cached_satellite_cohort
+
+    tr = cached_satellite_cohort(tmp_path / "train.pt", 2, "train", size=32, progress=False)
+    te = cached_satellite_cohort(tmp_path / "test.pt", 2, "test", size=32, progress=False)
+    assert tr["clear"].shape == (2, 4, 32, 32) and tr["sar"].shape == (2, 2, 32, 32)
+    for k in ("clear", "cloudy", "sar"):
+        assert float(tr[k].min()) >= 0 and float(tr[k].max()) <= 1
+    assert not torch.equal(tr["clear"], te["clear"])
+    mtime = (tmp_path / "train.pt").stat().st_mtime_ns
+    again = cached_satellite_cohort(tmp_path / "train.pt", 2, "train", size=32, progress=False)
+    assert torch.equal(again["cloudy"], tr["cloudy"]) and (tmp_path / "train.pt").stat().st_mtime_ns == mtime

@@ -38,10 +38,12 @@ def bundle_path(name_or_path: str | Path, trust_config: bool = False) -> Path:
     return p
 
 
-def run_bundle(name_or_path: str | Path, config: str = "inference", trust_config: bool = False, **overrides):
+def run_bundle(name_or_path: str | Path, config: str = "inference", trust_config: bool = False, logging_file: str | None = None,
+               **overrides):
     """Initialise and run ``configs/<config>.json`` of a bundle with ``overrides`` (e.g. ``input_dir``, ``output_dir``,
     ``num_samples``, or nested ids like ``inferer#num_steps``); returns the result of the config's ``run`` expression
-    (the list of results when ``run`` holds several expressions)."""
+    (the list of results when ``run`` holds several expressions). ``logging_file``: a logging config to use instead of
+    the bundle's ``configs/logging.conf``."""
     from monai.bundle import ConfigWorkflow
 
     root = bundle_path(name_or_path, trust_config)
@@ -51,7 +53,7 @@ def run_bundle(name_or_path: str | Path, config: str = "inference", trust_config
             raise InvalidValueError(f"{cfg}: no such config")
     wf_type = "infer" if config in ("inference", "evaluate") else ("train" if "train" in config else None)
     wf = ConfigWorkflow(config_file=[str(f) for f in files], meta_file=str(root / "configs" / "metadata.json"), workflow_type=wf_type,
-                        bundle_root=str(root), **{k.replace(".", "#"): v for k, v in overrides.items()})
+                        logging_file=logging_file, bundle_root=str(root), **{k.replace(".", "#"): v for k, v in overrides.items()})
     try:
         wf.initialize()
         result = wf.run()

@@ -8,6 +8,7 @@ default 1e-3 mm, on positions along the slice normal and on in-plane offsets):
 |---|---|
 | several SeriesInstanceUIDs in the folder | :class:`SeriesAssemblyError` listing them (pass ``series_uid``) |
 | mixed Rows/Columns, PixelSpacing or ImageOrientationPatient within a series | error |
+| mixed PatientID, StudyInstanceUID or FrameOfReferenceUID within a series | error (the identifiers are not quoted) |
 | two slices at the same position (± tol) | error (duplicate) |
 | a gap that is a whole multiple of the regular spacing | error (missing slice(s), positions named) |
 | any other spacing spread above tol | error (non-uniform spacing) |
@@ -144,8 +145,12 @@ def assemble_series(
     r_dir, c_dir = _unit(r_dir), _unit(c_dir)
     normal = np.cross(r_dir, c_dir)
 
+    ident0 = {kw: get_str(ds0, p0, kw, default="") for kw in ("PatientID", "StudyInstanceUID", "FrameOfReferenceUID")}
     recs = []
     for p, ds in items:
+        for kw, v0 in ident0.items():  # one series is one patient, study and frame of reference
+            if get_str(ds, p, kw, default="") != v0:
+                raise SeriesAssemblyError(p, f"{kw} differs within the series", kw)
         if modality is not None and get_str(ds, p, "Modality") != modality:
             raise SeriesAssemblyError(p, f"Modality is not {modality}", "Modality")
         if get_int(ds, p, "NumberOfFrames", 1, default=1) != 1:

@@ -143,6 +143,15 @@ def test_mixed_sizes_and_orientations_are_rejected(tmp_path):
         assemble_series(files[0].parent)
 
 
+@pytest.mark.parametrize("kw, value", [("PatientID", "SOMEONE-ELSE"), ("StudyInstanceUID", "1.2.3.4.5"), ("FrameOfReferenceUID", "1.2.3.4.6")])
+def test_a_slice_of_another_patient_study_or_frame_is_rejected(kw, value, tmp_path):
+    _, _, files = _series(tmp_path / "a")
+    _edit(files[3], **{kw: value})
+    with pytest.raises(SeriesAssemblyError, match=f"{kw} differs within the series") as e:
+        assemble_series(files[0].parent)
+    assert value not in str(e.value)
+
+
 def test_non_dicom_files_are_skipped_with_a_warning(tmp_path):
     hu, _, files = _series(tmp_path)
     (files[0].parent / "README.txt").write_text("notes")

@@ -59,12 +59,24 @@ def test_bench_runs_the_contract_checks(capsys):
 
 
 @pytest.mark.parametrize("kind, expect", [("natural", {"blurred.png", "truth.png", "kernel.png", "kernel.npy"}),
-                                          ("satellite", {"cloudy.tif", "sar.tif", "clear.tif", "preview.png"})])
+                                          ("satellite", {"cloudy.tif", "sar.tif", "clear.tif", "preview.png"}),
+                                          ("spect", {"truth.npy"}), ("mri", None)])
 def test_simulate_writes_readable_examples(kind, expect, tmp_path, capsys):
     out = tmp_path / kind
     assert main(["simulate", kind, "--output", str(out), "--n", "1", "--quiet"]) == EXIT_OK
     case = Path(capsys.readouterr().out.split()[0])
+    if kind == "mri":
+        import h5py
+
+        with h5py.File(case, "r") as f:
+            assert f["kspace"].dtype.kind == "c" and "reconstruction_rss" in f
+        return
     assert expect <= {p.name for p in case.iterdir()}
+    if kind == "spect":
+        from monai_diffrecon.workflows.spect import find_study
+
+        nm, ct = find_study(case)
+        assert nm.is_file() and ct is not None
     if kind == "satellite":
         import tifffile
 

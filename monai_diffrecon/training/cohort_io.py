@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["save_cohort"]
+__all__ = ["save_cohort", "cached"]
 
 
 def save_cohort(data: dict, out_path: str | Path) -> Path:
@@ -18,3 +18,17 @@ def save_cohort(data: dict, out_path: str | Path) -> Path:
     torch.save(data, tmp)
     tmp.replace(p)
     return p
+
+
+def cached(path: str | Path, meta: dict, build) -> dict:
+    """The cohort at ``path`` if its ``meta`` equals ``meta``; else ``build()`` (a dict of tensors), saved atomically
+    with ``meta`` and returned as loaded (``weights_only=True``)."""
+    p = Path(path)
+    if p.exists():
+        data = torch.load(p, map_location="cpu", weights_only=True)
+        if data.get("meta") == meta:
+            return data
+    data = build()
+    data["meta"] = meta
+    save_cohort(data, p)
+    return torch.load(p, map_location="cpu", weights_only=True)

@@ -15,16 +15,14 @@ import torch
 from tqdm.auto import tqdm
 
 from monai_diffrecon.data.satellite_sim import satellite_scene, sen12ms_normalize
-from monai_diffrecon.training.cohort_io import save_cohort
+from monai_diffrecon.training.cohort_io import cached
 
-__all__ = ["SATELLITE_SEEDS", "build_satellite_cohort", "cached_satellite_cohort"]
+__all__ = ["SATELLITE_SEEDS", "cached_satellite_cohort"]
 
 SATELLITE_SEEDS = {"train": 90_000, "val": 190_000, "test": 290_000}
 
 
-def build_satellite_cohort(out_path: str | Path, n_scenes: int, split: str = "train", size: int = 128, progress: bool = True) -> Path:
-    if split not in SATELLITE_SEEDS:
-        raise ValueError(f"split: one of {sorted(SATELLITE_SEEDS)}, got {split!r}")
+def _scenes(n_scenes: int, split: str, size: int, progress: bool) -> dict:
     out = {"clear": [], "cloudy": [], "sar": [], "cloud": []}
     for i in tqdm(range(n_scenes), desc=f"satellite cohort {split}", disable=not progress):
         s = satellite_scene(size, torch.Generator().manual_seed(SATELLITE_SEEDS[split] + i))
@@ -34,18 +32,12 @@ def build_satellite_cohort(out_path: str | Path, n_scenes: int, split: str = "tr
         out["cloudy"].append(cloudy)
         out["sar"].append(sar)
         out["cloud"].append(s["cloud"])
-    data = {k: torch.stack(v).float() for k, v in out.items()}
-    data["meta"] = {"split": split, "n": n_scenes, "size": size, "seed": SATELLITE_SEEDS[split]}
-    return save_cohort(data, out_path)
+    return {k: torch.stack(v).float() for k, v in out.items()}
 
 
 def cached_satellite_cohort(path: str | Path, n_scenes: int, split: str = "train", size: int = 128, progress: bool = True) -> dict:
-    """Load the cohort at ``path`` if its ``meta`` matches the request, else build it first."""
-    p = Path(path)
-    want = {"split": split, "n": n_scenes, "size": size, "seed": SATELLITE_SEEDS.get(split)}
-    if p.exists():
-        data = torch.load(p, map_location="cpu", weights_only=True)
-        if data.get("meta") == want:
-            return data
-    build_satellite_cohort(p, n_scenes, split, size, progress)
-    return torch.load(p, map_location="cpu", weights_only=True)
+    """Load the cohort at ``path`` if its ``meta`` matches the request, else simulate and save it first."""
+    if split not in SATELLITE_SEEDS:
+        raise ValueError(f"split: one of {sorted(SATELLITE_SEEDS)}, got {split!r}")
+    meta = {"split": split, "n": n_scenes, "size": size, "seed": SATELLITE_SEEDS[split]}
+    return cached(path, meta, lambda: _scenes(n_scenes, split, size, progress))

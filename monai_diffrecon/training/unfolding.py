@@ -35,11 +35,12 @@ class MRIOperatorSampler:
         accelerations: R values drawn uniformly per batch. kinds: mask patterns (``"random"`` lines, ``"equispaced"``).
         center_lines: ACS lines — one number, or one per acceleration (at 128 columns, 20 ACS lines alone are R = 6.4,
             so R = 6 needs fewer). sigma: complex noise std per real component (data units). augment: random flips.
+        shared_mask: one random mask for the whole batch (networks that take a single mask, e.g. MONAI's e2e-VarNet).
     """
 
     def __init__(self, images: torch.Tensor, maps: torch.Tensor, accelerations: Sequence[float] = (4, 6),
                  kinds: Sequence[str] = ("random",), center_lines: int | Sequence[int] = 20, sigma: float = 0.01,
-                 augment: bool = True) -> None:
+                 augment: bool = True, shared_mask: bool = False) -> None:
         if not images.is_complex() or images.ndim != 4:
             raise TrainingError("images: complex (N, 1, H, W) expected")
         if maps.shape[0] not in (1, images.shape[0]):
@@ -49,7 +50,7 @@ class MRIOperatorSampler:
         acs = [int(center_lines)] * len(self.accelerations) if isinstance(center_lines, (int, float)) else [int(c) for c in center_lines]
         if len(acs) != len(self.accelerations):
             raise TrainingError("center_lines: one value, or one per acceleration")
-        self.center_lines, self.sigma, self.augment = acs, float(sigma), augment
+        self.center_lines, self.sigma, self.augment, self.shared_mask = acs, float(sigma), augment, shared_mask
 
     def __call__(self, generator: torch.Generator, batch_size: int) -> dict:
         from monai_diffrecon.physics import ChannelsToComplex, MultiCoilMRI, equispaced_mask, random_lines_mask
@@ -67,7 +68,9 @@ class MRIOperatorSampler:
         j = int(torch.randint(len(self.accelerations), (1,), generator=g))
         R, acs, kind = self.accelerations[j], self.center_lines[j], _pick(self.kinds, g)
         if kind == "random":
-            mask = torch.stack([random_lines_mask(W, R, acs, generator=g) for _ in range(batch_size)])
+            n_masks = 1 if self.shared_mask else batch_size
+            mask = torch.stack([random_lines_mask(W, R, acs, generator=g) for _ in range(n_masks)])
+            mask = mask.expand(batch_size, *mask.shape[1:])
         elif kind == "equispaced":
             mask = equispaced_mask(W, int(R), acs, offset=int(torch.randint(int(R), (1,), generator=g)))
             mask = mask.reshape(1, 1, 1, W).expand(batch_size, 1, 1, W)
@@ -78,7 +81,7 @@ class MRIOperatorSampler:
         x2 = complex_to_channels(x)
         y = op(x2)
         y = y + mask * self.sigma * complex_randn(y.shape, g)
-        return {"image": x2, "y": y, "operator": op}
+        return {"image": x2, "y": y, "operator": op, "mask": mask}
 
 
 class BlurOperatorSampler:

@@ -135,7 +135,7 @@ def tune(val: list[dict], priors: dict, log) -> dict:
             a["y"], a["op"] @ ChannelsToComplex(), generator=torch.Generator().manual_seed(0), progress=False).mean)[0, 0], grad=True))
         log(f"DPS zeta {chosen['dps_zeta']}")
     if "selfdb" in priors:
-        grid = [(k, sup) for k in (2, 4, 8) for sup in ("acquired", "full")]
+        grid = [(k, sup) for k in (2, 4, 8, 16) for sup in ("acquired", "full")]
         sc = {f"{k}/{sup}": score(lambda a, k=k, sup=sup: SelfDBSampler(priors["selfdb"], k, support=sup)(
             a["y"], a["op"], generator=torch.Generator().manual_seed(0), progress=False).mean[0, 0]) for k, sup in grid}
         best = max(sc, key=sc.get)
@@ -199,7 +199,7 @@ def main() -> None:
     priors = {k: v for k, v in load_priors().items() if k not in a.skip}
     shas = {k: _sha(k) for k in priors}
     chosen_file = out.with_suffix(".chosen.json")
-    key = {"n_val": a.n_val, "weights": shas, "msm_t_starts": [str(t) for t in MSM_T_STARTS], "selfdb_grid": "steps 2/4/8 x support"}
+    key = {"n_val": a.n_val, "weights": shas, "msm_t_starts": [str(t) for t in MSM_T_STARTS], "selfdb_grid": "steps 2/4/8/16 x support"}
     cached = json.loads(chosen_file.read_text()) if chosen_file.is_file() else None
     if cached is not None and cached.get("key") == key:
         chosen = cached["chosen"]

@@ -43,6 +43,8 @@ from monai_diffrecon.samplers import DDNM, DPS, MSMSampler, SelfDBSampler
 from monai_diffrecon.training.mri_cohort import cached_mri_cohort
 from monai_diffrecon.workflows.mri import magnitude_metrics
 
+from _shards import sharded_command  # noqa: E402 (sibling script module)
+
 ROOT = Path(__file__).resolve().parent
 BUNDLES = ROOT.parent / "bundles"
 ORACLE = ROOT / "weights" / "mri_clean_prior"
@@ -246,11 +248,7 @@ def _sha(name: str) -> str:
 
 
 def _command(a, shards: int) -> str:
-    base = f".venv/bin/python benchmarks/mri.py --cohort-dir <dir> --n-test {a.n_test} --n-val {a.n_val}"
-    if not shards:
-        return base
-    return (f"for k in {' '.join(str(k) for k in range(shards))}; do {base} --threads 1 --shard $k/{shards} & done; wait; "
-            f"{base} --merge {shards}")
+    return sharded_command(f".venv/bin/python benchmarks/mri.py --cohort-dir <dir> --n-test {a.n_test} --n-val {a.n_val}", shards)
 
 
 def report(rows, chosen, a, seconds, threads: int, shards: int) -> None:

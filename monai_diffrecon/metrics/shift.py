@@ -101,7 +101,7 @@ def kl_from_denoisers(denoise_p: Denoiser, denoise_q: Denoiser, samples: torch.T
     return ShiftEstimate(kl, sig, vals, "image" if masks is None else "measurement")
 
 
-def denoiser_from_prior(prior, channels_complex: bool = False) -> Denoiser:
+def denoiser_from_prior(prior) -> Denoiser:
     """``D(x_σ, σ)`` of an ε-prediction :class:`~monai_diffrecon.diffusion.DiffusionPrior` on the VE scale: the
     continuous t with σ(t) = σ, ``x_t = √ᾱ x_σ``, ``x̂₀ = (x_t − √(1−ᾱ) ε̂)/√ᾱ``. σ beyond the schedule's range is
     clamped to its ends (the integrand there is ≈ 0 for small σ and bounded for large σ)."""

@@ -2,6 +2,7 @@
 kernel (non-negative, sums to 1) close to the truth when the kernel prior says so, and the image is about as good as
 PnP-DM's with the true kernel (same prior, same annealing)."""
 
+import pytest
 import torch
 
 from monai_diffrecon.diffusion import DiffusionPrior, GaussianEpsilon, make_scheduler
@@ -10,7 +11,8 @@ from monai_diffrecon.samplers import PnPDM
 from monai_diffrecon.samplers.blind_pnpdm import BlindPnPDM
 
 
-def test_blind_pnpdm_recovers_kernel_and_deblurs():
+@pytest.mark.parametrize("mode", ["fixed", "max"])
+def test_blind_pnpdm_recovers_kernel_and_deblurs(mode):
     sch = make_scheduler()
     g = torch.Generator().manual_seed(0)
     truth = (0.5 + 0.3 * torch.randn(1, 1, 32, 32, generator=g, dtype=torch.float64))
@@ -21,7 +23,7 @@ def test_blind_pnpdm_recovers_kernel_and_deblurs():
     delta[4, 4] = 1.0
     smp = BlindPnPDM(DiffusionPrior(GaussianEpsilon(sch.alphas_cumprod, 0.5, 0.3), sch),
                      DiffusionPrior(GaussianEpsilon(sch.alphas_cumprod, 2 * k_true / scale - 1, 0.05), sch),
-                     kernel_size=(9, 9), kernel_scale=scale, num_iters=30, burn_in=15, rho=(0.5, 0.9, 0.1),
+                     kernel_size=(9, 9), kernel_scale=scale if mode == "fixed" else "max", num_iters=30, burn_in=15, rho=(0.5, 0.9, 0.1),
                      kernel_rho=(1.0, 0.9, 0.1), sigma=(0.1, 0.95, 0.01), prior_steps=10)
     out = smp(y, Blur(delta), generator=torch.Generator().manual_seed(1), progress=False)
     k = out.extras["kernel"][0, 0]

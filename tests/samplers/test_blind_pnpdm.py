@@ -34,3 +34,15 @@ def test_blind_pnpdm_recovers_kernel_and_deblurs(mode):
         y, Blur(k_true), generator=torch.Generator().manual_seed(1), progress=False)
     mse = lambda a: float((a - truth).pow(2).mean())  # noqa: E731
     assert mse(out.mean) < 1.5 * mse(known.mean), (mse(out.mean), mse(known.mean), mse(y))
+
+
+def test_kernel_threshold_drops_the_small_positive_background():
+    """A denoised kernel with a faint background: summed over a 64² support it would outweigh the 3-pixel path."""
+    sch = make_scheduler()
+    prior = DiffusionPrior(GaussianEpsilon(sch.alphas_cumprod, 0.0, 0.5), sch)
+    kt = torch.full((1, 1, 64, 64), -0.98)  # background k = 0.01 of the peak
+    kt[0, 0, 32, 31:34] = 1.0
+    plain = BlindPnPDM(prior, prior, (64, 64), "max")._from_prior(kt)
+    cut = BlindPnPDM(prior, prior, (64, 64), "max", kernel_threshold=0.05)._from_prior(kt)
+    assert float(plain[0, 0, 32, 31:34].sum()) < 0.1  # the path keeps < 10 % of the mass without the threshold
+    assert abs(float(cut[0, 0, 32, 31:34].sum()) - 1) < 1e-6 and float(cut.sum()) == pytest.approx(1.0)

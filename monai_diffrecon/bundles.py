@@ -76,6 +76,7 @@ def bundle_prior(name_or_path: str | Path, trust_config: bool = False):
 
     root = bundle_path(name_or_path, trust_config)
     parser = ConfigParser()
+    parser.read_meta(str(root / "configs" / "metadata.json"))  # the configs read e.g. @_meta_#model_sha256
     parser.read_config(str(root / "configs" / "inference.json"))
     parser["bundle_root"] = str(root)
     if "prior" not in parser.get("", {}):

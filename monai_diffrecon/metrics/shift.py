@@ -102,9 +102,11 @@ def kl_from_denoisers(denoise_p: Denoiser, denoise_q: Denoiser, samples: torch.T
 
 
 def denoiser_from_prior(prior) -> Denoiser:
-    """``D(x_σ, σ)`` of an ε-prediction :class:`~monai_diffrecon.diffusion.DiffusionPrior` on the VE scale: the
-    continuous t with σ(t) = σ, ``x_t = √ᾱ x_σ``, ``x̂₀ = (x_t − √(1−ᾱ) ε̂)/√ᾱ``. σ beyond the schedule's range is
-    clamped to its ends (the integrand there is ≈ 0 for small σ and bounded for large σ)."""
+    """``D(x_σ, σ) = x_σ − σ ε̂`` of an ε-prediction :class:`~monai_diffrecon.diffusion.DiffusionPrior` on the VE scale:
+    ε̂ at the continuous t with σ(t) = σ and ``x_t = √ᾱ x_σ`` (for σ inside the schedule this is exactly
+    ``x̂₀ = (x_t − √(1−ᾱ) ε̂)/√ᾱ``). Outside the schedule's σ range ε̂ is taken at the nearest end, but the correction
+    keeps the true σ: a clamped σ in ``σ ε̂`` would make ``‖ΔD‖²/σ³`` grow like σ_min²/σ³ below the range (the DDPM
+    linear schedule starts at σ = 0.01; the paper's grid at 0.002)."""
     from monai_diffrecon.diffusion.schedule import alpha_bar_at, sigma_of_t, t_of_sigma
 
     ac = prior.scheduler.alphas_cumprod
@@ -115,9 +117,8 @@ def denoiser_from_prior(prior) -> Denoiser:
         s = min(max(float(sigma), lo * (1 + 1e-9)), hi * (1 - 1e-9))
         t = t_of_sigma(ac, s)
         a = float(alpha_bar_at(ac, t))
-        xt = (a**0.5) * x_sigma
-        eps = prior.eps(xt, torch.full((x_sigma.shape[0],), float(t)))
-        return ((xt - (1 - a) ** 0.5 * eps) / a**0.5).to(x_sigma.dtype)
+        eps = prior.eps((a**0.5) * x_sigma, torch.full((x_sigma.shape[0],), float(t)))
+        return (x_sigma - float(sigma) * eps).to(x_sigma.dtype)
 
     return D
 

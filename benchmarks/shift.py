@@ -95,7 +95,7 @@ def train_prior(name: str, work: Path, iters: int, n_train: int) -> DiffusionPri
         torch.save(family(name, n_train, 1000 + 17 * len(name)), data_path)
     torch.manual_seed(0)
     net = diffusion_unet(2, 1, size="tiny")
-    trainer = DenoisingScoreTrainer(net, make_scheduler(), TensorSampler(torch.load(data_path), augment=True), out,
+    trainer = DenoisingScoreTrainer(net, make_scheduler(), TensorSampler(torch.load(data_path, weights_only=True), augment=True), out,
                                     DSMConfig(max_iterations=iters, batch_size=32, lr=2e-4, checkpoint_every=250), progress=False)
     trainer.run(max_iterations=iters)
     net.load_state_dict(torch.load(out / "model.pt", map_location="cpu", weights_only=True))

@@ -222,7 +222,8 @@ def main() -> None:
         ex = out.with_suffix(".example.pt")
         if ex.is_file():
             figure(torch.load(ex, weights_only=True), out.with_suffix(".png"), _title(a))
-        out.with_suffix(".json").write_text(json.dumps({"chosen": parts[0]["chosen"], "rows": rows}, indent=1))
+        out.with_suffix(".json").write_text(json.dumps({"chosen": parts[0]["chosen"], "rows": rows, "failures": failures,
+                                                        "threads": parts[0]["threads"], "seconds": sum(p["seconds"] for p in parts)}, indent=1))
         return
     test = real_cohort() if a.real else cached_mri_cohort(Path(a.cohort_dir) / f"mri_test_{a.n_test}.pt", a.n_test, "test")
     val = cached_mri_cohort(Path(a.cohort_dir) / f"mri_val_{a.n_val}.pt", a.n_val, "val")
@@ -312,6 +313,9 @@ def report(rows, chosen, a, seconds, threads: int, shards: int, failures: list |
         nfe = rs[0]["nfe"]
         lines.append(f"| {R} | {name} | {ps.mean():.2f} ± {ps.std(ddof=1) if ps.size > 1 else 0:.2f} | {ss.mean():.3f} ± "
                      f"{ss.std(ddof=1) if ss.size > 1 else 0:.3f} | {nfe} | {np.mean([r['seconds'] for r in rs]):.1f} |")
+    if failures:
+        lines.append(f"| | *means at an R with a failed slice are over the remaining {len({r['name'] for r in rows})} − "
+                     f"{len(failures)} slices there* | | | | |")
     for f in failures or []:
         lines.append(f"| {f['R']} | *{f['name']}: no reconstruction* — {f['error'][:200]} | | | | |")
     lines += ["", f"Chosen on {a.n_val} validation slices at R = 4: {chosen}.", ""]

@@ -90,6 +90,10 @@ def bundle_prior(name_or_path: str | Path, trust_config: bool = False):
         raise err from e
     if not isinstance(prior, DiffusionPrior):
         raise InvalidValueError(f"{root.name}: 'prior' is a {type(prior).__name__}, not a DiffusionPrior")
+    cin, cout = getattr(prior.network, "in_channels", None), getattr(prior.network, "out_channels", None)
+    if cin is not None and cout is not None and cin != cout:
+        raise InvalidValueError(f"{root.name}: its prior is conditional ({cin} input channels for {cout} image channels); "
+                                "an unconditional prior is needed")
     prior.network.eval().requires_grad_(False)
     return prior
 

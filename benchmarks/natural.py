@@ -100,16 +100,8 @@ def estimate_gaussian_sigma(y: torch.Tensor, sigma_y: float) -> float:
 
 
 def wiener(y: torch.Tensor, k: torch.Tensor, nsr: float) -> torch.Tensor:
-    H = torch.fft.fft2(_otf(k, y.shape[-2:]))
+    H = Blur(k[None, None]).transfer_function(y[None, None])[0, 0]  # the circular blur's own transfer function
     return torch.fft.ifft2(torch.fft.fft2(y) * H.conj() / (H.abs() ** 2 + nsr)).real
-
-
-def _otf(k: torch.Tensor, shape) -> torch.Tensor:
-    """The kernel zero-padded to ``shape`` with its centre moved to the origin (what a circular Blur applies)."""
-    pad = torch.zeros(shape, dtype=k.dtype)
-    kh, kw = k.shape
-    pad[:kh, :kw] = k
-    return torch.roll(pad, (-(kh // 2), -(kw // 2)), dims=(0, 1))
 
 
 def richardson_lucy(y: torch.Tensor, k: torch.Tensor, iters: int = 30) -> torch.Tensor:

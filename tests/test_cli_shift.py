@@ -73,21 +73,15 @@ def test_shift_bad_input_is_a_typed_error_naming_the_file(setup, tmp_path, capsy
     assert "no 'prior'" in capsys.readouterr().err
     assert main(["shift", str(meas), p, q, "--sigmas", "3"]) == EXIT_BAD_INPUT  # configs execute code: trust is explicit
     assert "trust_config" in capsys.readouterr().err
-    leak = tmp_path / "leak"
-    leak.mkdir()
-    np.savez(leak / "a.npz", y=np.ones((1, 16, 16), np.float32), mask=np.zeros((1, 16, 16), np.float32))
-    assert main(["shift", str(leak), p, q, *flags]) == EXIT_BAD_INPUT
-    assert "non-zero where mask is 0" in capsys.readouterr().err
-    cplx = tmp_path / "cplx"
-    cplx.mkdir()
-    np.savez(cplx / "a.npz", y=np.ones((1, 16, 16), np.complex64), mask=np.ones((1, 16, 16), np.float32))
-    assert main(["shift", str(cplx), p, q, *flags]) == EXIT_BAD_INPUT
-    assert "complex" in capsys.readouterr().err
-    two = tmp_path / "two"
-    two.mkdir()
-    np.savez(two / "a.npz", y=np.zeros((2, 16, 16), np.float32), mask=np.ones((2, 16, 16), np.float32))
-    assert main(["shift", str(two), p, q, *flags]) == EXIT_BAD_INPUT
-    assert "2-channel" in capsys.readouterr().err
+    for name, y, mask, message in (
+            ("leak", np.ones((1, 16, 16), np.float32), np.zeros((1, 16, 16), np.float32), "non-zero where mask is 0"),
+            ("cplx", np.ones((1, 16, 16), np.complex64), np.ones((1, 16, 16), np.float32), "complex"),
+            ("two", np.zeros((2, 16, 16), np.float32), np.ones((2, 16, 16), np.float32), "2-channel")):
+        folder = tmp_path / name
+        folder.mkdir()
+        np.savez(folder / "a.npz", y=y, mask=mask)
+        assert main(["shift", str(folder), p, q, *flags]) == EXIT_BAD_INPUT
+        assert message in capsys.readouterr().err
 
 
 def test_bundle_prior_of_shipped_bundles():

@@ -19,7 +19,7 @@ __all__ = ["BUNDLES_DIR", "bundle_path", "run_bundle", "list_bundles", "describe
 
 BUNDLES_DIR = Path(__file__).resolve().parent.parent / "bundles"
 # model-zoo convention: these configs only override their base (``--config_file "['inference.json','evaluate.json']"``)
-OVERLAYS = {"evaluate": "inference", "multi_gpu_train": "train", "multi_gpu_evaluate": "inference"}
+OVERLAYS = {"evaluate": "inference", "multi_gpu_train": "train", "multi_gpu_evaluate": "inference", "train_kernel": "train"}
 
 
 def list_bundles() -> list[str]:

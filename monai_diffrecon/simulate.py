@@ -27,16 +27,10 @@ __all__ = ["SIMULATORS", "simulate"]
 SIMULATORS = ("spect", "mri", "natural", "satellite")
 
 
-def _png(path: Path, img: np.ndarray) -> None:
-    from PIL import Image
-
-    a = np.clip(img, 0.0, 1.0)
-    Image.fromarray((a * 65535 + 0.5).astype(np.uint16)).save(path)
-
-
 def _natural(out: Path, n: int, seed: int, sigma: float = 0.02) -> list[Path]:
     from monai_diffrecon.data.natural import SKIMAGE_TEST, load_skimage, motion_blur_kernel
     from monai_diffrecon.physics import Blur
+    from monai_diffrecon.workflows.natural import write_png
 
     files = []
     for i in range(n):
@@ -47,9 +41,9 @@ def _natural(out: Path, n: int, seed: int, sigma: float = 0.02) -> list[Path]:
         y = Blur(k)(x) + sigma * torch.randn(x.shape, generator=g)
         d = out / f"image_{i:03d}_{name}"
         d.mkdir(parents=True)
-        _png(d / "blurred.png", y[0, 0].numpy())
-        _png(d / "truth.png", x[0, 0].numpy())
-        _png(d / "kernel.png", (k / k.max()).numpy())
+        write_png(d / "blurred.png", y[0, 0].numpy())
+        write_png(d / "truth.png", x[0, 0].numpy())
+        write_png(d / "kernel.png", (k / k.max()).numpy())
         np.save(d / "kernel.npy", k.numpy())
         files.append(d)
     return files

@@ -102,9 +102,11 @@ def methods(priors: dict, chosen: dict) -> dict:
         smp = msm(priors["msm"], chosen["msm_t_start"])
         m["MSM (self-supervised)"] = (lambda a, g: smp(a["y"], a["op"], generator=g, progress=False).mean[0, 0], smp.num_steps * smp.loops)
     if "selfdb" in priors:
-        for k in (1, 4):
-            m[f"SelfDB (self-supervised), {k} step{'s' if k > 1 else ''}"] = (
-                lambda a, g, k=k: SelfDBSampler(priors["selfdb"], k)(a["y"], a["op"], generator=g, progress=False).mean[0, 0], k)
+        m["SelfDB (self-supervised), 1 step"] = (
+            lambda a, g: SelfDBSampler(priors["selfdb"], 1)(a["y"], a["op"], generator=g, progress=False).mean[0, 0], 1)
+        k, sup = chosen["selfdb_steps"], chosen["selfdb_support"]
+        m[f"SelfDB (self-supervised), {k} steps, {sup} support"] = (
+            lambda a, g: SelfDBSampler(priors["selfdb"], k, support=sup)(a["y"], a["op"], generator=g, progress=False).mean[0, 0], k)
     return m
 
 
@@ -132,6 +134,14 @@ def tune(val: list[dict], priors: dict, log) -> dict:
         chosen["dps_zeta"] = max((0.3, 1.0, 3.0), key=lambda z: score(lambda a: channels_to_complex(DPS(priors["oracle"], 100, zeta=z)(
             a["y"], a["op"] @ ChannelsToComplex(), generator=torch.Generator().manual_seed(0), progress=False).mean)[0, 0], grad=True))
         log(f"DPS zeta {chosen['dps_zeta']}")
+    if "selfdb" in priors:
+        grid = [(k, sup) for k in (2, 4, 8, 16) for sup in ("acquired", "full")]
+        sc = {f"{k}/{sup}": score(lambda a, k=k, sup=sup: SelfDBSampler(priors["selfdb"], k, support=sup)(
+            a["y"], a["op"], generator=torch.Generator().manual_seed(0), progress=False).mean[0, 0]) for k, sup in grid}
+        best = max(sc, key=sc.get)
+        chosen["selfdb_steps"], chosen["selfdb_support"] = int(best.split("/")[0]), best.split("/")[1]
+        chosen["selfdb_val_psnr"] = {k: round(v, 2) for k, v in sc.items()}
+        log(f"SelfDB {best} ({chosen['selfdb_val_psnr']})")
     if "msm" in priors:
         scores = {ts: score(lambda a, ts=ts: msm(priors["msm"], ts)(a["y"], a["op"], generator=torch.Generator().manual_seed(0), progress=False).mean[0, 0])
                   for ts in MSM_T_STARTS}
@@ -169,6 +179,7 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
     out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
 
     def log(msg):
         print(f"[{time.perf_counter() - t0:7.0f} s] {msg}", flush=True)
@@ -188,7 +199,7 @@ def main() -> None:
     priors = {k: v for k, v in load_priors().items() if k not in a.skip}
     shas = {k: _sha(k) for k in priors}
     chosen_file = out.with_suffix(".chosen.json")
-    key = {"n_val": a.n_val, "weights": shas, "msm_t_starts": [str(t) for t in MSM_T_STARTS]}
+    key = {"n_val": a.n_val, "weights": shas, "msm_t_starts": [str(t) for t in MSM_T_STARTS], "selfdb_grid": "steps 2/4/8/16 x support"}
     cached = json.loads(chosen_file.read_text()) if chosen_file.is_file() else None
     if cached is not None and cached.get("key") == key:
         chosen = cached["chosen"]
@@ -260,7 +271,7 @@ def report(rows, chosen, a, seconds, threads: int, shards: int) -> None:
         lines.append(f"| {R} | {name} | {ps.mean():.2f} ± {ps.std(ddof=1) if ps.size > 1 else 0:.2f} | {ss.mean():.3f} ± "
                      f"{ss.std(ddof=1) if ss.size > 1 else 0:.3f} | {nfe} | {np.mean([r['seconds'] for r in rs]):.1f} |")
     lines += ["", f"Chosen on {a.n_val} validation slices at R = 4: {chosen}.", "", "## Targets", ""]
-    for ss in ("MSM (self-supervised)", "SelfDB (self-supervised), 1 step"):
+    for ss in ["MSM (self-supervised)"] + sorted({n for (_, n) in get if n.startswith("SelfDB")}):
         if (4, ss) in get:
             beat = all(get[(4, ss)] > get[(4, b)] for b in ("SENSE-CG", "TV (ADMM, closed-form prox)"))
             lines.append(f"* R = 4: {ss} {get[(4, ss)]:.2f} dB vs SENSE-CG {get[(4, 'SENSE-CG')]:.2f}, "

@@ -50,30 +50,7 @@ def test_malicious_pickle_as_bundle_weights_is_refused(tmp_path):
     assert not Path("/tmp/diffrecon_pwned").exists()
 
 
-def _canary_study(tmp_path_factory):
-    from monai_diffrecon.data.spect_study import simulate_spect_study
-
-    st = simulate_spect_study(tmp_path_factory.mktemp("phi"), seed=5, size=32, voxel_mm=12.0, views=16, total_counts=2e5)
-    root = st.nm_file.parent.parent
-    for f in root.rglob("*.dcm"):
-        ds = pydicom.dcmread(f)
-        for k, v in CANARY.items():
-            setattr(ds, k, v)
-        ds.save_as(f)
-    return root
-
-
-def test_phi_canary_never_leaves_the_dicom(tmp_path_factory, tmp_path, capfd):
-    from monai_diffrecon.bundles import run_bundle
-    from monai_diffrecon.networks import diffusion_unet
-
-    study = _canary_study(tmp_path_factory)
-    torch.manual_seed(0)
-    w = tmp_path / "tiny.pt"
-    torch.save(diffusion_unet(2, 1, cond_channels=4, size="tiny").state_dict(), w)
-    log = tmp_path / "debug.log"
-    conf = tmp_path / "logging.conf"
-    conf.write_text(f"""[loggers]
+LOGGING_CONF = """[loggers]
 keys=root
 [handlers]
 keys=file,console
@@ -94,7 +71,52 @@ formatter=f
 args=(sys.stderr,)
 [formatter_f]
 format=%(asctime)s %(name)s %(levelname)s %(message)s
-""")
+"""
+
+
+def _canary_study(tmp_path_factory):
+    from monai_diffrecon.data.spect_study import simulate_spect_study
+
+    st = simulate_spect_study(tmp_path_factory.mktemp("phi"), seed=5, size=32, voxel_mm=12.0, views=16, total_counts=2e5)
+    root = st.nm_file.parent.parent
+    for f in root.rglob("*.dcm"):
+        ds = pydicom.dcmread(f)
+        for k, v in CANARY.items():
+            setattr(ds, k, v)
+        ds.save_as(f)
+    return root
+
+
+def test_phi_canary_never_leaves_the_dicom(tmp_path_factory, tmp_path, capfd):
+    from monai_diffrecon.networks import diffusion_unet
+
+    study = _canary_study(tmp_path_factory)
+    torch.manual_seed(0)
+    w = tmp_path / "tiny.pt"
+    torch.save(diffusion_unet(2, 1, cond_channels=4, size="tiny").state_dict(), w)
+    import logging
+
+    # earlier tests may have detached loggers from the root (MONAI's get_logger sets propagate=False with its own
+    # handler): route every logger to the root handlers of the DEBUG config below for this test, then restore
+    saved = {}
+    for name in list(logging.root.manager.loggerDict):
+        lg = logging.getLogger(name)
+        if isinstance(lg, logging.Logger):
+            saved[name] = (lg.disabled, lg.propagate)
+            lg.disabled, lg.propagate = False, True
+    try:
+        _run_canary(study, w, tmp_path, capfd)
+    finally:
+        for name, (d, p) in saved.items():
+            logging.getLogger(name).disabled, logging.getLogger(name).propagate = d, p
+
+
+def _run_canary(study, w, tmp_path, capfd):
+    from monai_diffrecon.bundles import run_bundle
+
+    log = tmp_path / "debug.log"
+    conf = tmp_path / "logging.conf"
+    conf.write_text(LOGGING_CONF.format(log=log))
     out = tmp_path / "out"
     sets = {"model_path": str(w), "model_sha256": hashlib.sha256(w.read_bytes()).hexdigest(), "network_def#size": "tiny",
             "inferer#init_iterations": 1, "num_steps": 1, "num_samples": 2}

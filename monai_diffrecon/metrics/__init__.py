@@ -1,5 +1,6 @@
-"""Metrics (SPECT-specific here; image metrics from MONAI / scikit-image where they exist)."""
+"""Metrics (SPECT and cloud removal here; image metrics from MONAI / scikit-image where they exist)."""
 
+from monai_diffrecon.metrics.satellite import cloud_removal_metrics, spectral_angle_deg
 from monai_diffrecon.metrics.spect import defect_metrics, heart_mask, volume_metrics
 
-__all__ = ["heart_mask", "volume_metrics", "defect_metrics"]
+__all__ = ["heart_mask", "volume_metrics", "defect_metrics", "cloud_removal_metrics", "spectral_angle_deg"]

@@ -55,6 +55,8 @@ from monai_diffrecon.samplers import SPECT25D
 from monai_diffrecon.samplers.spect25d import spect_scale
 from monai_diffrecon.training.spect_cohort import SEED_BASE, simulate_volume
 
+from _shards import sharded_command  # noqa: E402 (sibling script module)
+
 ROOT = Path(__file__).resolve().parent
 OURS = "ours (2.5D cond. + MLEM + TV-z)"
 UNCOND_LABEL = "uncond. 2D prior + DiffPIR"
@@ -245,11 +247,7 @@ def main() -> None:
 
 
 def _command(a, shards: int) -> str:
-    base = f".venv/bin/python benchmarks/spect.py{' --quick' if a.quick else ''} --n-test {a.n_test} --n-val {a.n_val}"
-    if not shards:
-        return base
-    return (f"for k in {' '.join(str(k) for k in range(shards))}; do {base} --threads 1 --shard $k/{shards} & done; wait; "
-            f"{base} --merge {shards}")
+    return sharded_command(f".venv/bin/python benchmarks/spect.py{' --quick' if a.quick else ''} --n-test {a.n_test} --n-val {a.n_val}", shards)
 
 
 def _agg(rows, setting, method, key):

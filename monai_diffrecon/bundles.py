@@ -80,7 +80,7 @@ def describe_bundle(name_or_path: str | Path) -> dict:
 def net_forward_args(meta: dict) -> dict:
     """Extra arguments of the bundle network's forward for ``verify_net_in_out``: the diffusion ``timesteps``, and for
     networks with the operator inside (metadata input ``"measurement"``, Diff-Unfolding) a measurement ``y`` and the
-    multi-coil operator ``A`` it came from."""
+    multi-coil operator ``A`` it came from; any further image input (DB-CR's ``cloudy`` and ``sar``) as random data."""
     import torch
 
     extra = {"timesteps": torch.tensor([10])}
@@ -91,6 +91,9 @@ def net_forward_args(meta: dict) -> dict:
         shape = tuple(inputs["image"]["spatial_shape"])
         A = MultiCoilMRI(birdcage_maps(inputs["measurement"]["num_channels"], shape), torch.ones(1, 1, 1, shape[-1])) @ ChannelsToComplex()
         extra.update(y=A(torch.rand(1, inputs["image"]["num_channels"], *shape)), operator=A)
+    for name, spec in inputs.items():  # further image inputs of the forward (e.g. DB-CR's cloudy image and SAR)
+        if name not in ("image", "timesteps", "measurement") and spec.get("type") == "image":
+            extra[name] = torch.rand(1, spec["num_channels"], *spec["spatial_shape"])
     return extra
 
 

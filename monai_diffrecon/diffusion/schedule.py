@@ -24,7 +24,7 @@ def alpha_bar_at(alphas_cumprod: torch.Tensor, t: torch.Tensor | float) -> torch
     """ᾱ at continuous ``t`` ∈ [−1, T−1]: linear between schedule steps, and between ᾱ(−1) = 1 (clean data) and
     ᾱ₀ on [−1, 0] (so noise levels below the first step, σ < σ(0), stay reachable); ``t ≤ −1`` gives 1."""
     ab = torch.cat([torch.ones(1, dtype=torch.float64), _ab(alphas_cumprod)])  # index k ↔ t = k − 1
-    tt = torch.as_tensor(t, dtype=torch.float64)
+    tt = torch.as_tensor(t, dtype=torch.float64).detach().cpu()  # the schedule lives on the CPU (callers move ᾱ)
     T = ab.numel()
     tc = (tt + 1).clamp(0, T - 1)
     lo = tc.floor().long().clamp(0, T - 1)

@@ -1,6 +1,8 @@
-"""Metrics (SPECT and cloud removal here; image metrics from MONAI / scikit-image where they exist)."""
+"""Metrics (SPECT, cloud removal and the measurement-domain shift metric here; image metrics from MONAI / scikit-image where they exist)."""
 
 from monai_diffrecon.metrics.satellite import cloud_removal_metrics, spectral_angle_deg
+from monai_diffrecon.metrics.shift import ShiftEstimate, denoiser_from_prior, kl_from_denoisers
 from monai_diffrecon.metrics.spect import defect_metrics, heart_mask, volume_metrics
 
-__all__ = ["heart_mask", "volume_metrics", "defect_metrics", "cloud_removal_metrics", "spectral_angle_deg"]
+__all__ = ["heart_mask", "volume_metrics", "defect_metrics", "cloud_removal_metrics", "spectral_angle_deg", "kl_from_denoisers",
+           "denoiser_from_prior", "ShiftEstimate"]

@@ -1,7 +1,7 @@
 """Network factories (MONAI DiffusionModelUNet presets; method-specific networks arrive with their bundles)."""
 
 from monai_diffrecon.networks.dbcr import DBCRNet, dbcr_network
-from monai_diffrecon.networks.diffusion_unet import PRESETS, diffusion_unet
+from monai_diffrecon.networks.unet import PRESETS, diffusion_unet
 from monai_diffrecon.networks.unfolding import UnfoldedDenoiser, unfolded_denoiser
 from monai_diffrecon.networks.weights import load_verified, sha256_file
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from monai_diffrecon.errors import ShapeError
-from monai_diffrecon.networks.diffusion_unet import PRESETS
+from monai_diffrecon.networks.unet import PRESETS
 
 __all__ = ["SAREncoder", "DBCRNet", "dbcr_network"]
 
@@ -58,7 +58,7 @@ class DBCRNet(nn.Module):
 
     Args:
         optical_channels: bands of the optical image (e.g. 4: B2, B3, B4, B8). sar_channels: 2 (VV, VH).
-        size: MONAI UNet preset (``tiny``/``small``/``base``, :data:`~monai_diffrecon.networks.diffusion_unet.PRESETS`).
+        size: MONAI UNet preset (``tiny``/``small``/``base``, :data:`~monai_diffrecon.networks.unet.PRESETS`).
         context_dim: SAR token width. use_sar: build the SAR branch (False: the optical-only ablation).
     """
 

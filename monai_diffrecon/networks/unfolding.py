@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from monai_diffrecon.errors import InvalidValueError
-from monai_diffrecon.networks.diffusion_unet import diffusion_unet
+from monai_diffrecon.networks.unet import diffusion_unet
 
 __all__ = ["UnfoldedDenoiser", "unfolded_denoiser"]
 

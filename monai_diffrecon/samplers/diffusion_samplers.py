@@ -49,6 +49,7 @@ class DiffusionSampler(Sampler):
         shape = self.init_shape(y, operator)
         dtype = torch.float64 if (y is not None and y.dtype == torch.float64) else torch.float32
         x = torch.randn(shape, generator=generator, dtype=dtype)
+        x = x.to(y.device) if torch.is_tensor(y) else x
         ts = self.loop.timesteps(self.num_steps, spacing=self.spacing)
         traj = [] if self.trajectory_png else None
         x = self.loop.run(x, ts, generator, y, operator, self.condition(y, operator), counter, progress, traj)

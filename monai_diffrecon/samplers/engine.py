@@ -82,9 +82,10 @@ class DiffusionLoop:
     def draw(self, shape, generator: torch.Generator, dtype, device=None) -> torch.Tensor:
         """Standard normal noise; with ``shared_noise`` one draw is shared by the whole batch (DDPET-3D's trick for
         the slices of one volume processed as a batch)."""
+        # drawn on the generator's (CPU) device, then moved: the same stream on every device
         if self.shared_noise:
-            return torch.randn((1, *shape[1:]), generator=generator, dtype=dtype, device=device).expand(shape)
-        return torch.randn(shape, generator=generator, dtype=dtype, device=device)
+            return torch.randn((1, *shape[1:]), generator=generator, dtype=dtype).to(device).expand(shape)
+        return torch.randn(shape, generator=generator, dtype=dtype).to(device)
 
     def timesteps(self, num_steps: int, t_start: float | None = None, spacing: str = "uniform") -> torch.Tensor:
         return timestep_sequence(self.prior.scheduler, num_steps, t_start, spacing)

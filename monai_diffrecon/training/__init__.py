@@ -1,12 +1,13 @@
 """Trainers (ignite engines with exact checkpoint/resume): denoising score matching, and the self-supervised MRI
 losses (MSM, SelfDB) that learn from undersampled k-space only."""
 
+from monai_diffrecon.training.align import AlignConfig, align_prior
 from monai_diffrecon.training.dbcr import BridgeTrainer, SceneSampler
 from monai_diffrecon.training.dsm import DenoisingScoreTrainer, DSMConfig, TensorSampler, load_checkpoint, validation_loss
 from monai_diffrecon.training.msm import KSpaceSampler, MSMTrainer
 from monai_diffrecon.training.selfdb import SelfDBTrainer
 from monai_diffrecon.training.unfolding import BlurOperatorSampler, MRIOperatorSampler, UnfoldingTrainer
 
-__all__ = ["DenoisingScoreTrainer", "DSMConfig", "TensorSampler", "load_checkpoint", "validation_loss", "KSpaceSampler", "MSMTrainer",
+__all__ = ["AlignConfig", "align_prior", "DenoisingScoreTrainer", "DSMConfig", "TensorSampler", "load_checkpoint", "validation_loss", "KSpaceSampler", "MSMTrainer",
            "SelfDBTrainer", "UnfoldingTrainer", "MRIOperatorSampler", "BlurOperatorSampler",
            "BridgeTrainer", "SceneSampler"]

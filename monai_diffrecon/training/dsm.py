@@ -130,10 +130,15 @@ class DenoisingScoreTrainer:
     def checkpoint_path(self) -> Path:
         return self.out_dir / "checkpoint.pt"
 
+    @staticmethod
+    def _cpu(sd: dict) -> dict:
+        """Tensors moved to the CPU, so weights trained on a GPU load on a machine without one."""
+        return {k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in sd.items()}
+
     def state_dict(self) -> dict:
         return {
-            "model": self.network.state_dict(),
-            "ema": self.ema.state_dict(),
+            "model": self._cpu(self.network.state_dict()),
+            "ema": self._cpu(self.ema.state_dict()),
             "optimizer": self.optimizer.state_dict(),
             "lr_scheduler": self.lr_scheduler.state_dict(),
             "iteration": self.iteration,
@@ -163,7 +168,7 @@ class DenoisingScoreTrainer:
         torch.save(self.state_dict(), tmp)
         os.replace(tmp, self.checkpoint_path)
         tmp = self.out_dir / "model.pt.tmp"
-        torch.save(self.ema.state_dict(), tmp)
+        torch.save(self._cpu(self.ema.state_dict()), tmp)
         os.replace(tmp, self.out_dir / "model.pt")
         self.plot_losses()
 

@@ -95,6 +95,38 @@ def tiny_weights(tmp_path_factory):
     return p, _sha256(p)
 
 
+def _targets(node):
+    if isinstance(node, dict):
+        if isinstance(node.get("_target_"), str):
+            yield node["_target_"]
+        for v in node.values():
+            yield from _targets(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _targets(v)
+
+
+@pytest.mark.parametrize("name", BUNDLES)
+def test_config_targets_name_no_module(name):
+    """A ``_target_`` that is also an importable module path resolves to the *module* under Python 3.12's
+    ``pydoc.locate`` (seen on the GPU machine: ``monai_diffrecon.networks.diffusion_unet`` was the module
+    ``diffusion_unet.py``, not the function), so every target must be a callable that no module shadows."""
+    import importlib.util
+    import pydoc
+
+    for f in sorted((bundle_path(name) / "configs").glob("*.json")):
+        for target in _targets(json.loads(f.read_text())):
+            if target.startswith("$") or target.startswith("@"):
+                continue
+            try:
+                spec = importlib.util.find_spec(target)
+            except ModuleNotFoundError:
+                spec = None
+            assert spec is None, f"{f.name}: _target_ {target} is also a module"
+            obj = pydoc.locate(target)
+            assert callable(obj), f"{f.name}: _target_ {target} does not resolve to a callable"
+
+
 def test_spect_inference_config_workflow_dicom_in_dicom_out(study, tiny_weights, tmp_path):
     p, sha = tiny_weights
     out = tmp_path / "out"

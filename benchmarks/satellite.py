@@ -100,8 +100,9 @@ def main() -> None:
     d_sar = stat("DB-CR (SAR), 1 step", "psnr")[0] - stat("bridge without SAR, 1 step", "psnr")[0]
     d_cloud = stat("DB-CR (SAR), 1 step", "psnr_cloud")[0] - stat("bridge without SAR, 1 step", "psnr_cloud")[0]
     lines += ["", f"Parameters: DB-CR {params['DB-CR'] / 1e6:.2f} M, bridge without SAR {params['no-SAR'] / 1e6:.2f} M "
-              "(the paper's DB-CR: 18 M). Weights trained on a lent H100 (`benchmarks/gpu_train.py`; README of the bundle and of "
-              "`benchmarks/weights/dbcr_nosar`).", "", "## Targets", "",
+              "(the paper's DB-CR: 18 M). Weights trained on a lent H100 in the same 290 s (`benchmarks/gpu_train.py`: DB-CR 1470 "
+              "iterations, without SAR 1810), then EMA bias-corrected (`benchmarks/ema_bias_correct.py`: the trainers' EMA "
+              "then kept 0.999ⁿ of the initial weights).", "", "## Targets", "",
               f"- SAR fusion helps (≥ 1 dB over no-SAR, 1 step): **{d_sar:+.2f} dB** whole image, {d_cloud:+.2f} dB under cloud — "
               + ("met." if d_sar >= 1 else "**missed**."),
               "- 1-step bridge vs a conditional DDPM from noise at equal parameters, and a UNet regressor of similar size: "

@@ -126,6 +126,12 @@ class DenoisingScoreTrainer:
             return torch.distributed.get_rank(), torch.distributed.get_world_size()
         return 0, 1
 
+    def ema_decay_at(self, iteration: int) -> float:
+        """EMA decay for the update after ``iteration`` steps: ``min(ema_decay, (1 + i)/(10 + i))``. Without the
+        warm-up a constant 0.999 keeps 0.999ⁿ of the *initial* weights in the average (23 % after 1470 iterations):
+        the DB-CR weights trained that way had 30× the x̂₀ error of their bias-corrected average."""
+        return min(self.cfg.ema_decay, (1 + iteration) / (10 + iteration))
+
     @property
     def checkpoint_path(self) -> Path:
         return self.out_dir / "checkpoint.pt"
@@ -223,8 +229,9 @@ class DenoisingScoreTrainer:
         self.optimizer.step()
         self.lr_scheduler.step()
         with torch.no_grad():
+            d = self.ema_decay_at(self.iteration)
             for pe, p in zip(self.ema.parameters(), self.network.parameters()):
-                pe.mul_(self.cfg.ema_decay).add_(p.detach(), alpha=1 - self.cfg.ema_decay)
+                pe.mul_(d).add_(p.detach(), alpha=1 - d)
             for be, b in zip(self.ema.buffers(), self.network.buffers()):
                 be.copy_(b)
         value = float(loss.detach().cpu())

@@ -105,3 +105,18 @@ def test_torchrun_ddp_on_cpu(tmp_path):
     digests = {line.split("digest ")[1] for line in r.stdout.splitlines() if "digest" in line}
     assert len(digests) == 1  # both ranks hold the same weights after DDP's all-reduce
     assert load_checkpoint(tmp_path / "checkpoint.pt")["iteration"] == 6
+
+
+def test_ema_warm_up_forgets_the_initial_weights(tmp_path):
+    """A constant 0.999 decay keeps 0.999ⁿ of the initial weights; the warm-up schedule min(0.999, (1+i)/(10+i))
+    keeps a vanishing share, and after one step the average is 0.9·θ₁ + 0.1·θ₀ exactly."""
+    tr = _trainer(tmp_path, iters=1)
+    assert tr.ema_decay_at(0) == pytest.approx(0.1) and tr.ema_decay_at(10**6) == pytest.approx(0.999)
+    share = 1.0
+    for i in range(1470):
+        share *= tr.ema_decay_at(i)
+    assert share < 1e-12 < 0.999**1470
+    theta0 = [p.detach().clone() for p in tr.network.parameters()]
+    tr.run()
+    for e, p, p0 in zip(tr.ema.parameters(), tr.network.parameters(), theta0):
+        assert torch.allclose(e, 0.9 * p.detach() + 0.1 * p0, atol=1e-6)

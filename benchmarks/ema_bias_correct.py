@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 import torch
+from _train_common import record_sha256
 
 from monai_diffrecon.diffusion.bridge import bridge_state
 from monai_diffrecon.networks import dbcr_network
@@ -24,9 +25,10 @@ from monai_diffrecon.training.satellite_cohort import cached_satellite_cohort
 
 ROOT = Path(__file__).resolve().parent.parent
 DECAY = 0.999
-#: (weights, use_sar, EMA updates) — iteration counts from the H100 run's summary (benchmarks/weights/dbcr_nosar/README.md)
-MODELS = [(ROOT / "bundles/satellite_cloud_removal/models/model.pt", True, 1470),
-          (ROOT / "benchmarks/weights/dbcr_nosar/model.pt", False, 1810)]
+#: (weights, use_sar, EMA updates, sha256 of the uncorrected file) — iteration counts from the H100 run's summary
+#: (benchmarks/weights/dbcr_nosar/README.md); the sha makes the script refuse to correct a file twice
+MODELS = [(ROOT / "bundles/satellite_cloud_removal/models/model.pt", True, 1470, "52ad5657c7bf61672d1150acf38f0d27aa0cbeab75ba5b29e0290b3e778ec25b"),
+          (ROOT / "benchmarks/weights/dbcr_nosar/model.pt", False, 1810, "2f0a4eafb94d51c573b285e2f6d3f607f7e69dae8e4110fbc7fb81a4eeaf8f3c")]
 
 
 def x0_mse(net, scenes: dict, use_sar: bool, t: float = 0.1) -> float:
@@ -39,7 +41,10 @@ def x0_mse(net, scenes: dict, use_sar: bool, t: float = 0.1) -> float:
 
 def main() -> None:
     scenes = cached_satellite_cohort("/tmp/sat_cohort/scenes_train_16.pt", 16, "train", 128, progress=False)
-    for path, use_sar, n in MODELS:
+    for path, use_sar, n, raw_sha in MODELS:
+        if hashlib.sha256(path.read_bytes()).hexdigest() != raw_sha:
+            print(f"{path.relative_to(ROOT)}: not the uncorrected H100 weights (already corrected?); skipped")
+            continue
         ema = torch.load(path, map_location="cpu", weights_only=True)
         torch.manual_seed(0)
         net0 = dbcr_network(optical_channels=4, sar_channels=2, size="small", use_sar=use_sar)
@@ -51,11 +56,10 @@ def main() -> None:
         if after > 0.5 * before:
             raise SystemExit("the correction did not help: theta_0 was not rebuilt correctly; weights left unchanged")
         torch.save(fixed, path)
-        sha = hashlib.sha256(path.read_bytes()).hexdigest()
-        sha_file = path.with_name("model.sha256")
-        if sha_file.exists():
-            sha_file.write_text(f"{sha}  model.pt\n")
+        if path.with_name("model.sha256").exists():
+            sha = record_sha256(path.parent)
         else:  # the bundle records it in its metadata
+            sha = hashlib.sha256(path.read_bytes()).hexdigest()
             meta = path.parent.parent / "configs" / "metadata.json"
             s = meta.read_text()
             s = s.replace(f'"model_sha256": "{json.loads(s)["model_sha256"]}"', f'"model_sha256": "{sha}"')

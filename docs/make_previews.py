@@ -24,7 +24,7 @@ def main() -> None:
         st = simulate_spect_study(d, seed=1, size=64, voxel_mm=6.0, views=64, total_counts=4e6, defect=True)
         preview_spect_study(st, IMG / "sim_spect_study.png")
     g = torch.Generator().manual_seed(0)
-    imgs = torch.stack([mr_phantom(128, g), real_mr_slices(128)[1][1]])
+    imgs = torch.stack([mr_phantom(128, g), dict(real_mr_slices(128))["dipy_t1_coronal"]])
     preview_mri(simulate_multicoil(imgs, 8, 4.0, 20, "random", 0.01, g), IMG / "sim_mri_phantom.png", 0)
     preview_mri(simulate_multicoil(imgs, 8, 6.0, 20, "poisson", 0.01, g), IMG / "sim_mri_real_slice.png", 1)
     images = [load_skimage(n) for n in SKIMAGE_TRAIN[:6]]

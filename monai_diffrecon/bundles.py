@@ -15,7 +15,7 @@ from pathlib import Path
 
 from monai_diffrecon.errors import InvalidValueError, unwrap
 
-__all__ = ["BUNDLES_DIR", "bundle_path", "run_bundle", "list_bundles", "describe_bundle", "verify_bundle", "net_forward_args"]
+__all__ = ["BUNDLES_DIR", "bundle_path", "run_bundle", "bundle_prior", "list_bundles", "describe_bundle", "verify_bundle", "net_forward_args"]
 
 BUNDLES_DIR = Path(__file__).resolve().parent.parent / "bundles"
 # model-zoo convention: these configs only override their base (``--config_file "['inference.json','evaluate.json']"``)
@@ -64,6 +64,33 @@ def run_bundle(name_or_path: str | Path, config: str = "inference", trust_config
             raise
         raise err from e
     return result[0] if isinstance(result, list) and len(result) == 1 else result
+
+
+def bundle_prior(name_or_path: str | Path, trust_config: bool = False):
+    """The unconditional diffusion prior a bundle's ``inference.json`` defines (its ``prior`` item: a
+    :class:`~monai_diffrecon.diffusion.DiffusionPrior` with the bundle's verified weights), without running the bundle.
+    Raises :class:`~monai_diffrecon.errors.InvalidValueError` for bundles without one (bridges, unrolled networks)."""
+    from monai.bundle import ConfigParser
+
+    from monai_diffrecon.diffusion import DiffusionPrior
+
+    root = bundle_path(name_or_path, trust_config)
+    parser = ConfigParser()
+    parser.read_config(str(root / "configs" / "inference.json"))
+    parser["bundle_root"] = str(root)
+    if "prior" not in parser.get("", {}):
+        raise InvalidValueError(f"{root.name}: its inference.json defines no 'prior' (an unconditional diffusion prior is needed)")
+    try:
+        prior = parser.get_parsed_content("prior")
+    except RuntimeError as e:
+        err = unwrap(e)
+        if err is e:
+            raise
+        raise err from e
+    if not isinstance(prior, DiffusionPrior):
+        raise InvalidValueError(f"{root.name}: 'prior' is a {type(prior).__name__}, not a DiffusionPrior")
+    prior.network.eval().requires_grad_(False)
+    return prior
 
 
 def describe_bundle(name_or_path: str | Path) -> dict:

@@ -4,8 +4,10 @@ Images:
 
 * :func:`mr_phantom` — random MR-like head phantom: an ellipse "skull" and brain with grey/white-matter-like and
   CSF-like compartments (random T1/T2/PD-like contrast weights), a smooth low-order phase and a smooth bias field;
-* :func:`real_mr_slices` — real MR slices that ship in installed wheels (pydicom's ``MR_small.dcm``, 64²; nibabel's
-  Siemens ``0.dcm``/``1.dcm`` test slices), magnitude images given a smooth synthetic phase: evaluation data only.
+* :func:`real_mr_slices` — real MR slices that ship in installed wheels (pydicom's ``MR_small.dcm``, 64²; with the
+  optional ``dipy`` wheel also its ``t1_coronal_slice.npy`` T1, 256², and the ten b0 slices of ``S0_10slices.nii.gz``,
+  128²), magnitude images given a smooth synthetic phase: evaluation data only. nibabel's Siemens ``0.dcm``/``1.dcm``
+  are *not* used: their pixel data is a synthetic ramp (value = 256·row + column mod 4096), not anatomy.
 
 Measurements (:func:`simulate_multicoil`): birdcage maps (:func:`~monai_diffrecon.physics.birdcage_maps`),
 ``y = M ⊙ F(S x) + n`` with complex Gaussian noise on the acquired samples, masks from
@@ -81,31 +83,37 @@ def mr_phantom(n: int = 128, generator: torch.Generator | None = None, phase_sca
 def real_mr_slices(size: int | None = None, phase_scale: float = 1.0, seed: int = 0) -> list[tuple[str, torch.Tensor]]:
     """Real MR magnitude slices from installed wheels, with a smooth synthetic phase; ``[(name, complex image)]``.
 
-    Sources: pydicom's ``MR_small.dcm`` (64², test file), nibabel's Siemens test slices ``nibabel/tests/data/0.dcm``
-    and ``1.dcm``. Each is normalised to max 1 and (if ``size``) resampled to ``size²``. Evaluation only.
+    Sources: pydicom's ``MR_small.dcm`` (64², a test file in the pydicom wheel); if ``dipy`` is installed (the
+    ``bench`` extra), dipy's ``t1_coronal_slice.npy`` (256² T1, coronal) and the ten b0 slices of
+    ``S0_10slices.nii.gz`` (128², T2-weighted EPI, axial). Each is (if ``size``) resampled to ``size²``, then normalised to
+    max 1. Evaluation only: none of these subjects is in the MNI152 training data. nibabel's test ``0.dcm`` /
+    ``1.dcm`` are excluded: anonymisation replaced their pixel data by a ramp.
     """
     import warnings
     from importlib.resources import files
+    from importlib.util import find_spec
 
     import pydicom
     from pydicom.data import get_testdata_file
 
-    paths = [("pydicom_MR_small", get_testdata_file("MR_small.dcm"))]
-    nib_dir = files("nibabel") / "tests" / "data"
-    for name in ("0.dcm", "1.dcm"):
-        p = nib_dir / name
-        if p.is_file():
-            paths.append((f"nibabel_{name[:-4]}", str(p)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        arrays = [("pydicom_MR_small", pydicom.dcmread(get_testdata_file("MR_small.dcm")).pixel_array.astype(np.float64))]
+    if find_spec("dipy") is not None:
+        import nibabel as nib
+
+        d = files("dipy") / "data" / "files"
+        arrays.append(("dipy_t1_coronal", np.load(str(d / "t1_coronal_slice.npy")).astype(np.float64)))
+        b0 = np.asarray(nib.load(str(d / "S0_10slices.nii.gz")).dataobj, dtype=np.float64)
+        b0 = b0.reshape(b0.shape[0], b0.shape[1], -1)
+        arrays += [(f"dipy_S0_b0_z{k}", b0[:, :, k]) for k in range(b0.shape[2])]
     out = []
     g = torch.Generator().manual_seed(seed)
-    for name, p in paths:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            arr = pydicom.dcmread(p).pixel_array.astype(np.float64)
+    for name, arr in arrays:
         t = torch.from_numpy(arr)
-        t = t / t.max()
         if size is not None and t.shape != (size, size):
             t = torch.nn.functional.interpolate(t[None, None], size=(size, size), mode="bilinear", align_corners=False)[0, 0]
+        t = t / t.max()
         phase = phase_scale * smooth_field(tuple(t.shape), 2, 1.0, g)
         out.append((name, torch.polar(t.clamp_min(0), phase)))
     return out

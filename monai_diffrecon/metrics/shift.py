@@ -33,7 +33,7 @@ import torch
 
 from monai_diffrecon.errors import InvalidValueError, ShapeError
 
-__all__ = ["ShiftEstimate", "kl_from_denoisers", "denoiser_from_prior", "default_sigmas"]
+__all__ = ["ShiftEstimate", "kl_from_denoisers", "denoiser_from_prior", "default_sigmas", "read_measurements"]
 
 Denoiser = Callable[[torch.Tensor, float], torch.Tensor]
 
@@ -101,7 +101,7 @@ def kl_from_denoisers(denoise_p: Denoiser, denoise_q: Denoiser, samples: torch.T
     return ShiftEstimate(kl, sig, vals, "image" if masks is None else "measurement")
 
 
-def denoiser_from_prior(prior, channels_complex: bool = False) -> Denoiser:
+def denoiser_from_prior(prior) -> Denoiser:
     """``D(x_σ, σ)`` of an ε-prediction :class:`~monai_diffrecon.diffusion.DiffusionPrior` on the VE scale: the
     continuous t with σ(t) = σ, ``x_t = √ᾱ x_σ``, ``x̂₀ = (x_t − √(1−ᾱ) ε̂)/√ᾱ``. σ beyond the schedule's range is
     clamped to its ends (the integrand there is ≈ 0 for small σ and bounded for large σ)."""
@@ -120,3 +120,46 @@ def denoiser_from_prior(prior, channels_complex: bool = False) -> Denoiser:
         return ((xt - (1 - a) ** 0.5 * eps) / a**0.5).to(x_sigma.dtype)
 
     return D
+
+
+def read_measurements(folder) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Corrupted measurements from a folder of ``*.npz`` files (sorted by name), each holding ``y`` and ``mask`` of one
+    equal shape ``(C, H, W)`` (measurement domain), or only ``image`` (clean samples, image domain). Returns
+    ``(samples (N, C, H, W), masks or None)``; every file must be of the same kind and shape."""
+    from pathlib import Path
+
+    import numpy as np
+
+    files = sorted(Path(folder).glob("*.npz"))
+    if not files:
+        raise InvalidValueError(f"{folder}: no *.npz measurement files")
+    ys, ms = [], []
+    for f in files:
+        try:
+            with np.load(f, allow_pickle=False) as z:
+                d = {k: z[k] for k in z.files}
+        except Exception as e:  # noqa: BLE001 - any unreadable file is bad input
+            raise InvalidValueError(f"{f}: not a readable .npz ({type(e).__name__}: {e})") from None
+        if "y" in d:
+            if "mask" not in d:
+                raise InvalidValueError(f"{f}: 'y' without its 'mask'")
+            y, m = d["y"], d["mask"]
+            if y.shape != m.shape:
+                raise ShapeError(f"{f}: y {y.shape} and mask {m.shape} differ")
+            if not np.isin(m, (0, 1)).all():
+                raise InvalidValueError(f"{f}: mask must be 0/1")
+            ms.append(torch.from_numpy(m.astype(np.float32)))
+        elif "image" in d:
+            y = d["image"]
+        else:
+            raise InvalidValueError(f"{f}: needs 'y' and 'mask' (measurements) or 'image' (clean samples); has {sorted(d)}")
+        if y.ndim != 3:
+            raise ShapeError(f"{f}: expected (C, H, W), got {y.shape}")
+        if not np.isfinite(y).all():
+            raise InvalidValueError(f"{f}: contains NaN or Inf")
+        if ys and y.shape != ys[0].shape:
+            raise ShapeError(f"{f}: shape {y.shape} differs from {files[0].name}'s {tuple(ys[0].shape)}")
+        ys.append(torch.from_numpy(np.asarray(y, dtype=np.float32)))
+    if ms and len(ms) != len(ys):
+        raise InvalidValueError(f"{folder}: mixes measurement files (y, mask) and clean files (image)")
+    return torch.stack(ys), (torch.stack(ms) if ms else None)

@@ -90,6 +90,10 @@ def estimate_coil_maps(
         threshold: singular values above ``threshold · σ_max`` span the signal subspace.
         crop: top eigenvalue below which a pixel's maps are set to zero.
 
+    Raises:
+        InvalidValueError: no pixel passes ``crop`` (the maps would be all zero: a calibration block too small for the
+            kernel), instead of returning maps that silently null every reconstruction.
+
     Returns:
         complex ``(B, C, H, W)`` maps (``B = 1`` for 3-D input), phase relative to coil 0.
     """
@@ -121,5 +125,10 @@ def estimate_coil_maps(
         ph = top[:, :1] / top[:, :1].abs().clamp_min(1e-30)
         maps = top * ph.conj()
         maps = maps * (lam > crop)[:, None]
+        if not bool((lam > crop).any()):
+            raise InvalidValueError(
+                f"ESPIRiT found no pixel with top eigenvalue > crop = {crop} (slice {b}; largest {float(lam.max()):.3f}): a "
+                f"{calib_size}-line calibration block with kernel {kernel_size} is too small for this data; acquire more "
+                "ACS lines, or lower kernel_size/crop")
         out.append(maps.T.reshape(C, H, W))
     return torch.stack(out).to(kspace.dtype)

@@ -37,32 +37,45 @@ def anneal(v0: float, decay: float, vmin: float, k: int) -> float:
 class BlindPnPDM(Sampler):
     """Args:
         prior: image diffusion prior. kernel_prior: kernel diffusion prior (1 channel, kernels at ``kernel_size``).
-        kernel_size: ``(kh, kw)`` support (defaults to the operator's kernel). kernel_scale: s of the prior's domain.
+        kernel_size: ``(kh, kw)`` support (defaults to the operator's kernel). kernel_scale: s of the prior's domain
+            ``k̃ = 2k/s − 1``: a number (PRISM), or ``"max"`` for each kernel's own peak (the project's kernel cohort).
         num_iters, burn_in: Gibbs iterations and how many to discard.
         rho: ``(ρ₀, decay, ρ_min)`` of the image coupling (PRISM: 1, 0.9, 0.1 for images in [−1, 1]).
         kernel_rho: the same for the kernel coupling in the prior's domain (PRISM: 50, 0.9, 10 — its kernels are
             normalised by their sum there; rescale for other conventions).
         sigma: ``(σ₀, decay, σ_min)`` of the working noise level (PRISM: 0.5, 0.98, 0.08 for a true σ_y = 0.05).
         prior_steps: reverse steps of a full-length prior step (scaled by t*/T). cg_iters: kernel likelihood CG.
+        kernel_threshold: after the kernel prior step, zero the values below this fraction of the kernel's peak before
+            normalising to sum 1 (0 = PRISM's clip at 0 only; blind-deconvolution codes commonly use 1/20: on a 64²
+            support the denoiser's small positive background otherwise carries as much mass as a thin motion path).
     """
 
-    def __init__(self, prior, kernel_prior, kernel_size: tuple[int, int] | None = None, kernel_scale: float = 0.05,
+    def __init__(self, prior, kernel_prior, kernel_size: tuple[int, int] | None = None, kernel_scale: float | str = 0.05,
                  num_iters: int = 200, burn_in: int = 100, rho=(1.0, 0.9, 0.1), kernel_rho=(1.0, 0.9, 0.2), sigma=(0.5, 0.98, 0.08),
-                 prior_steps: int = 50, cg_iters: int = 30) -> None:
+                 prior_steps: int = 50, cg_iters: int = 30, kernel_threshold: float = 0.0) -> None:
         super().__init__(prior)
         self.kernel_prior = kernel_prior
-        self.kernel_size, self.kernel_scale = kernel_size, float(kernel_scale)
+        if kernel_scale != "max" and not (isinstance(kernel_scale, (int, float)) and kernel_scale > 0):
+            raise ShapeError(f"kernel_scale: a positive number or 'max', got {kernel_scale!r}")
+        self.kernel_size, self.kernel_scale = kernel_size, (kernel_scale if kernel_scale == "max" else float(kernel_scale))
         self.num_iters, self.burn_in = num_iters, burn_in
         self.rho, self.kernel_rho, self.sigma = tuple(rho), tuple(kernel_rho), tuple(sigma)
-        self.prior_steps, self.cg_iters = prior_steps, cg_iters
+        self.prior_steps, self.cg_iters, self.kernel_threshold = prior_steps, cg_iters, float(kernel_threshold)
         self.loop = DiffusionLoop(prior, noise=ddim_noise(1.0))
         self.kernel_loop = DiffusionLoop(kernel_prior, noise=ddim_noise(1.0))
 
+    def _scale(self, k) -> float:
+        """s of the prior domain ``k̃ = 2k/s − 1``: the fixed ``kernel_scale``, or with ``"max"`` the kernel's own peak
+        (the domain the project's kernel cohort is stored in: every training kernel has k̃_max = 1)."""
+        return float(k.amax().clamp_min(1e-12)) if self.kernel_scale == "max" else self.kernel_scale
+
     def _to_prior(self, k):
-        return 2.0 * k / self.kernel_scale - 1.0
+        return 2.0 * k / self._scale(k) - 1.0
 
     def _from_prior(self, kt):
-        k = ((kt + 1.0) * self.kernel_scale / 2.0).clamp_min(0)
+        k = ((kt + 1.0) / 2.0).clamp_min(0)  # the factor s cancels in the normalisation to sum 1
+        if self.kernel_threshold > 0:  # drop the denoiser's small positive background: summed over the support it
+            k = torch.where(k > self.kernel_threshold * k.amax(dim=(-2, -1), keepdim=True), k, 0.0)  # outweighs a thin path
         return k / k.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
 
     def sample_one(self, y, operator, generator, counter, progress):
@@ -82,7 +95,7 @@ class BlindPnPDM(Sampler):
             phi = self._from_prior(denoise_from_level(self.kernel_loop, self._to_prior(m), rho_k, self.prior_steps, generator, counter))
             z = gaussian_likelihood_sample(x, y, Blur(phi), rho_x, sig, generator)
             x = denoise_from_level(self.loop, z, rho_x, self.prior_steps, generator, counter)
-            rho_m = rho_k * self.kernel_scale / 2.0
+            rho_m = rho_k * self._scale(phi) / 2.0
             m = gaussian_likelihood_sample(phi, y, KernelBlur(x.detach(), tuple(phi.shape[-2:])), rho_m, sig, generator, self.cg_iters)
             if k >= self.burn_in:
                 acc_x = x if acc_x is None else acc_x + x

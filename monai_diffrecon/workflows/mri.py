@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from monai_diffrecon.data.mri_sim import acs_scale
-from monai_diffrecon.errors import KSpaceError
+from monai_diffrecon.errors import InvalidValueError, KSpaceError
 from monai_diffrecon.io.dicom_write import Derivation, write_mr_series
 from monai_diffrecon.io.nifti import write_nifti
 from monai_diffrecon.io.staging import staged_directory
@@ -148,12 +148,10 @@ class MRIReconstruction(CaseWorkflow):
         else:
             if acs < min(self.calib_size, 8):
                 raise KSpaceError(path, f"{acs} fully sampled centre lines; ESPIRiT coil maps need at least {min(self.calib_size, 8)}")
-            maps = estimate_coil_maps(k, calib_size=min(self.calib_size, acs)).to(torch.complex64)
-            cover = maps.abs().pow(2).sum(dim=1).amax(dim=(-2, -1))  # per slice: Σ_c |S_c|² is ≈ 1 inside the object
-            if bool((cover < 1e-6).any()):
-                bad = int(torch.nonzero(cover < 1e-6)[0, 0])
-                raise KSpaceError(path, f"ESPIRiT found no coil sensitivity in slice {bad} (calibration {min(self.calib_size, acs)} lines); "
-                                        "use more fully sampled centre lines or pass coil maps")
+            try:
+                maps = estimate_coil_maps(k, calib_size=min(self.calib_size, acs)).to(torch.complex64)
+            except InvalidValueError as e:  # all-zero maps: say which file, and what to do
+                raise KSpaceError(path, f"{e} (or pass coil maps)") from e
         return k.to(torch.complex64), mask, maps, path
 
     def reconstruct(self, item: dict) -> tuple[dict, dict]:

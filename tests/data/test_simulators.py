@@ -117,3 +117,29 @@ def test_satellite_scene_is_physically_consistent(tmp_path):
     assert torch.equal(s["sar"], satellite_scene(96, g(4), cloud_cover=0.3)["sar"])
     preview_satellite(s, tmp_path / "sat.png")
     assert (tmp_path / "sat.png").stat().st_size > 10_000
+
+
+def test_real_mr_slices_are_anatomy_not_the_nibabel_ramp():
+    """nibabel's test 0.dcm/1.dcm carry a synthetic ramp (anonymised pixel data); they must not pass as real MR."""
+    import importlib.util
+    from importlib.resources import files
+
+    import pydicom
+
+    ramp = pydicom.dcmread(str(files("nibabel") / "tests" / "data" / "0.dcm")).pixel_array.astype(np.int64)
+    rows, cols = np.indices(ramp.shape)
+    assert np.array_equal(ramp, (256 * rows + cols) % 4096)  # why it is excluded
+    real = real_mr_slices(128)
+    names = [n for n, _ in real]
+    assert not any(n.startswith("nibabel") for n in names)
+    expected = ["pydicom_MR_small"] + (["dipy_t1_coronal"] + [f"dipy_S0_b0_z{k}" for k in range(10)]
+                                       if importlib.util.find_spec("dipy") else [])
+    assert names == expected
+    for name, t in real:
+        m = t.abs()
+        assert t.shape == (128, 128) and float(m.max()) == pytest.approx(1.0), name
+        # the ramp's signature: every row is the same profile plus an offset (row-centred rows identical)
+        centred = m - m.mean(dim=1, keepdim=True)
+        assert float(centred.std(dim=0).mean()) > 0.02, name
+    r = torch.from_numpy(ramp / ramp.max())
+    assert float((r - r.mean(dim=1, keepdim=True)).std(dim=0).mean()) < 1e-6  # the check would catch the ramp

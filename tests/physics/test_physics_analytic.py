@@ -37,3 +37,20 @@ def test_espirit_recovers_birdcage_maps_from_acs():
     r = v.espirit_accuracy()
     assert r["mean_similarity"] >= 0.999
     assert r["min_similarity"] >= 0.99
+
+
+def test_espirit_refuses_to_return_all_zero_maps():
+    """A calibration block too small for the kernel leaves no pixel above `crop`: a typed error, not zero maps that
+    would silently null every reconstruction (seen on pydicom's MR_small at R = 8 with 10 ACS lines)."""
+    import torch
+
+    from monai_diffrecon.data.mri_sim import real_mr_slices
+    from monai_diffrecon.errors import InvalidValueError
+    from monai_diffrecon.physics import birdcage_maps, estimate_coil_maps
+    from monai_diffrecon.physics.functional.fft import fftc
+
+    x = real_mr_slices(128)[0][1]
+    k = fftc(birdcage_maps(8, (128, 128)).to(torch.complex128) * x.to(torch.complex128))
+    assert estimate_coil_maps(k, calib_size=20).abs().amax() > 0.5
+    with pytest.raises(InvalidValueError, match="calibration block"):
+        estimate_coil_maps(k, calib_size=7)

@@ -2,6 +2,7 @@
 kernel (non-negative, sums to 1) close to the truth when the kernel prior says so, and the image is about as good as
 PnP-DM's with the true kernel (same prior, same annealing)."""
 
+import pytest
 import torch
 
 from monai_diffrecon.diffusion import DiffusionPrior, GaussianEpsilon, make_scheduler
@@ -10,7 +11,8 @@ from monai_diffrecon.samplers import PnPDM
 from monai_diffrecon.samplers.blind_pnpdm import BlindPnPDM
 
 
-def test_blind_pnpdm_recovers_kernel_and_deblurs():
+@pytest.mark.parametrize("mode", ["fixed", "max"])
+def test_blind_pnpdm_recovers_kernel_and_deblurs(mode):
     sch = make_scheduler()
     g = torch.Generator().manual_seed(0)
     truth = (0.5 + 0.3 * torch.randn(1, 1, 32, 32, generator=g, dtype=torch.float64))
@@ -21,7 +23,7 @@ def test_blind_pnpdm_recovers_kernel_and_deblurs():
     delta[4, 4] = 1.0
     smp = BlindPnPDM(DiffusionPrior(GaussianEpsilon(sch.alphas_cumprod, 0.5, 0.3), sch),
                      DiffusionPrior(GaussianEpsilon(sch.alphas_cumprod, 2 * k_true / scale - 1, 0.05), sch),
-                     kernel_size=(9, 9), kernel_scale=scale, num_iters=30, burn_in=15, rho=(0.5, 0.9, 0.1),
+                     kernel_size=(9, 9), kernel_scale=scale if mode == "fixed" else "max", num_iters=30, burn_in=15, rho=(0.5, 0.9, 0.1),
                      kernel_rho=(1.0, 0.9, 0.1), sigma=(0.1, 0.95, 0.01), prior_steps=10)
     out = smp(y, Blur(delta), generator=torch.Generator().manual_seed(1), progress=False)
     k = out.extras["kernel"][0, 0]
@@ -32,3 +34,15 @@ def test_blind_pnpdm_recovers_kernel_and_deblurs():
         y, Blur(k_true), generator=torch.Generator().manual_seed(1), progress=False)
     mse = lambda a: float((a - truth).pow(2).mean())  # noqa: E731
     assert mse(out.mean) < 1.5 * mse(known.mean), (mse(out.mean), mse(known.mean), mse(y))
+
+
+def test_kernel_threshold_drops_the_small_positive_background():
+    """A denoised kernel with a faint background: summed over a 64² support it would outweigh the 3-pixel path."""
+    sch = make_scheduler()
+    prior = DiffusionPrior(GaussianEpsilon(sch.alphas_cumprod, 0.0, 0.5), sch)
+    kt = torch.full((1, 1, 64, 64), -0.98)  # background k = 0.01 of the peak
+    kt[0, 0, 32, 31:34] = 1.0
+    plain = BlindPnPDM(prior, prior, (64, 64), "max")._from_prior(kt)
+    cut = BlindPnPDM(prior, prior, (64, 64), "max", kernel_threshold=0.05)._from_prior(kt)
+    assert float(plain[0, 0, 32, 31:34].sum()) < 0.1  # the path keeps < 10 % of the mass without the threshold
+    assert abs(float(cut[0, 0, 32, 31:34].sum()) - 1) < 1e-6 and float(cut.sum()) == pytest.approx(1.0)

@@ -1,0 +1,80 @@
+"""``diffrecon shift``: the measurement-domain KL between two bundles' priors, from a folder of corrupted samples."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from monai_diffrecon.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from monai_diffrecon.networks import diffusion_unet
+from monai_diffrecon.networks.weights import sha256_file
+
+
+def _bundle(root, seed: int, with_prior: bool = True):
+    """A minimal bundle: metadata, an inference.json with network_def → verified weights → DiffusionPrior."""
+    (root / "configs").mkdir(parents=True)
+    (root / "models").mkdir()
+    torch.manual_seed(seed)
+    net = diffusion_unet(2, 1, size="tiny")
+    with torch.no_grad():  # MONAI zero-initialises the output convolution: perturb every weight so the priors differ
+        for prm in net.parameters():
+            prm.add_(0.05 * torch.randn_like(prm))
+    torch.save(net.state_dict(), root / "models" / "model.pt")
+    cfg = {"bundle_root": str(root), "model_path": "$@bundle_root + '/models/model.pt'",
+           "network_def": {"_target_": "monai_diffrecon.networks.diffusion_unet", "spatial_dims": 2, "in_channels": 1, "size": "tiny"},
+           "network": {"_target_": "monai_diffrecon.networks.load_verified", "network": "@network_def", "path": "@model_path",
+                       "sha256": sha256_file(root / "models" / "model.pt")},
+           "scheduler": {"_target_": "monai_diffrecon.diffusion.make_scheduler", "kind": "ddim"}}
+    if with_prior:
+        cfg["prior"] = {"_target_": "monai_diffrecon.diffusion.DiffusionPrior", "network": "@network", "scheduler": "@scheduler"}
+    (root / "configs" / "inference.json").write_text(json.dumps(cfg))
+    (root / "configs" / "metadata.json").write_text(json.dumps({"version": "0.0.1"}))
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    d = tmp_path_factory.mktemp("shift")
+    p, q, nop = _bundle(d / "p", 0), _bundle(d / "q", 1), _bundle(d / "noprior", 0, with_prior=False)
+    meas = d / "meas"
+    meas.mkdir()
+    g = np.random.default_rng(0)
+    half = (g.uniform(size=(1, 16, 16)) < 0.5).astype(np.float32)
+    for i in range(4):  # a random mask and its complement, twice: every pixel is observed in some sample
+        x = g.uniform(-1, 1, (1, 16, 16)).astype(np.float32)
+        m = half if i % 2 == 0 else 1 - half
+        np.savez(meas / f"{i:02d}.npz", y=m * x, mask=m)
+    return d, p, q, nop, meas
+
+
+def test_shift_is_zero_for_the_same_prior_and_positive_between_two(setup, capsys):
+    d, p, q, _, meas = setup
+    args = ["--sigmas", "6", "--trust-config", "--json"]
+    assert main(["shift", str(meas), p, p, *args]) == EXIT_OK
+    same = json.loads(capsys.readouterr().out)
+    assert same["kl"] == 0.0 and same["domain"] == "measurement" and same["n"] == 4
+    assert main(["shift", str(meas), p, q, *args]) == EXIT_OK
+    diff = json.loads(capsys.readouterr().out)
+    assert diff["kl"] > 0 and len(diff["integrand"]) == 6
+
+
+def test_shift_bad_input_is_a_typed_error_naming_the_file(setup, tmp_path, capsys):
+    d, p, q, nop, meas = setup
+    flags = ["--sigmas", "3", "--trust-config"]
+    assert main(["shift", str(tmp_path), p, q, *flags]) == EXIT_BAD_INPUT
+    assert "no *.npz" in capsys.readouterr().err
+    np.savez(tmp_path / "bad.npz", y=np.zeros((1, 16, 16)), mask=np.zeros((1, 8, 8)))
+    assert main(["shift", str(tmp_path), p, q, *flags]) == EXIT_BAD_INPUT
+    assert "bad.npz" in capsys.readouterr().err
+    assert main(["shift", str(meas), p, nop, *flags]) == EXIT_BAD_INPUT
+    assert "no 'prior'" in capsys.readouterr().err
+    assert main(["shift", str(meas), p, q, "--sigmas", "3"]) == EXIT_BAD_INPUT  # configs execute code: trust is explicit
+    assert "trust_config" in capsys.readouterr().err
+    two = tmp_path / "two"
+    two.mkdir()
+    np.savez(two / "a.npz", y=np.zeros((2, 16, 16), np.float32), mask=np.ones((2, 16, 16), np.float32))
+    assert main(["shift", str(two), p, q, *flags]) == EXIT_BAD_INPUT
+    assert "2-channel" in capsys.readouterr().err

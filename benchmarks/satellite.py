@@ -76,27 +76,13 @@ def main() -> None:
     for steps in (1, 5):
         rows += run(f"DB-CR (SAR), {steps} step{'s' if steps > 1 else ''}", DBCR(sar_net, num_steps=steps), test, True)
         rows += run(f"bridge without SAR, {steps} step{'s' if steps > 1 else ''}", DBCR(nosar_net, num_steps=steps), test, False)
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-
-    def stat(meth, k):
-        v = np.array([r[k] for r in rows if r["method"] == meth and k in r])
-        return float(v.mean()), float(v.std())
-
+    stat = stats(rows)
     params = {"DB-CR": sum(p.numel() for p in sar_net.parameters()), "no-SAR": sum(p.numel() for p in nosar_net.parameters())}
     lines = ["# Cloud removal (DB-CR) on held-out simulated scenes", "",
              f"Generated {datetime.date.today()} by `.venv/bin/python benchmarks/satellite.py --n-test {a.n_test}`: {a.n_test} test scenes "
              "(128², seeds 290 000+, never used in training), SEN12MS-CR value conventions. Mean ± std over scenes; "
-             "PSNR (cloud) = PSNR over the pixels under cloud (thickness > 0.1). Time = seconds per scene on this 2-core CPU.", "",
-             "| method | PSNR (dB) | PSNR cloud (dB) | SSIM | SAM (°) | MAE | NFE | s / scene |", "|---|---|---|---|---|---|---|---|"]
-    for meth in methods:
-        p, ps = stat(meth, "psnr")
-        pc, pcs = stat(meth, "psnr_cloud")
-        s, ss = stat(meth, "ssim")
-        sa, sas = stat(meth, "sam_deg")
-        ma, _ = stat(meth, "mae")
-        nfe, _ = stat(meth, "nfe")
-        t, _ = stat(meth, "seconds")
-        lines.append(f"| {meth} | {p:.2f} ± {ps:.2f} | {pc:.2f} ± {pcs:.2f} | {s:.3f} ± {ss:.3f} | {sa:.2f} ± {sas:.2f} | {ma:.4f} | {nfe:.0f} | {t:.2f} |")
+             "PSNR (cloud) = PSNR over the pixels under cloud (thickness > 0.1). Time = seconds per scene on this 2-core CPU.", ""]
+    lines += table(rows)
     d_sar = stat("DB-CR (SAR), 1 step", "psnr")[0] - stat("bridge without SAR, 1 step", "psnr")[0]
     d_cloud = stat("DB-CR (SAR), 1 step", "psnr_cloud")[0] - stat("bridge without SAR, 1 step", "psnr_cloud")[0]
     lines += ["", f"Parameters: DB-CR {params['DB-CR'] / 1e6:.2f} M, bridge without SAR {params['no-SAR'] / 1e6:.2f} M "
@@ -113,6 +99,32 @@ def main() -> None:
     Path(a.out).with_suffix(".json").write_text(json.dumps({"rows": rows, "parameters": params, "n_test": a.n_test}, indent=1))
     picture(test, sar_net, nosar_net, Path(a.out).with_suffix(".png"))
     print("\n".join(lines))
+
+
+def stats(rows: list[dict]):
+    """``stat(method, key) → (mean, std)`` over the scenes of ``rows``."""
+
+    def stat(meth, k):
+        v = np.array([r[k] for r in rows if r["method"] == meth and k in r])
+        return float(v.mean()), float(v.std())
+
+    return stat
+
+
+def table(rows: list[dict]) -> list[str]:
+    """Markdown table, one row per method in order of first appearance."""
+    stat = stats(rows)
+    lines = ["| method | PSNR (dB) | PSNR cloud (dB) | SSIM | SAM (°) | MAE | NFE | s / scene |", "|---|---|---|---|---|---|---|---|"]
+    for meth in dict.fromkeys(r["method"] for r in rows):
+        p, ps = stat(meth, "psnr")
+        pc, pcs = stat(meth, "psnr_cloud")
+        s, ss = stat(meth, "ssim")
+        sa, sas = stat(meth, "sam_deg")
+        ma, _ = stat(meth, "mae")
+        nfe, _ = stat(meth, "nfe")
+        t, _ = stat(meth, "seconds")
+        lines.append(f"| {meth} | {p:.2f} ± {ps:.2f} | {pc:.2f} ± {pcs:.2f} | {s:.3f} ± {ss:.3f} | {sa:.2f} ± {sas:.2f} | {ma:.4f} | {nfe:.0f} | {t:.2f} |")
+    return lines
 
 
 def picture(test: dict, sar_net, nosar_net, path: Path, n: int = 4) -> None:

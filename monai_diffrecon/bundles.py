@@ -11,6 +11,7 @@ bundles inside this project's ``bundles/`` folder run unless ``trust_config=True
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 from monai_diffrecon.errors import InvalidValueError, unwrap
@@ -38,6 +39,19 @@ def bundle_path(name_or_path: str | Path, trust_config: bool = False) -> Path:
     return p
 
 
+@contextmanager
+def _typed_errors():
+    """MONAI wraps errors raised inside config expressions/instantiation in a RuntimeError ("Failed to evaluate …"):
+    re-raise the project's typed error underneath, if there is one."""
+    try:
+        yield
+    except RuntimeError as e:
+        err = unwrap(e)
+        if err is e:
+            raise
+        raise err from e
+
+
 def run_bundle(name_or_path: str | Path, config: str = "inference", trust_config: bool = False, logging_file: str | None = None,
                **overrides):
     """Initialise and run ``configs/<config>.json`` of a bundle with ``overrides`` (e.g. ``input_dir``, ``output_dir``,
@@ -54,15 +68,10 @@ def run_bundle(name_or_path: str | Path, config: str = "inference", trust_config
     wf_type = "infer" if config in ("inference", "evaluate") else ("train" if "train" in config else None)
     wf = ConfigWorkflow(config_file=[str(f) for f in files], meta_file=str(root / "configs" / "metadata.json"), workflow_type=wf_type,
                         logging_file=logging_file, bundle_root=str(root), **{k.replace(".", "#"): v for k, v in overrides.items()})
-    try:
+    with _typed_errors():
         wf.initialize()
         result = wf.run()
         wf.finalize()
-    except RuntimeError as e:  # MONAI wraps errors of config expressions ("Failed to evaluate …"): surface ours typed
-        err = unwrap(e)
-        if err is e:
-            raise
-        raise err from e
     return result[0] if isinstance(result, list) and len(result) == 1 else result
 
 
@@ -76,19 +85,19 @@ def bundle_prior(name_or_path: str | Path, trust_config: bool = False):
 
     root = bundle_path(name_or_path, trust_config)
     parser = ConfigParser()
+    parser.read_meta(str(root / "configs" / "metadata.json"))  # the configs read e.g. @_meta_#model_sha256
     parser.read_config(str(root / "configs" / "inference.json"))
     parser["bundle_root"] = str(root)
     if "prior" not in parser.get("", {}):
         raise InvalidValueError(f"{root.name}: its inference.json defines no 'prior' (an unconditional diffusion prior is needed)")
-    try:
+    with _typed_errors():
         prior = parser.get_parsed_content("prior")
-    except RuntimeError as e:
-        err = unwrap(e)
-        if err is e:
-            raise
-        raise err from e
     if not isinstance(prior, DiffusionPrior):
         raise InvalidValueError(f"{root.name}: 'prior' is a {type(prior).__name__}, not a DiffusionPrior")
+    cin, cout = getattr(prior.network, "in_channels", None), getattr(prior.network, "out_channels", None)
+    if cin is not None and cout is not None and cin != cout:
+        raise InvalidValueError(f"{root.name}: its prior is conditional ({cin} input channels for {cout} image channels); "
+                                "an unconditional prior is needed")
     prior.network.eval().requires_grad_(False)
     return prior
 

@@ -102,7 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     sh.add_argument("folder")
     sh.add_argument("bundle_p", help="the bundle whose training distribution the measurements come from")
     sh.add_argument("bundle_q")
-    sh.add_argument("--sigmas", type=int, default=40, help="points of the σ grid (the paper's: 40 of 100 from 0.002 to 80)")
+    sh.add_argument("--sigmas", type=int, default=40, choices=range(2, 101), metavar="N",
+                    help="first N (2-100) points of the paper's σ grid (100 linear points from 0.002 to 80; it uses 40)")
     sh.add_argument("--seed", type=int, default=0)
     sh.add_argument("--json", action="store_true", help="print the estimate and its σ curve as JSON")
     sh.add_argument("--trust-config", action="store_true", help="allow bundles outside the project's bundles/ folder")

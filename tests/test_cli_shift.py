@@ -26,12 +26,12 @@ def _bundle(root, seed: int, with_prior: bool = True):
     cfg = {"bundle_root": str(root), "model_path": "$@bundle_root + '/models/model.pt'",
            "network_def": {"_target_": "monai_diffrecon.networks.diffusion_unet", "spatial_dims": 2, "in_channels": 1, "size": "tiny"},
            "network": {"_target_": "monai_diffrecon.networks.load_verified", "network": "@network_def", "path": "@model_path",
-                       "sha256": sha256_file(root / "models" / "model.pt")},
+                       "sha256": "@_meta_#model_sha256"},  # as the shipped bundles: the sha comes from the metadata
            "scheduler": {"_target_": "monai_diffrecon.diffusion.make_scheduler", "kind": "ddim"}}
     if with_prior:
         cfg["prior"] = {"_target_": "monai_diffrecon.diffusion.DiffusionPrior", "network": "@network", "scheduler": "@scheduler"}
     (root / "configs" / "inference.json").write_text(json.dumps(cfg))
-    (root / "configs" / "metadata.json").write_text(json.dumps({"version": "0.0.1"}))
+    (root / "configs" / "metadata.json").write_text(json.dumps({"version": "0.0.1", "model_sha256": sha256_file(root / "models" / "model.pt")}))
     return str(root)
 
 
@@ -73,8 +73,25 @@ def test_shift_bad_input_is_a_typed_error_naming_the_file(setup, tmp_path, capsy
     assert "no 'prior'" in capsys.readouterr().err
     assert main(["shift", str(meas), p, q, "--sigmas", "3"]) == EXIT_BAD_INPUT  # configs execute code: trust is explicit
     assert "trust_config" in capsys.readouterr().err
-    two = tmp_path / "two"
-    two.mkdir()
-    np.savez(two / "a.npz", y=np.zeros((2, 16, 16), np.float32), mask=np.ones((2, 16, 16), np.float32))
-    assert main(["shift", str(two), p, q, *flags]) == EXIT_BAD_INPUT
-    assert "2-channel" in capsys.readouterr().err
+    for name, y, mask, message in (
+            ("leak", np.ones((1, 16, 16), np.float32), np.zeros((1, 16, 16), np.float32), "non-zero where mask is 0"),
+            ("cplx", np.ones((1, 16, 16), np.complex64), np.ones((1, 16, 16), np.float32), "complex"),
+            ("two", np.zeros((2, 16, 16), np.float32), np.ones((2, 16, 16), np.float32), "2-channel")):
+        folder = tmp_path / name
+        folder.mkdir()
+        np.savez(folder / "a.npz", y=y, mask=mask)
+        assert main(["shift", str(folder), p, q, *flags]) == EXIT_BAD_INPUT
+        assert message in capsys.readouterr().err
+
+
+def test_bundle_prior_of_shipped_bundles():
+    from monai_diffrecon.bundles import bundle_prior
+    from monai_diffrecon.diffusion import DiffusionPrior
+    from monai_diffrecon.errors import InvalidValueError
+
+    p = bundle_prior("mri_multicoil_msm")  # its inference.json takes the sha256 from the metadata (@_meta_#model_sha256)
+    assert isinstance(p, DiffusionPrior) and p.network.in_channels == 2 and not p.network.training
+    with pytest.raises(InvalidValueError, match="no 'prior'"):
+        bundle_prior("mri_multicoil_selfdb")  # a bridge, not an unconditional prior
+    with pytest.raises(InvalidValueError, match="conditional"):
+        bundle_prior("spect_cardiac_diffusion")  # ε-network conditioned on 4 extra channels

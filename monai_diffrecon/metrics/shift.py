@@ -6,7 +6,8 @@ Image domain (the paper's Eq. 4, with Tweedie ``∇log p_σ(x) = (D^p_σ(x) − 
     x_σ = x + σ n.
 
 Measurement domain (Theorem 1): only corrupted samples ``ȳ = P x̄`` of p are available, with a diagonal 0/1 selection
-``P`` drawn per sample (inpainting pixel mask, Cartesian k-space lines after ``V`` = the Fourier transform); noise is
+``P`` drawn per sample (inpainting pixel mask; in the paper also Cartesian k-space lines after ``V`` = the Fourier
+transform, which needs the denoisers wrapped in V — not done here: masks act on the priors' coordinates); noise is
 added where P observes, ``ȳ_σ = ȳ + σ P n``, and the score difference on the observed coordinates is re-weighted by
 ``W = E[P]^{-p}``::
 
@@ -102,9 +103,12 @@ def kl_from_denoisers(denoise_p: Denoiser, denoise_q: Denoiser, samples: torch.T
 
 
 def denoiser_from_prior(prior) -> Denoiser:
-    """``D(x_σ, σ)`` of an ε-prediction :class:`~monai_diffrecon.diffusion.DiffusionPrior` on the VE scale: the
-    continuous t with σ(t) = σ, ``x_t = √ᾱ x_σ``, ``x̂₀ = (x_t − √(1−ᾱ) ε̂)/√ᾱ``. σ beyond the schedule's range is
-    clamped to its ends (the integrand there is ≈ 0 for small σ and bounded for large σ)."""
+    """``D(x_σ, σ) = x_σ − σ ε̂`` of an ε-prediction :class:`~monai_diffrecon.diffusion.DiffusionPrior` on the VE scale:
+    ε̂ at the continuous t with σ(t) = σ and ``x_t = √ᾱ x_σ`` (inside the schedule this is exactly
+    ``x̂₀ = (x_t − √(1−ᾱ) ε̂)/√ᾱ``). Below the schedule's σ_lo (0.01 for the DDPM linear schedule; the paper's grid
+    starts at 0.002) the step is extrapolated by Tweedie's small-σ limit, ε̂(σ) ≈ (σ/σ_lo)·ε̂(σ_lo), i.e.
+    ``D = x − (σ²/σ_lo) ε̂(σ_lo)`` — a clamped σ would make ‖ΔD‖²/σ³ grow like σ_lo²/σ³, a σ·ε̂(σ_lo) step like 1/σ.
+    Above σ_hi the denoiser at σ_hi is used (the integrand there is bounded)."""
     from monai_diffrecon.diffusion.schedule import alpha_bar_at, sigma_of_t, t_of_sigma
 
     ac = prior.scheduler.alphas_cumprod
@@ -115,9 +119,9 @@ def denoiser_from_prior(prior) -> Denoiser:
         s = min(max(float(sigma), lo * (1 + 1e-9)), hi * (1 - 1e-9))
         t = t_of_sigma(ac, s)
         a = float(alpha_bar_at(ac, t))
-        xt = (a**0.5) * x_sigma
-        eps = prior.eps(xt, torch.full((x_sigma.shape[0],), float(t)))
-        return ((xt - (1 - a) ** 0.5 * eps) / a**0.5).to(x_sigma.dtype)
+        eps = prior.eps((a**0.5) * x_sigma, torch.full((x_sigma.shape[0],), float(t)))
+        step = float(sigma) ** 2 / s if float(sigma) < s else s  # Tweedie extrapolation below σ_lo; clamp above σ_hi
+        return (x_sigma - step * eps).to(x_sigma.dtype)
 
     return D
 
@@ -125,7 +129,11 @@ def denoiser_from_prior(prior) -> Denoiser:
 def read_measurements(folder) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Corrupted measurements from a folder of ``*.npz`` files (sorted by name), each holding ``y`` and ``mask`` of one
     equal shape ``(C, H, W)`` (measurement domain), or only ``image`` (clean samples, image domain). Returns
-    ``(samples (N, C, H, W), masks or None)``; every file must be of the same kind and shape."""
+    ``(samples (N, C, H, W), masks or None)``; every file must be of the same kind and shape.
+
+    The selection must act on the priors' own coordinates (pixel masks, inpainting): :func:`kl_from_denoisers` applies
+    the denoisers to ``ȳ`` directly. k-space masks need ``V`` (the Fourier transform) around the denoisers, which this
+    reader does not add — complex data are refused."""
     from pathlib import Path
 
     import numpy as np
@@ -148,11 +156,15 @@ def read_measurements(folder) -> tuple[torch.Tensor, torch.Tensor | None]:
                 raise ShapeError(f"{f}: y {y.shape} and mask {m.shape} differ")
             if not np.isin(m, (0, 1)).all():
                 raise InvalidValueError(f"{f}: mask must be 0/1")
+            if np.any((m == 0) & (y != 0)):
+                raise InvalidValueError(f"{f}: y is non-zero where mask is 0 (unobserved entries must be zero)")
             ms.append(torch.from_numpy(m.astype(np.float32)))
         elif "image" in d:
             y = d["image"]
         else:
             raise InvalidValueError(f"{f}: needs 'y' and 'mask' (measurements) or 'image' (clean samples); has {sorted(d)}")
+        if np.iscomplexobj(y):
+            raise InvalidValueError(f"{f}: complex data (k-space?); give real image-domain measurements (see read_measurements)")
         if y.ndim != 3:
             raise ShapeError(f"{f}: expected (C, H, W), got {y.shape}")
         if not np.isfinite(y).all():

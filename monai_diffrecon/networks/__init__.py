@@ -1,8 +1,8 @@
 """Network factories (MONAI DiffusionModelUNet presets; method-specific networks arrive with their bundles)."""
 
-from monai_diffrecon.networks.dbcr import DBCRNet, dbcr_network
+from monai_diffrecon.networks.dbcr import DBCRNet, StackedDBCR, dbcr_network
 from monai_diffrecon.networks.unet import PRESETS, diffusion_unet
 from monai_diffrecon.networks.unfolding import UnfoldedDenoiser, unfolded_denoiser
 from monai_diffrecon.networks.weights import load_verified, sha256_file
 
-__all__ = ["diffusion_unet", "PRESETS", "load_verified", "sha256_file", "UnfoldedDenoiser", "unfolded_denoiser", "DBCRNet", "dbcr_network"]
+__all__ = ["diffusion_unet", "PRESETS", "load_verified", "sha256_file", "UnfoldedDenoiser", "unfolded_denoiser", "DBCRNet", "StackedDBCR", "dbcr_network"]

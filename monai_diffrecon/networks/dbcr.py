@@ -18,7 +18,7 @@ from torch import nn
 from monai_diffrecon.errors import ShapeError
 from monai_diffrecon.networks.unet import PRESETS
 
-__all__ = ["SAREncoder", "DBCRNet", "dbcr_network"]
+__all__ = ["SAREncoder", "DBCRNet", "StackedDBCR", "dbcr_network"]
 
 
 def _sincos_2d(h: int, w: int, dim: int, device, dtype) -> torch.Tensor:
@@ -82,6 +82,26 @@ class DBCRNet(nn.Module):
                 raise ShapeError(f"DBCRNet: sar must be (B, {self.sar_channels}, H, W) matching x_t, got {None if sar is None else tuple(sar.shape)}")
             context = self.sar_encoder(sar)
         return self.unet(torch.cat([x_t, cloudy], dim=1), timesteps, context=context)
+
+
+class StackedDBCR(nn.Module):
+    """A :class:`DBCRNet` behind MONAI's ``(x, timesteps)`` signature, ``x = concat(x_t, cloudy, sar)`` along channels.
+
+    This is how the conditional-DDPM baseline uses the same two-branch network (same parameters): as the ε-network of
+    a :class:`~monai_diffrecon.diffusion.DiffusionPrior` trained by the plain
+    :class:`~monai_diffrecon.training.DenoisingScoreTrainer` on ``{"image": clear, "cond": concat(cloudy, sar)}`` and
+    sampled from noise with ``cond`` = the measurement. The attribute ``dbcr`` holds the wrapped network.
+    """
+
+    def __init__(self, dbcr: DBCRNet) -> None:
+        super().__init__()
+        self.dbcr = dbcr
+
+    def forward(self, x: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        c, s = self.dbcr.optical_channels, self.dbcr.sar_channels if self.dbcr.use_sar else 0
+        if x.ndim != 4 or x.shape[1] != 2 * c + s:
+            raise ShapeError(f"StackedDBCR: x must be (B, {2 * c + s}, H, W) = x_t, cloudy, SAR, got {tuple(x.shape)}")
+        return self.dbcr(x[:, :c], timesteps, x[:, c:2 * c], x[:, 2 * c:] if s else None)
 
 
 def dbcr_network(optical_channels: int = 4, sar_channels: int = 2, size: str = "small", context_dim: int = 64, use_sar: bool = True) -> DBCRNet:

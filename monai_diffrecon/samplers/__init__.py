@@ -10,7 +10,7 @@ from monai_diffrecon.samplers.consistency import (
     RangeNullSpace,
     TVProx,
 )
-from monai_diffrecon.samplers.diffusion_samplers import DDNM, DPS, DiffPIR, DiffusionSampler, Unconditional
+from monai_diffrecon.samplers.diffusion_samplers import DDNM, DPS, Conditional, DiffPIR, DiffusionSampler, Unconditional
 from monai_diffrecon.samplers.blind_pnpdm import BlindPnPDM
 from monai_diffrecon.samplers.bridge import bridge_times, run_bridge
 from monai_diffrecon.samplers.dbcr import DBCR
@@ -29,6 +29,7 @@ __all__ = [
     "DiffusionLoop",
     "DiffusionSampler",
     "Unconditional",
+    "Conditional",
     "DPS",
     "DDNM",
     "DiffPIR",

@@ -67,7 +67,7 @@ class BlindPnPDM(Sampler):
     def _scale(self, k) -> float:
         """s of the prior domain ``k̃ = 2k/s − 1``: the fixed ``kernel_scale``, or with ``"max"`` the kernel's own peak
         (the domain the project's kernel cohort is stored in: every training kernel has k̃_max = 1)."""
-        return float(k.amax().clamp_min(1e-12)) if self.kernel_scale == "max" else self.kernel_scale
+        return float(k.amax().clamp_min(1e-12)) if self.kernel_scale == "max" else self.kernel_scale  # B = 1 in "max" mode
 
     def _to_prior(self, k):
         return 2.0 * k / self._scale(k) - 1.0
@@ -81,6 +81,8 @@ class BlindPnPDM(Sampler):
     def sample_one(self, y, operator, generator, counter, progress):
         if not isinstance(operator, Blur) or y.ndim != 4:
             raise ShapeError("BlindPnPDM: y (B, C, H, W) and a Blur operator carrying the initial kernel are required")
+        if self.kernel_scale == "max" and y.shape[0] != 1:
+            raise ShapeError(f"BlindPnPDM: kernel_scale='max' takes one image at a time (each kernel's own peak), got a batch of {y.shape[0]}")
         k0 = operator.kernel.to(y.dtype)
         if k0.shape[0] != y.shape[0]:
             k0 = k0.expand(y.shape[0], *k0.shape[1:])

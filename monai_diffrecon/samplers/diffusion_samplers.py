@@ -12,7 +12,7 @@ from monai_diffrecon.samplers.base import Sampler
 from monai_diffrecon.samplers.consistency import ClampX0, ProxConsistency, RangeNullSpace
 from monai_diffrecon.samplers.engine import DiffusionLoop, ddim_noise, diffpir_noise, dps_guidance
 
-__all__ = ["DiffusionSampler", "Unconditional", "DPS", "DDNM", "DiffPIR"]
+__all__ = ["DiffusionSampler", "Unconditional", "Conditional", "DPS", "DDNM", "DiffPIR"]
 
 
 class DiffusionSampler(Sampler):
@@ -82,6 +82,22 @@ class Unconditional(DiffusionSampler):
 
     def init_shape(self, y, operator):
         return self.shape
+
+
+class Conditional(DiffusionSampler):
+    """A conditional DDPM/DDIM: sample ``out_channels`` image channels from noise, the prior conditioned on the
+    measurement itself (``cond = y``; call with ``operator=None``) — e.g. the cloud-removal baseline that starts from
+    noise instead of the cloudy image (:class:`~monai_diffrecon.networks.dbcr.StackedDBCR`)."""
+
+    def __init__(self, prior, out_channels: int, num_steps: int = 50, eta: float = 0.0) -> None:
+        super().__init__(prior, num_steps, (), eta)
+        self.out_channels = int(out_channels)
+
+    def init_shape(self, y, operator):
+        return (y.shape[0], self.out_channels, *y.shape[2:])
+
+    def condition(self, y, operator):
+        return y
 
 
 class DPS(DiffusionSampler):

@@ -19,40 +19,62 @@ __all__ = ["SceneSampler", "BridgeTrainer"]
 
 class SceneSampler:
     """Random mini-batches of co-registered scenes: ``clear (N, C, H, W)``, ``cloudy`` (same), ``sar (N, C_sar, H, W)``;
-    random flips and 90° rotations applied identically to the three."""
+    random flips and 90° rotations applied identically to the three.
 
-    def __init__(self, clear: torch.Tensor, cloudy: torch.Tensor, sar: torch.Tensor, augment: bool = True) -> None:
+    Args:
+        crop: a random ``crop × crop`` window per batch (same window for the three; ``None``: whole scenes).
+        stacked: return ``{"image": clear, "cond": concat(cloudy, sar)}`` instead — the batches the plain
+            :class:`~monai_diffrecon.training.DenoisingScoreTrainer` expects (the conditional-DDPM baseline).
+    """
+
+    def __init__(self, clear: torch.Tensor, cloudy: torch.Tensor, sar: torch.Tensor, augment: bool = True,
+                 crop: int | None = None, stacked: bool = False) -> None:
         if clear.shape != cloudy.shape or sar.shape[0] != clear.shape[0] or sar.shape[-2:] != clear.shape[-2:]:
             raise TrainingError("clear, cloudy and sar must be co-registered (N, C, H, W) tensors")
+        if crop is not None and not 0 < crop <= min(clear.shape[-2:]):
+            raise TrainingError(f"crop: must be in (0, {min(clear.shape[-2:])}], got {crop}")
         self.clear, self.cloudy, self.sar, self.augment = clear.float(), cloudy.float(), sar.float(), augment
+        self.crop, self.stacked = crop, stacked
 
     def __call__(self, generator: torch.Generator, batch_size: int) -> dict:
         idx = torch.randint(self.clear.shape[0], (batch_size,), generator=generator)
         out = {"clear": self.clear[idx], "cloudy": self.cloudy[idx], "sar": self.sar[idx]}
+        if self.crop is not None:
+            H, W = self.clear.shape[-2:]
+            i0 = int(torch.randint(H - self.crop + 1, (1,), generator=generator))
+            j0 = int(torch.randint(W - self.crop + 1, (1,), generator=generator))
+            out = {k: v[..., i0:i0 + self.crop, j0:j0 + self.crop] for k, v in out.items()}
         if self.augment:
             k = int(torch.randint(4, (1,), generator=generator))
             flip = bool(torch.rand((), generator=generator) < 0.5)
             for key in out:
                 v = torch.rot90(out[key], k, dims=(-2, -1))
                 out[key] = v.flip(-1) if flip else v
+        if self.stacked:
+            return {"image": out["clear"], "cond": torch.cat([out["cloudy"], out["sar"]], dim=1)}
         return out
 
 
 class BridgeTrainer(DenoisingScoreTrainer):
     """:class:`~monai_diffrecon.training.DenoisingScoreTrainer` with the DB-CR bridge loss (module doc); the network is a
-    :class:`~monai_diffrecon.networks.dbcr.DBCRNet` (``use_sar=False``: the ablation without SAR)."""
+    :class:`~monai_diffrecon.networks.dbcr.DBCRNet` (``use_sar=False``: the ablation without SAR).
 
-    def __init__(self, *args, sigma_max: float = 0.05, **kwargs) -> None:
+    ``regression=True`` trains the non-diffusion baseline with the same network: t ≡ 1, so x_t is the cloudy image and
+    the loss is plain ``‖f_θ(cloudy, cloudy, sar) − clear‖²`` (sampled with one :class:`~monai_diffrecon.samplers.DBCR`
+    step, which evaluates exactly that).
+    """
+
+    def __init__(self, *args, sigma_max: float = 0.05, regression: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if sigma_max < 0:
             raise TrainingError(f"sigma_max: must be ≥ 0, got {sigma_max}")
-        self.sigma_max = float(sigma_max)
+        self.sigma_max, self.regression = float(sigma_max), bool(regression)
 
     def loss(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
         g, dev = generator, self.device
         clear, cloudy, sar = batch["clear"], batch["cloudy"], batch["sar"]
         B = clear.shape[0]
-        t = torch.rand(B, generator=g)
+        t = torch.ones(B) if self.regression else torch.rand(B, generator=g)
         n = torch.randn(clear.shape, generator=g)
         x_t = bridge_state(clear, cloudy, t, self.sigma_max, n).to(dev)
         net = self.network

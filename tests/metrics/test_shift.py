@@ -74,6 +74,22 @@ def test_denoiser_from_prior_matches_gaussian_tweedie():
         assert torch.allclose(D_p(z, sigma), gauss(0.3, 0.8)(z, sigma), atol=2e-3)
 
 
+def test_denoiser_below_the_schedule_keeps_the_true_sigma():
+    """Below the schedule's σ_min (0.01) ε̂ comes from σ_min but the step is σ ε̂, so D → x as σ → 0 (a clamped σ in
+    the step made ‖ΔD‖²/σ³ blow up like σ_min²/σ³ on the paper's grid, which starts at 0.002)."""
+    from monai_diffrecon.samplers.testing import gaussian_prior
+
+    D = denoiser_from_prior(gaussian_prior(0.3, 0.8))
+    z = torch.randn(2, 1, 4, 4, dtype=torch.float64)
+    assert torch.allclose(D(z, 0.002), gauss(0.3, 0.8)(z, 0.002), atol=1e-6)
+    # the integrand ‖ΔD‖²/σ³ below σ_lo matches the exact Gaussian one (it vanishes like σ instead of growing)
+    Dq = denoiser_from_prior(gaussian_prior(0.0, 0.8))
+    for sigma in (0.002, 0.005):
+        ours = float(((D(z, sigma) - Dq(z, sigma)) ** 2).sum()) / sigma**3
+        exact = float(((gauss(0.3, 0.8)(z, sigma) - gauss(0.0, 0.8)(z, sigma)) ** 2).sum()) / sigma**3
+        assert ours == pytest.approx(exact, rel=0.05)
+
+
 def test_default_grid_and_bad_input(pair):
     s = default_sigmas()
     assert s.numel() == 40 and s[0] == pytest.approx(0.002) and s[-1] == pytest.approx(0.002 + 39 * (80 - 0.002) / 99)

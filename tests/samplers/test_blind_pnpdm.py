@@ -5,6 +5,7 @@ PnP-DM's with the true kernel (same prior, same annealing)."""
 import pytest
 import torch
 
+from monai_diffrecon.errors import ShapeError
 from monai_diffrecon.diffusion import DiffusionPrior, GaussianEpsilon, make_scheduler
 from monai_diffrecon.physics import Blur, gaussian_kernel
 from monai_diffrecon.samplers import PnPDM
@@ -46,3 +47,12 @@ def test_kernel_threshold_drops_the_small_positive_background():
     cut = BlindPnPDM(prior, prior, (64, 64), "max", kernel_threshold=0.05)._from_prior(kt)
     assert float(plain[0, 0, 32, 31:34].sum()) < 0.1  # the path keeps < 10 % of the mass without the threshold
     assert abs(float(cut[0, 0, 32, 31:34].sum()) - 1) < 1e-6 and float(cut.sum()) == pytest.approx(1.0)
+
+
+def test_max_mode_refuses_a_batch():
+    sch = make_scheduler()
+    prior = DiffusionPrior(GaussianEpsilon(sch.alphas_cumprod, 0.0, 0.5), sch)
+    y = torch.zeros(2, 1, 16, 16)
+    with pytest.raises(ShapeError, match="one image at a time"):
+        BlindPnPDM(prior, prior, (8, 8), "max", num_iters=1, burn_in=0)(y, Blur(gaussian_kernel(1.0, 8)[None, None]),
+                                                                         generator=torch.Generator().manual_seed(0), progress=False)

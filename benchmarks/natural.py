@@ -45,6 +45,7 @@ from monai_diffrecon.networks import diffusion_unet, load_verified
 from monai_diffrecon.physics import Blur, gaussian_kernel
 from monai_diffrecon.samplers import PnPDM
 from monai_diffrecon.samplers.blind_pnpdm import BlindPnPDM
+from monai_diffrecon.workflows.natural import kernel_rmse
 
 from _shards import sharded_command  # noqa: E402 (sibling script module)
 
@@ -111,14 +112,6 @@ def richardson_lucy(y: torch.Tensor, k: torch.Tensor, iters: int = 30) -> torch.
     for _ in range(iters):
         x = x * A.adjoint(y.clamp_min(0) / A(x).clamp_min(1e-6))
     return x[0, 0]
-
-
-def kernel_rmse(est: torch.Tensor, truth: torch.Tensor, max_shift: int = 8) -> float:
-    best = float("inf")
-    for dy in range(-max_shift, max_shift + 1):
-        for dx in range(-max_shift, max_shift + 1):
-            best = min(best, float((torch.roll(est, (dy, dx), (0, 1)) - truth).pow(2).mean().sqrt()))
-    return best
 
 
 def metrics(x: torch.Tensor, truth: torch.Tensor) -> dict:

@@ -2,9 +2,9 @@
 Diff-Unfolding deblurring model): PNG in → PNG out.
 
 A case is a folder (as written by ``diffrecon simulate natural``) holding ``blurred.png`` (the measurement; 8- or
-16-bit grey), optionally ``kernel.npy`` (the blur kernel, sum 1; the *initial* kernel for blind methods, the known
-kernel otherwise) and ``truth.png`` (used only for metrics). Without ``kernel.npy`` the workflow's ``kernel_size`` and
-``init_kernel_sigma`` give a Gaussian start (blind) or the error says a kernel is needed (non-blind). Images are mapped
+16-bit grey), optionally ``kernel.npy`` (the blur kernel, sum 1: the known kernel for non-blind methods, a reference
+for blind ones, which never start from it), ``init_kernel.npy`` (a blind method's start; default a Gaussian of the
+workflow's ``kernel_size`` and ``init_kernel_sigma``) and ``truth.png`` (used only for metrics). Images are mapped
 to the priors' range [−1, 1] and back. Output per case, through one staged folder: ``restored.png``, ``std.png`` (with
 ``num_samples > 1``), ``kernel.png`` + ``kernel.npy`` (blind methods: ``SamplerOutput.extras["kernel"]``),
 ``comparison.png`` (blurred / restored / truth / kernel) and ``metrics.json`` (PSNR/SSIM against ``truth.png``).
@@ -63,11 +63,29 @@ def natural_datalist(input_dir: str | Path) -> list[dict]:
     return [{"case": str(c)} for c in cases]
 
 
+def _read_kernel(path: Path) -> torch.Tensor:
+    k = torch.from_numpy(np.load(path, allow_pickle=False)).float()
+    if k.ndim != 2 or not bool(torch.isfinite(k).all()) or float(k.sum()) <= 0 or float(k.min()) < 0:
+        raise InvalidValueError(f"{path}: a kernel must be a non-negative finite 2D array with a positive sum")
+    return k / k.sum()
+
+
+def kernel_rmse(est: torch.Tensor, truth: torch.Tensor, max_shift: int = 8) -> float:
+    """RMSE between two kernels (both summing to 1) after the integer shift (|shift| ≤ ``max_shift``) that aligns them
+    best: a blind method recovers the kernel only up to a translation of the image."""
+    best = float("inf")
+    for dy in range(-max_shift, max_shift + 1):
+        for dx in range(-max_shift, max_shift + 1):
+            best = min(best, float((torch.roll(est, (dy, dx), (0, 1)) - truth).pow(2).mean().sqrt()))
+    return best
+
+
 class NaturalRestoration(CaseWorkflow):
     """Args:
         dataset: items ``{"case": folder}`` (:func:`natural_datalist`). sampler: called as ``sampler(y, Blur(k), …)``.
-        blind: the sampler estimates the kernel (returns ``extras["kernel"]``); ``kernel.npy`` is only its start.
-        kernel_size, init_kernel_sigma: the Gaussian start kernel when a blind case has no ``kernel.npy``.
+        blind: the sampler estimates the kernel (returns ``extras["kernel"]``). It starts from ``init_kernel.npy`` if
+            the case has one, else from a Gaussian (``kernel_size``, ``init_kernel_sigma``); a ``kernel.npy`` in a blind
+            case is the reference kernel, used only for ``kernel_rmse`` in ``metrics.json`` and the comparison picture.
     """
 
     def __init__(self, dataset, output_dir, sampler, num_samples: int = 1, seed: int = 0, blind: bool = False, kernel_size: int = 64,
@@ -83,14 +101,13 @@ class NaturalRestoration(CaseWorkflow):
         t0 = time.perf_counter()
         case = Path(item["case"])
         y = read_png(case / "blurred.png")
-        kfile = case / "kernel.npy"
-        if kfile.is_file():
-            k = torch.from_numpy(np.load(kfile, allow_pickle=False)).float()
-            if k.ndim != 2 or not bool(torch.isfinite(k).all()) or float(k.sum()) <= 0 or float(k.min()) < 0:
-                raise InvalidValueError(f"{kfile}: a kernel must be a non-negative finite 2D array with a positive sum")
-            k = k / k.sum()
-        elif self.blind:
-            k = gaussian_kernel(self.init_kernel_sigma, self.kernel_size)
+        kfile, ref = case / "kernel.npy", None
+        if self.blind:  # kernel.npy, if present, is the reference only (a blind method must never start from it)
+            ref = _read_kernel(kfile) if kfile.is_file() else None
+            kfile = case / "init_kernel.npy"
+            k = _read_kernel(kfile) if kfile.is_file() else gaussian_kernel(self.init_kernel_sigma, self.kernel_size)
+        elif kfile.is_file():
+            k = _read_kernel(kfile)
         else:
             raise InvalidValueError(f"{case}: non-blind restoration needs the blur kernel (kernel.npy)")
         if k.shape[-1] > y.shape[-1] or k.shape[-2] > y.shape[-2]:
@@ -100,6 +117,9 @@ class NaturalRestoration(CaseWorkflow):
         restored = ((out.mean + 1) / 2).clamp(0, 1)[0, 0]
         res = {"blurred": y[0, 0], "restored": restored, "std": out.std[0, 0] / 2, "kernel": out.extras.get("kernel", k[None, None])[0, 0]}
         metrics = {"case": case.name, "seconds": round(time.perf_counter() - t0, 2), "nfe": out.nfe, "num_samples": self.num_samples}
+        if ref is not None and ref.shape == res["kernel"].shape:
+            res["kernel_true"] = ref
+            metrics["kernel_rmse"] = kernel_rmse(res["kernel"].double(), ref.double())
         if (case / "truth.png").is_file():
             from monai.metrics import PSNRMetric, SSIMMetric
 
@@ -127,6 +147,8 @@ class NaturalRestoration(CaseWorkflow):
             if "truth" in results:
                 panels.append(("truth", results["truth"].numpy(), "gray"))
             panels.append(("kernel (estimated)" if self.blind else "kernel", k.numpy(), "magma"))
+            if "kernel_true" in results:
+                panels.append(("kernel (true)", results["kernel_true"].numpy(), "magma"))
             title = f"{self.method}: NFE {metrics['nfe']}, {metrics['seconds']} s"
             if "ours_psnr" in metrics:
                 title += f" — PSNR {metrics['ours_psnr']:.2f} dB (blurred {metrics['blurred_psnr']:.2f})"

@@ -48,16 +48,39 @@ def test_non_blind_writes_png_and_metrics(cases, tmp_path):
     assert json.loads((out / "summary.json").read_text())["n_cases"] == 2
 
 
-def test_blind_writes_the_estimated_kernel(cases, tmp_path):
+class _Recorder:
+    """Wraps a sampler and records the operator's kernel each call starts from."""
+
+    def __init__(self, sampler):
+        self.sampler, self.starts = sampler, []
+
+    def __call__(self, y, operator, **kw):
+        self.starts.append(operator.kernel[0, 0].clone())
+        return self.sampler(y, operator, **kw)
+
+
+def test_blind_starts_from_init_kernel_or_a_gaussian_never_from_the_reference(cases, tmp_path):
     sch = make_scheduler()
     kprior = DiffusionPrior(GaussianEpsilon(sch.alphas_cumprod, 0.0, 0.5), sch)
-    smp = BlindPnPDM(_prior(), kprior, kernel_size=(9, 9), kernel_scale=0.1, num_iters=4, burn_in=1, prior_steps=4)
-    (cases / "image_1" / "kernel.npy").unlink()  # no start kernel: a Gaussian of init_kernel_sigma
+    smp = _Recorder(BlindPnPDM(_prior(), kprior, kernel_size=(9, 9), kernel_scale=0.1, num_iters=4, burn_in=1, prior_steps=4))
+    start = gaussian_kernel(2.0, 9)
+    np.save(cases / "image_0" / "init_kernel.npy", start.numpy())  # case 0: explicit start; case 1: the default Gaussian
+    (cases / "image_1" / "kernel.npy").unlink()
     out = tmp_path / "out"
-    NaturalRestoration(natural_datalist(cases), out, smp, blind=True, kernel_size=9, progress=False).run()
+    m = NaturalRestoration(natural_datalist(cases), out, smp, blind=True, kernel_size=9, init_kernel_sigma=1.0, progress=False).run()
+    assert torch.allclose(smp.starts[0], start / start.sum()) and torch.allclose(smp.starts[1], gaussian_kernel(1.0, 9))
+    assert not torch.allclose(smp.starts[0], gaussian_kernel(1.2, 9))  # the reference kernel.npy is not the start
+    assert "kernel_rmse" in m[0] and "kernel_rmse" not in m[1]  # the reference only scores the estimate
     for c in ("case_000", "case_001"):
         k = np.load(out / c / "kernel.npy")
         assert k.shape == (9, 9) and abs(k.sum() - 1) < 1e-5 and (out / c / "kernel.png").is_file()
+
+
+def test_kernel_rmse_is_shift_invariant():
+    from monai_diffrecon.workflows.natural import kernel_rmse
+
+    k = gaussian_kernel((2.0, 1.0), 15, dtype=torch.float64)
+    assert kernel_rmse(torch.roll(k, (3, -2), (0, 1)), k) < 1e-15 < kernel_rmse(gaussian_kernel(1.0, 15, dtype=torch.float64), k)
 
 
 @pytest.mark.parametrize("corruption, match", [("no_kernel", "needs the blur kernel"), ("bad_kernel", "non-negative finite"),
@@ -77,3 +100,39 @@ def test_bad_input_is_a_typed_error_and_nothing_is_written(corruption, match, ca
     with pytest.raises(InvalidValueError, match=match):
         NaturalRestoration(natural_datalist(cases), tmp_path / "o", smp, progress=False).run()
     assert not (tmp_path / "o" / "case_000").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_prior_weights(tmp_path_factory):
+    from monai_diffrecon.networks import diffusion_unet
+    from monai_diffrecon.networks.weights import sha256_file
+
+    torch.manual_seed(0)
+    p = tmp_path_factory.mktemp("w") / "tiny.pt"
+    torch.save(diffusion_unet(2, 1, size="tiny").state_dict(), p)
+    return str(p), sha256_file(p)
+
+
+def test_blind_deblur_bundle_config_workflow(cases, tiny_prior_weights, tmp_path):
+    """``bundles/natural_blind_deblur`` through MONAI's ConfigWorkflow: 2 Gibbs iterations, 2-step prior steps."""
+    from monai_diffrecon.bundles import run_bundle
+
+    path, sha = tiny_prior_weights
+    for f in cases.glob("*/kernel.npy"):  # the 9x9 reference kernels do not match the 8x8 support here
+        f.unlink()
+    out = tmp_path / "out"
+    m = run_bundle("natural_blind_deblur", input_dir=str(cases), output_dir=str(out), model_path=path, model_sha256=sha,
+                   kernel_model_path=path, kernel_model_sha256=sha, kernel_size=8, num_iters=2, burn_in=1, num_steps=2, progress=False,
+                   **{"network_def#size": "tiny", "kernel_network_def#size": "tiny"})
+    assert len(m) == 2 and all(np.isfinite(r["ours_psnr"]) for r in m)
+    k = np.load(out / "case_000" / "kernel.npy")
+    assert k.shape == (8, 8) and abs(k.sum() - 1) < 1e-5 and (out / "case_000" / "restored.png").is_file()
+
+
+@pytest.mark.parametrize("config", ["train", "train_kernel"])
+def test_blind_deblur_bundle_trains_one_iteration(config, tmp_path):
+    from monai_diffrecon.bundles import run_bundle
+
+    run_bundle("natural_blind_deblur", config, output_dir=str(tmp_path), max_iterations=1, n_patches=4, n_kernels=4, size=32,
+               batch_size=2, progress=False, **{"network_def#size": "tiny"})
+    assert (tmp_path / "model.pt").is_file() and (tmp_path / "checkpoint.pt").is_file()

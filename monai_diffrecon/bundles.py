@@ -20,7 +20,7 @@ __all__ = ["BUNDLES_DIR", "bundle_path", "run_bundle", "bundle_prior", "list_bun
 
 BUNDLES_DIR = Path(__file__).resolve().parent.parent / "bundles"
 # model-zoo convention: these configs only override their base (``--config_file "['inference.json','evaluate.json']"``)
-OVERLAYS = {"evaluate": "inference", "multi_gpu_train": "train", "multi_gpu_evaluate": "inference", "train_kernel": "train"}
+OVERLAYS = {"evaluate": "inference", "multi_gpu_train": "train", "multi_gpu_evaluate": "inference", "train_kernel": "train", "score_pnp": "inference"}
 
 
 def list_bundles() -> list[str]:
@@ -65,7 +65,7 @@ def run_bundle(name_or_path: str | Path, config: str = "inference", trust_config
     for cfg in files:
         if not cfg.is_file():
             raise InvalidValueError(f"{cfg}: no such config")
-    wf_type = "infer" if config in ("inference", "evaluate") else ("train" if "train" in config else None)
+    wf_type = "infer" if "inference" in (config, OVERLAYS.get(config)) else ("train" if "train" in config else None)
     wf = ConfigWorkflow(config_file=[str(f) for f in files], meta_file=str(root / "configs" / "metadata.json"), workflow_type=wf_type,
                         logging_file=logging_file, bundle_root=str(root), **{k.replace(".", "#"): v for k, v in overrides.items()})
     with _typed_errors():

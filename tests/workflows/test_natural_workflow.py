@@ -136,3 +136,22 @@ def test_blind_deblur_bundle_trains_one_iteration(config, tmp_path):
     run_bundle("natural_blind_deblur", config, output_dir=str(tmp_path), max_iterations=1, n_patches=4, n_kernels=4, size=32,
                batch_size=2, progress=False, **{"network_def#size": "tiny"})
     assert (tmp_path / "model.pt").is_file() and (tmp_path / "checkpoint.pt").is_file()
+
+
+def test_score_pnp_demo_config_runs_non_blind_with_the_image_prior(cases, tiny_prior_weights, tmp_path):
+    """``configs/score_pnp.json`` over ``inference.json``: ScorePnP (DPIR) with the bundle's image prior and the known
+    kernel (``kernel.npy``), through MONAI's ConfigWorkflow."""
+    from monai_diffrecon.bundles import run_bundle
+
+    path, sha = tiny_prior_weights
+    out = tmp_path / "out"
+    m = run_bundle("natural_blind_deblur", "score_pnp", input_dir=str(cases), output_dir=str(out), model_path=path, model_sha256=sha,
+                   kernel_model_path=path, kernel_model_sha256=sha, score_pnp_iters=3, progress=False,
+                   **{"network_def#size": "tiny", "kernel_network_def#size": "tiny"})
+    assert len(m) == 2 and all(r["nfe"] == 3 and np.isfinite(r["ours_psnr"]) for r in m)
+    assert not (out / "case_000" / "kernel.npy").exists()  # non-blind: no kernel estimate written
+    with pytest.raises(InvalidValueError, match="needs the blur kernel"):
+        (cases / "image_0" / "kernel.npy").unlink()
+        run_bundle("natural_blind_deblur", "score_pnp", input_dir=str(cases), output_dir=str(tmp_path / "o2"), model_path=path,
+                   model_sha256=sha, kernel_model_path=path, kernel_model_sha256=sha, score_pnp_iters=2, progress=False,
+                   **{"network_def#size": "tiny", "kernel_network_def#size": "tiny"})

@@ -87,10 +87,12 @@ class Unconditional(DiffusionSampler):
 class Conditional(DiffusionSampler):
     """A conditional DDPM/DDIM: sample ``out_channels`` image channels from noise, the prior conditioned on the
     measurement itself (``cond = y``; call with ``operator=None``) — e.g. the cloud-removal baseline that starts from
-    noise instead of the cloudy image (:class:`~monai_diffrecon.networks.dbcr.StackedDBCR`)."""
+    noise instead of the cloudy image (:class:`~monai_diffrecon.networks.dbcr.StackedDBCR`). ``clip=(lo, hi)`` clamps
+    x̂₀ to the data range at every step (DDPM's ``clip_denoised``): at t ≈ T the estimate divides ε̂'s error by
+    √ᾱ_T ≈ 0.006, and an unclipped deterministic DDIM carries that to the end."""
 
-    def __init__(self, prior, out_channels: int, num_steps: int = 50, eta: float = 0.0) -> None:
-        super().__init__(prior, num_steps, (), eta)
+    def __init__(self, prior, out_channels: int, num_steps: int = 50, eta: float = 0.0, clip: tuple[float, float] | None = None) -> None:
+        super().__init__(prior, num_steps, [ClampX0(*clip)] if clip is not None else (), eta)
         self.out_channels = int(out_channels)
 
     def init_shape(self, y, operator):

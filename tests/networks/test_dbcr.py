@@ -134,3 +134,6 @@ def test_conditional_ddpm_from_noise_runs_and_trains_with_the_plain_dsm_trainer(
     with torch.no_grad():
         out = Conditional(DiffusionPrior(net.eval(), make_scheduler()), 4, num_steps=3)(y, None, generator=torch.Generator().manual_seed(0), progress=False)
     assert out.nfe == 3 and out.mean.shape == (1, 4, N, N)
+    with torch.no_grad():  # clip: x̂₀ clamped to the data range at every step, so the result is in it too
+        out = Conditional(DiffusionPrior(net, make_scheduler()), 4, num_steps=3, clip=(0.0, 1.0))(y, None, generator=torch.Generator().manual_seed(0), progress=False)
+    assert float(out.mean.min()) >= 0 and float(out.mean.max()) <= 1

@@ -22,8 +22,7 @@ class GaussianDenoiserTrainer(DenoisingScoreTrainer):
     def __init__(self, network, scheduler=None, *args, sigma_max: float = 0.5, **kwargs) -> None:
         if sigma_max <= 0:
             raise TrainingError(f"sigma_max: must be > 0, got {sigma_max}")
-        sch = scheduler if scheduler is not None else type("NoSchedule", (), {"alphas_cumprod": torch.ones(1)})()
-        super().__init__(network, sch, *args, **kwargs)
+        super().__init__(network, scheduler, *args, **kwargs)
         self.sigma_max = float(sigma_max)
 
     def loss(self, batch: dict, generator: torch.Generator) -> torch.Tensor:

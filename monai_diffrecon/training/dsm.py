@@ -86,7 +86,8 @@ class DenoisingScoreTrainer:
 
     Args:
         network: ε-network with MONAI's ``(x, timesteps)`` signature.
-        scheduler: MONAI scheduler (for ᾱ_t and the number of training steps).
+        scheduler: MONAI scheduler (for ᾱ_t and the number of training steps); ``None`` for subclasses that train no
+            diffusion model (:class:`~monai_diffrecon.training.GaussianDenoiserTrainer`, ``AutoencoderTrainer``).
         sampler: ``sampler(generator, batch_size) → {"image": x₀, "cond": c | None}`` (e.g. :class:`TensorSampler`,
             or a simulator drawing fresh data each step).
         out_dir: where ``checkpoint.pt``, ``model.pt`` (EMA weights) and ``loss.png`` go.
@@ -114,7 +115,8 @@ class DenoisingScoreTrainer:
         self.losses: list[float] = []
         self.interrupted = False
         self._stop = False
-        self.alphas_cumprod = torch.as_tensor(scheduler.alphas_cumprod, dtype=torch.float32)
+        # trainers of non-diffusion networks (denoisers, autoencoders) pass scheduler=None
+        self.alphas_cumprod = torch.as_tensor(scheduler.alphas_cumprod, dtype=torch.float32) if scheduler is not None else torch.ones(1)
 
     # ------------------------------------------------------------------ plumbing
     @staticmethod

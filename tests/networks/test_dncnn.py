@@ -49,3 +49,23 @@ def test_score_pnp_runs_with_the_classical_denoiser(algorithm):
     y = op(torch.rand(1, 1, 16, 16))
     out = ScorePnP(DnCNN(1, 3, 4).eval(), algorithm, num_iters=3, sigma_y=0.02)(y, op, generator=torch.Generator(), progress=False)
     assert out.mean.shape == y.shape and out.nfe == 3 and bool(torch.isfinite(out.mean).all())
+
+
+def test_autoencoder_trainer_reduces_reconstruction_error(tmp_path):
+    from monai.networks.nets import AutoencoderKL
+
+    from monai_diffrecon.training import AutoencoderTrainer
+    from monai_diffrecon.training.autoencoder import kl_divergence
+
+    assert float(kl_divergence(torch.zeros(2, 3, 4, 4), torch.ones(2, 3, 4, 4))) == 0.0
+    g = torch.Generator().manual_seed(0)
+    imgs = torch.nn.functional.avg_pool2d(torch.rand(32, 1, 16, 16, generator=g), 3, 1, 1) * 2 - 1
+    torch.manual_seed(0)
+    ae = AutoencoderKL(spatial_dims=2, in_channels=1, out_channels=1, channels=(8, 8), latent_channels=2, num_res_blocks=1,
+                       norm_num_groups=4, attention_levels=(False, False), with_encoder_nonlocal_attn=False, with_decoder_nonlocal_attn=False)
+    tr = AutoencoderTrainer(ae, None, TensorSampler(imgs), tmp_path,
+                            DSMConfig(max_iterations=60, batch_size=8, lr=3e-3, warmup=5, checkpoint_every=1000), progress=False)
+    tr.run()
+    assert sum(tr.losses[-5:]) / 5 < 0.6 * sum(tr.losses[:5]) / 5 and (tmp_path / "model.pt").is_file()
+    with pytest.raises(TrainingError):
+        AutoencoderTrainer(ae, None, TensorSampler(imgs), tmp_path, kl_weight=-1.0)

@@ -3,6 +3,7 @@ and satellite cohort builders, so an interrupted build never leaves a truncated 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -11,10 +12,12 @@ __all__ = ["save_cohort", "cached"]
 
 
 def save_cohort(data: dict, out_path: str | Path) -> Path:
-    """Write ``data`` to ``out_path`` atomically (parents created); returns the path."""
+    """Write ``data`` to ``out_path`` atomically (parents created); returns the path. The temporary file is unique to
+    the process: DDP ranks (``torchrun``) build the same cohort at the same path at once, and with a shared temporary
+    name one rank renamed the file another was still writing."""
     p = Path(out_path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(".tmp")
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
     torch.save(data, tmp)
     tmp.replace(p)
     return p

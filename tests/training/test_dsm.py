@@ -120,3 +120,25 @@ def test_ema_warm_up_forgets_the_initial_weights(tmp_path):
     tr.run()
     for e, p, p0 in zip(tr.ema.parameters(), tr.network.parameters(), theta0):
         assert torch.allclose(e, 0.9 * p.detach() + 0.1 * p0, atol=1e-6)
+
+
+def _save_many(path, n):
+    from monai_diffrecon.training.cohort_io import save_cohort
+
+    for i in range(n):
+        save_cohort({"x": torch.full((200_000,), float(i))}, path)
+
+
+def test_save_cohort_from_concurrent_processes_never_collides(tmp_path):
+    """DDP ranks build the same cohort at the same path at once (the torchrun bundle test failed on a shared temp name)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_save_many, args=(tmp_path / "c.pt", 15)) for _ in range(3)]
+    for pr in procs:
+        pr.start()
+    for pr in procs:
+        pr.join(60)
+    assert all(pr.exitcode == 0 for pr in procs)
+    assert torch.load(tmp_path / "c.pt", weights_only=True)["x"].shape == (200_000,)
+    assert not list(tmp_path.glob("*.tmp"))

@@ -122,23 +122,15 @@ def test_ema_warm_up_forgets_the_initial_weights(tmp_path):
         assert torch.allclose(e, 0.9 * p.detach() + 0.1 * p0, atol=1e-6)
 
 
-def _save_many(path, n):
-    from monai_diffrecon.training.cohort_io import save_cohort
-
-    for i in range(n):
-        save_cohort({"x": torch.full((200_000,), float(i))}, path)
-
-
 def test_save_cohort_from_concurrent_processes_never_collides(tmp_path):
-    """DDP ranks build the same cohort at the same path at once (the torchrun bundle test failed on a shared temp name)."""
-    import multiprocessing as mp
-
-    ctx = mp.get_context("fork")
-    procs = [ctx.Process(target=_save_many, args=(tmp_path / "c.pt", 15)) for _ in range(3)]
-    for pr in procs:
-        pr.start()
-    for pr in procs:
-        pr.join(60)
-    assert all(pr.exitcode == 0 for pr in procs)
+    """DDP ranks build the same cohort at the same path at once (the torchrun bundle test failed on a shared temp name).
+    Separate interpreters (not fork: forking a process whose OpenMP pool is running can hang)."""
+    code = ("import sys, time, torch\nfrom monai_diffrecon.training.cohort_io import save_cohort\n"
+            "start = float(sys.argv[2])\ntime.sleep(max(0.0, start - time.time()))\n"  # all three save during the same second
+            "while time.time() < start + 1.0:\n    save_cohort({'x': torch.zeros(200_000)}, sys.argv[1])\n")
+    start = str(time.time() + 8.0)
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "c.pt"), start], stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    errors = [pr.communicate(timeout=120)[1] for pr in procs]
+    assert all(pr.returncode == 0 for pr in procs), errors
     assert torch.load(tmp_path / "c.pt", weights_only=True)["x"].shape == (200_000,)
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))

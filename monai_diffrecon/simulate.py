@@ -6,7 +6,8 @@ Every simulator writes through a staged folder (complete or absent) and only use
   (:func:`~monai_diffrecon.workflows.spect.simulated_studies`, held-out seeds 30 000+);
 * ``mri`` — fastMRI-style HDF5 files of held-out MNI152-based slices, 8 coils, R = 4 with ``reconstruction_rss``
   (:func:`~monai_diffrecon.workflows.mri.simulated_kspace_files`, seeds 60 000+);
-* ``natural`` — held-out scikit-image photographs (never used for training) blurred by a camera-shake kernel plus
+* ``natural`` — held-out scikit-image photographs (never used for training; central square at 128², the size the
+  bundles are evaluated at — a diffusion prior step at 512² costs ≈ 100× more on a CPU) blurred by a camera-shake kernel plus
   noise: ``blurred.png``, ``truth.png``, ``kernel.png``/``kernel.npy`` per image;
 * ``satellite`` — simulated scenes: ``cloudy.tif`` (4 bands, DN), ``sar.tif`` (VV, VH in dB), ``clear.tif``
   (reference) and ``preview.png`` per scene.
@@ -27,7 +28,7 @@ __all__ = ["SIMULATORS", "simulate"]
 SIMULATORS = ("spect", "mri", "natural", "satellite")
 
 
-def _natural(out: Path, n: int, seed: int, sigma: float = 0.02) -> list[Path]:
+def _natural(out: Path, n: int, seed: int, sigma: float = 0.02, size: int = 128) -> list[Path]:
     from monai_diffrecon.data.natural import SKIMAGE_TEST, load_skimage, motion_blur_kernel
     from monai_diffrecon.physics import Blur
     from monai_diffrecon.workflows.natural import write_png
@@ -37,6 +38,9 @@ def _natural(out: Path, n: int, seed: int, sigma: float = 0.02) -> list[Path]:
         name = SKIMAGE_TEST[i % len(SKIMAGE_TEST)]
         g = torch.Generator().manual_seed(seed + i)
         x = load_skimage(name)[None]
+        side = min(x.shape[-2:])  # the central square, area-resampled to `size` (as benchmarks/natural.py evaluates)
+        top, left = (x.shape[-2] - side) // 2, (x.shape[-1] - side) // 2
+        x = torch.nn.functional.interpolate(x[..., top:top + side, left:left + side], size=(size, size), mode="area").clamp(0, 1)
         k = motion_blur_kernel(64, 0.5, g)
         y = Blur(k)(x) + sigma * torch.randn(x.shape, generator=g)
         d = out / f"image_{i:03d}_{name}"

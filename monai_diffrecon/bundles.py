@@ -116,16 +116,19 @@ def describe_bundle(name_or_path: str | Path) -> dict:
 def net_forward_args(meta: dict) -> dict:
     """Extra arguments of the bundle network's forward for ``verify_net_in_out``: the diffusion ``timesteps``, and for
     networks with the operator inside (metadata input ``"measurement"``, Diff-Unfolding) a measurement ``y`` and the
-    multi-coil operator ``A`` it came from; any further image input (DB-CR's ``cloudy`` and ``sar``) as random data."""
+    operator ``A`` it came from (a blur when the measurement's format is ``"magnitude"``, else multi-coil MRI); any further image input (DB-CR's ``cloudy`` and ``sar``) as random data."""
     import torch
 
     extra = {"timesteps": torch.tensor([10])}
     inputs = meta["network_data_format"]["inputs"]
     if "measurement" in inputs:
-        from monai_diffrecon.physics import ChannelsToComplex, MultiCoilMRI, birdcage_maps
+        from monai_diffrecon.physics import Blur, ChannelsToComplex, MultiCoilMRI, birdcage_maps, gaussian_kernel
 
         shape = tuple(inputs["image"]["spatial_shape"])
-        A = MultiCoilMRI(birdcage_maps(inputs["measurement"]["num_channels"], shape), torch.ones(1, 1, 1, shape[-1])) @ ChannelsToComplex()
+        if inputs["measurement"].get("format") == "magnitude":  # a blurred image (the deblurring model)
+            A = Blur(gaussian_kernel(1.5, 9))
+        else:  # multi-coil k-space
+            A = MultiCoilMRI(birdcage_maps(inputs["measurement"]["num_channels"], shape), torch.ones(1, 1, 1, shape[-1])) @ ChannelsToComplex()
         extra.update(y=A(torch.rand(1, inputs["image"]["num_channels"], *shape)), operator=A)
     for name, spec in inputs.items():  # further image inputs of the forward (e.g. DB-CR's cloudy image and SAR)
         if name not in ("image", "timesteps", "measurement") and spec.get("type") == "image":

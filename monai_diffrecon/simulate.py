@@ -7,8 +7,9 @@ Every simulator writes through a staged folder (complete or absent) and only use
 * ``mri`` — fastMRI-style HDF5 files of held-out MNI152-based slices, 8 coils, R = 4 with ``reconstruction_rss``
   (:func:`~monai_diffrecon.workflows.mri.simulated_kspace_files`, seeds 60 000+);
 * ``natural`` — held-out scikit-image photographs (never used for training; central square at 128², the size the
-  bundles are evaluated at — a diffusion prior step at 512² costs ≈ 100× more on a CPU) blurred by a camera-shake kernel plus
-  noise: ``blurred.png``, ``truth.png``, ``kernel.png``/``kernel.npy`` per image;
+  bundles are evaluated at — a diffusion prior step at 512² costs ≈ 100× more on a CPU), one folder per image with
+  ``truth.png`` and three measurements: ``blurred.png`` (camera-shake kernel ``kernel.npy``/``kernel.png``, σ = 0.02),
+  ``noisy.png`` (σ = 0.05) and ``lowres.png`` (4× :class:`~monai_diffrecon.physics.Downsample`, σ = 0.02);
 * ``satellite`` — simulated scenes: ``cloudy.tif`` (4 bands, DN), ``sar.tif`` (VV, VH in dB), ``clear.tif``
   (reference) and ``preview.png`` per scene.
 """
@@ -28,9 +29,9 @@ __all__ = ["SIMULATORS", "simulate"]
 SIMULATORS = ("spect", "mri", "natural", "satellite")
 
 
-def _natural(out: Path, n: int, seed: int, sigma: float = 0.02, size: int = 128) -> list[Path]:
+def _natural(out: Path, n: int, seed: int, sigma: float = 0.02, size: int = 128, denoise_sigma: float = 0.05) -> list[Path]:
     from monai_diffrecon.data.natural import SKIMAGE_TEST, load_skimage, motion_blur_kernel
-    from monai_diffrecon.physics import Blur
+    from monai_diffrecon.physics import Blur, Downsample
     from monai_diffrecon.workflows.natural import write_png
 
     files = []
@@ -43,9 +44,14 @@ def _natural(out: Path, n: int, seed: int, sigma: float = 0.02, size: int = 128)
         x = torch.nn.functional.interpolate(x[..., top:top + side, left:left + side], size=(size, size), mode="area").clamp(0, 1)
         k = motion_blur_kernel(64, 0.5, g)
         y = Blur(k)(x) + sigma * torch.randn(x.shape, generator=g)
+        noisy = x + denoise_sigma * torch.randn(x.shape, generator=g)
+        low = Downsample(4)(x)
+        low = low + sigma * torch.randn(low.shape, generator=g)
         d = out / f"image_{i:03d}_{name}"
         d.mkdir(parents=True)
         write_png(d / "blurred.png", y[0, 0].numpy())
+        write_png(d / "noisy.png", noisy[0, 0].numpy())
+        write_png(d / "lowres.png", low[0, 0].numpy())
         write_png(d / "truth.png", x[0, 0].numpy())
         write_png(d / "kernel.png", (k / k.max()).numpy())
         np.save(d / "kernel.npy", k.numpy())

@@ -58,7 +58,7 @@ def test_bench_runs_the_contract_checks(capsys):
     assert "PASS" in out and all(n in out for n in names)
 
 
-@pytest.mark.parametrize("kind, expect", [("natural", {"blurred.png", "truth.png", "kernel.png", "kernel.npy"}),
+@pytest.mark.parametrize("kind, expect", [("natural", {"blurred.png", "noisy.png", "lowres.png", "truth.png", "kernel.png", "kernel.npy"}),
                                           ("satellite", {"cloudy.tif", "sar.tif", "clear.tif", "preview.png"}),
                                           ("spect", {"truth.npy"}), ("mri", None)])
 def test_simulate_writes_readable_examples(kind, expect, tmp_path, capsys):
@@ -77,6 +77,10 @@ def test_simulate_writes_readable_examples(kind, expect, tmp_path, capsys):
 
         nm, ct = find_study(case)
         assert nm.is_file() and ct is not None
+    if kind == "natural":
+        from monai_diffrecon.workflows.natural import read_png
+
+        assert read_png(case / "lowres.png").shape[-1] * 4 == read_png(case / "truth.png").shape[-1] == read_png(case / "noisy.png").shape[-1]
     if kind == "satellite":
         import tifffile
 

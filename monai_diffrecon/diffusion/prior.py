@@ -21,7 +21,14 @@ from torch import nn
 
 from monai_diffrecon.diffusion.schedule import alpha_bar_at, t_of_sigma
 
-__all__ = ["DiffusionPrior"]
+__all__ = ["DiffusionPrior", "encode_mean"]
+
+
+def encode_mean(autoencoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Deterministic latent of ``x``: the posterior mean μ for a variational autoencoder whose ``encode`` returns
+    ``(μ, σ)`` (MONAI ``AutoencoderKL``; its ``encode_stage_2_inputs`` would add a random σ·ε), else ``encode(x)``."""
+    z = autoencoder.encode(x)
+    return z[0] if isinstance(z, (tuple, list)) else z
 
 
 class DiffusionPrior(nn.Module):
@@ -99,8 +106,7 @@ class DiffusionPrior(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         if self.autoencoder is None:
             return x
-        z = self.autoencoder.encode_stage_2_inputs(x) if hasattr(self.autoencoder, "encode_stage_2_inputs") else self.autoencoder.encode(x)
-        return z * self.latent_scale
+        return encode_mean(self.autoencoder, x) * self.latent_scale
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         if self.autoencoder is None:

@@ -9,7 +9,9 @@ Objective ``½‖A x − b‖² + λ R(x)`` with R induced (RED-style) by the la
 
 warm start ``v₀ = E(x₀)`` with ``x₀`` the data-consistent start (``b`` itself for denoising/deblurring; the Tikhonov
 start of :func:`~monai_diffrecon.samplers.base.regularised_start` when b lives elsewhere, e.g. super-resolution).
-The result is ``Dec(v)``. Deterministic; NFE = iterations (one latent denoiser call each).
+The result is ``Dec(v)`` (``output="decoded"``) or the last image update ``t`` (``output="image"``: data-consistent, and
+not limited by the autoencoder's reconstruction error; the paper allows either). Deterministic; NFE = iterations (one
+latent denoiser call each).
 """
 
 from __future__ import annotations
@@ -27,14 +29,17 @@ class RELD(Sampler):
         prior: :class:`~monai_diffrecon.diffusion.DiffusionPrior` over latents (with ``autoencoder``; none = pixels).
         num_iters: HQS iterations. beta: splitting weight β. lam: regularisation weight λ. step: latent step η.
         sigma: noise level of the latent denoiser D_σ. sigma_y: noise level for the Tikhonov start when b is not an
-            image of x's shape.
+            image of x's shape. output: ``"decoded"`` (Dec(v)) or ``"image"`` (the last t-update).
     """
 
     def __init__(self, prior, num_iters: int = 50, beta: float = 1.0, lam: float = 0.5, step: float = 0.5, sigma: float = 0.1,
-                 sigma_y: float = 0.05) -> None:
+                 sigma_y: float = 0.05, output: str = "decoded") -> None:
         super().__init__(prior)
         if min(num_iters, beta, lam, step, sigma) <= 0:
             raise InvalidValueError("num_iters, beta, lam, step and sigma must be > 0")
+        if output not in ("decoded", "image"):
+            raise InvalidValueError(f"output: 'decoded' or 'image', got {output!r}")
+        self.output = output
         self.num_iters, self.beta, self.lam, self.step, self.sigma, self.sigma_y = num_iters, beta, lam, step, sigma, sigma_y
 
     def sample_one(self, y, operator, generator, counter, progress):
@@ -53,4 +58,5 @@ class RELD(Sampler):
                 (g,) = torch.autograd.grad(fit, vv)
             v = (v - self.step * (g + self.lam * (v - den))).detach()
         with torch.no_grad():
-            return self.prior.decode(v), None, None
+            dec = self.prior.decode(v)
+            return (dec if self.output == "decoded" else operator.prox_l2(dec, y, 1.0 / self.beta)), None, None

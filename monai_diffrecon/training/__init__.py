@@ -2,7 +2,7 @@
 losses (MSM, SelfDB) that learn from undersampled k-space only."""
 
 from monai_diffrecon.training.align import AlignConfig, align_prior
-from monai_diffrecon.training.autoencoder import AutoencoderTrainer
+from monai_diffrecon.training.autoencoder import AutoencoderTrainer, LatentSampler, latent_scale
 from monai_diffrecon.training.dbcr import BridgeTrainer, SceneSampler
 from monai_diffrecon.training.denoiser import GaussianDenoiserTrainer
 from monai_diffrecon.training.dsm import DenoisingScoreTrainer, DSMConfig, TensorSampler, load_checkpoint, validation_loss
@@ -12,4 +12,4 @@ from monai_diffrecon.training.unfolding import BlurOperatorSampler, MRIOperatorS
 
 __all__ = ["AlignConfig", "align_prior", "DenoisingScoreTrainer", "DSMConfig", "TensorSampler", "load_checkpoint", "validation_loss", "KSpaceSampler", "MSMTrainer",
            "SelfDBTrainer", "UnfoldingTrainer", "MRIOperatorSampler", "BlurOperatorSampler",
-           "BridgeTrainer", "SceneSampler", "GaussianDenoiserTrainer", "AutoencoderTrainer"]
+           "BridgeTrainer", "SceneSampler", "GaussianDenoiserTrainer", "AutoencoderTrainer", "LatentSampler", "latent_scale"]

@@ -14,7 +14,7 @@ import torch
 from monai_diffrecon.errors import TrainingError
 from monai_diffrecon.training.dsm import DenoisingScoreTrainer
 
-__all__ = ["AutoencoderTrainer", "kl_divergence"]
+__all__ = ["AutoencoderTrainer", "LatentSampler", "kl_divergence", "latent_scale"]
 
 
 def kl_divergence(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -36,3 +36,40 @@ class AutoencoderTrainer(DenoisingScoreTrainer):
         x = batch["image"].float().to(self.device)
         recon, mu, sigma = self.model(x)
         return torch.nn.functional.l1_loss(recon, x) + self.kl_weight * kl_divergence(mu, sigma)
+
+
+@torch.no_grad()
+def latent_scale(autoencoder, images: torch.Tensor, batch_size: int = 256) -> float:
+    """The latent diffusion scale factor ``1 / std(μ)`` over ``images`` (the posterior means of a trained first stage),
+    so that the second stage sees latents of unit variance (the LDM convention); returned as a plain float to record
+    in a bundle's metadata."""
+    from monai_diffrecon.diffusion.prior import encode_mean
+
+    if images.shape[0] < 2:
+        raise TrainingError("latent_scale: needs at least two images")
+    z = torch.cat([encode_mean(autoencoder, images[i:i + batch_size].float()) for i in range(0, images.shape[0], batch_size)])
+    return float(1.0 / z.float().std().clamp_min(1e-12))
+
+
+class LatentSampler:
+    """Mini-batches of a pixel-space batch sampler mapped to the latent space of a frozen first stage:
+    ``{"image": scale · μ(x)}`` (augmentation happens on the images, before encoding). Wraps e.g.
+    :class:`~monai_diffrecon.training.TensorSampler` for training a latent :class:`DenoisingScoreTrainer`.
+
+    Args:
+        sampler: ``sampler(generator, batch_size) → {"image": x, …}``. autoencoder: the trained first stage (frozen
+            here). scale: latent scale (:func:`latent_scale`).
+    """
+
+    def __init__(self, sampler, autoencoder, scale: float = 1.0) -> None:
+        if not scale > 0:
+            raise TrainingError(f"scale: must be > 0, got {scale}")
+        self.sampler, self.autoencoder, self.scale = sampler, autoencoder.eval().requires_grad_(False), float(scale)
+
+    @torch.no_grad()
+    def __call__(self, generator: torch.Generator, batch_size: int) -> dict:
+        from monai_diffrecon.diffusion.prior import encode_mean
+
+        batch = dict(self.sampler(generator, batch_size))
+        batch["image"] = encode_mean(self.autoencoder, batch["image"].float()) * self.scale
+        return batch

@@ -24,7 +24,7 @@ from monai_diffrecon.data.natural import SKIMAGE_TRAIN, load_skimage, motion_blu
 from monai_diffrecon.physics.blur import gaussian_kernel
 from monai_diffrecon.training.cohort_io import cached
 
-__all__ = ["cached_patch_cohort", "cached_kernel_cohort", "NATURAL_SEEDS"]
+__all__ = ["cached_patch_cohort", "cached_kernel_cohort", "unit_kernels", "NATURAL_SEEDS"]
 
 NATURAL_SEEDS = {"patches": 100_000, "kernels": 110_000, "val_offset": 500_000}
 
@@ -63,3 +63,10 @@ def cached_kernel_cohort(path: str | Path, n_kernels: int, size: int = 64, split
         return {"kernels": 2 * k / mx[..., None, None] - 1, "maxima": mx.reshape(-1)}
 
     return cached(path, meta, build)
+
+
+def unit_kernels(cohort: dict) -> torch.Tensor:
+    """The kernels of a :func:`cached_kernel_cohort` back in the image domain: ``(N, k, k)``, non-negative, each
+    summing to 1 (a kernel bank for :class:`~monai_diffrecon.training.BlurOperatorSampler`)."""
+    k = ((cohort["kernels"][:, 0].double() + 1) * cohort["maxima"].double()[:, None, None] / 2).clamp_min(0)
+    return (k / k.sum(dim=(-2, -1), keepdim=True)).float()

@@ -1,8 +1,11 @@
 """Natural-image restoration workflow behind the natural-image bundles (Blind-PnPDM, RELD, score-based PnP, the
 Diff-Unfolding deblurring model): PNG in → PNG out.
 
-A case is a folder (as written by ``diffrecon simulate natural``) holding ``blurred.png`` (the measurement; 8- or
-16-bit grey), optionally ``kernel.npy`` (the blur kernel, sum 1: the known kernel for non-blind methods, a reference
+Three tasks, each with its measurement file (:data:`MEASUREMENTS`) and operator: ``deblur`` (``blurred.png``,
+:class:`~monai_diffrecon.physics.Blur` with the case's kernel), ``denoise`` (``noisy.png``, identity) and ``sr``
+(``lowres.png``, :class:`~monai_diffrecon.physics.Downsample` by ``sr_factor``: Gaussian anti-alias blur, then
+decimation). A case is a folder (as written by ``diffrecon simulate natural``, which writes all three) holding the
+measurement (8- or 16-bit grey), optionally ``kernel.npy`` (the blur kernel, sum 1: the known kernel for non-blind methods, a reference
 for blind ones, which never start from it), ``init_kernel.npy`` (a blind method's start; default a Gaussian of the
 workflow's ``kernel_size`` and ``init_kernel_sigma``) and ``truth.png`` (used only for metrics). Images are mapped
 to the priors' range [−1, 1] and back. Output per case, through one staged folder: ``restored.png``, ``std.png`` (with
@@ -21,10 +24,18 @@ import torch
 
 from monai_diffrecon.errors import InvalidValueError
 from monai_diffrecon.io.staging import staged_directory
-from monai_diffrecon.physics import Blur, gaussian_kernel
+from monai_diffrecon.physics import Blur, Downsample, Identity, gaussian_kernel
 from monai_diffrecon.workflows.base import CaseWorkflow
 
-__all__ = ["NaturalRestoration", "natural_datalist", "read_png", "write_png"]
+__all__ = ["NaturalRestoration", "natural_datalist", "read_png", "write_png", "MEASUREMENTS"]
+
+MEASUREMENTS = {"deblur": "blurred.png", "denoise": "noisy.png", "sr": "lowres.png"}
+
+
+def _measurement(task: str) -> str:
+    if task not in MEASUREMENTS:
+        raise InvalidValueError(f"task: one of {sorted(MEASUREMENTS)}, got {task!r}")
+    return MEASUREMENTS[task]
 
 
 def read_png(path: str | Path) -> torch.Tensor:
@@ -54,12 +65,12 @@ def write_png(path: str | Path, img: torch.Tensor | np.ndarray) -> None:
     Image.fromarray((a * 65535 + 0.5).astype(np.uint16)).save(path)
 
 
-def natural_datalist(input_dir: str | Path) -> list[dict]:
-    """Case folders under ``input_dir`` (or ``input_dir`` itself) that hold a ``blurred.png``."""
-    root = Path(input_dir)
+def natural_datalist(input_dir: str | Path, task: str = "deblur") -> list[dict]:
+    """Case folders under ``input_dir`` (or ``input_dir`` itself) that hold the task's measurement file."""
+    root, name = Path(input_dir), _measurement(task)
     if not root.exists():
         raise InvalidValueError(f"{root}: input folder not found")
-    cases = [root] if (root / "blurred.png").is_file() else sorted(p for p in root.iterdir() if (p / "blurred.png").is_file())
+    cases = [root] if (root / name).is_file() else sorted(p for p in root.iterdir() if (p / name).is_file())
     return [{"case": str(c)} for c in cases]
 
 
@@ -86,21 +97,59 @@ class NaturalRestoration(CaseWorkflow):
         blind: the sampler estimates the kernel (returns ``extras["kernel"]``). It starts from ``init_kernel.npy`` if
             the case has one, else from a Gaussian (``kernel_size``, ``init_kernel_sigma``); a ``kernel.npy`` in a blind
             case is the reference kernel, used only for ``kernel_rmse`` in ``metrics.json`` and the comparison picture.
+        task: ``deblur``, ``denoise`` or ``sr`` (see module doc). sr_factor: the super-resolution factor.
     """
 
     def __init__(self, dataset, output_dir, sampler, num_samples: int = 1, seed: int = 0, blind: bool = False, kernel_size: int = 64,
-                 init_kernel_sigma: float = 1.0, method: str = "diffusion", progress: bool = True) -> None:
+                 init_kernel_sigma: float = 1.0, method: str = "diffusion", task: str = "deblur", sr_factor: int = 4,
+                 progress: bool = True) -> None:
         super().__init__(dataset, output_dir, progress)
+        self.measurement = _measurement(task)
+        if blind and task != "deblur":
+            raise InvalidValueError(f"blind restoration estimates a blur kernel: task must be 'deblur', got {task!r}")
+        self.task, self.sr_factor = task, int(sr_factor)
         self.sampler, self.num_samples, self.seed, self.blind = sampler, num_samples, seed, blind
         self.kernel_size, self.init_kernel_sigma, self.method = kernel_size, init_kernel_sigma, method
 
     def _empty(self) -> Exception:
-        return InvalidValueError(f"{self.output_dir}: no case folder with a blurred.png")
+        return InvalidValueError(f"{self.output_dir}: no case folder with a {self.measurement}")
 
     def reconstruct(self, item: dict) -> tuple[dict, dict]:
         t0 = time.perf_counter()
         case = Path(item["case"])
-        y = read_png(case / "blurred.png")
+        y = read_png(case / self.measurement)
+        op, k, ref = self._operator(case, y)
+        ys = 2 * y - 1  # the priors' range; every operator here is linear and preserves constants, so the offset commutes
+        out = self.sampler(ys, op, generator=torch.Generator().manual_seed(self.seed), num_samples=self.num_samples, progress=self.progress)
+        restored = ((out.mean + 1) / 2).clamp(0, 1)[0, 0]
+        shown = y if self.task != "sr" else torch.nn.functional.interpolate(y, scale_factor=self.sr_factor, mode="bicubic").clamp(0, 1)
+        res = {"blurred": shown[0, 0], "restored": restored, "std": out.std[0, 0] / 2}
+        k = out.extras.get("kernel", None if k is None else k[None, None])
+        if k is not None:
+            res["kernel"] = k[0, 0]
+        metrics = {"case": case.name, "task": self.task, "seconds": round(time.perf_counter() - t0, 2), "nfe": out.nfe,
+                   "num_samples": self.num_samples}
+        if ref is not None and ref.shape == res["kernel"].shape:
+            res["kernel_true"] = ref
+            metrics["kernel_rmse"] = kernel_rmse(res["kernel"].double(), ref.double())
+        if (case / "truth.png").is_file():
+            from monai.metrics import PSNRMetric, SSIMMetric
+
+            truth = read_png(case / "truth.png")
+            if truth.shape == shown.shape:
+                res["truth"] = truth[0, 0]
+                # "blurred_*": the input as given (bicubic-upsampled for sr), whatever the task
+                for name, x in (("ours", restored), ("blurred", shown[0, 0])):
+                    metrics[f"{name}_psnr"] = float(PSNRMetric(max_val=1.0)(x[None, None], truth))
+                    metrics[f"{name}_ssim"] = float(SSIMMetric(spatial_dims=2, data_range=1.0)(x[None, None], truth))
+        return res, metrics
+
+    def _operator(self, case: Path, y: torch.Tensor):
+        """``(operator, known kernel or None, reference kernel or None)`` for the case."""
+        if self.task == "denoise":
+            return Identity(), None, None
+        if self.task == "sr":
+            return Downsample(self.sr_factor), None, None
         kfile, ref = case / "kernel.npy", None
         if self.blind:  # kernel.npy, if present, is the reference only (a blind method must never start from it)
             ref = _read_kernel(kfile) if kfile.is_file() else None
@@ -112,24 +161,7 @@ class NaturalRestoration(CaseWorkflow):
             raise InvalidValueError(f"{case}: non-blind restoration needs the blur kernel (kernel.npy)")
         if k.shape[-1] > y.shape[-1] or k.shape[-2] > y.shape[-2]:
             raise InvalidValueError(f"{kfile}: kernel {tuple(k.shape)} larger than the image {tuple(y.shape[-2:])}")
-        ys = 2 * y - 1  # the priors' range; the blur is linear and sums to 1, so the offset commutes with it
-        out = self.sampler(ys, Blur(k), generator=torch.Generator().manual_seed(self.seed), num_samples=self.num_samples, progress=self.progress)
-        restored = ((out.mean + 1) / 2).clamp(0, 1)[0, 0]
-        res = {"blurred": y[0, 0], "restored": restored, "std": out.std[0, 0] / 2, "kernel": out.extras.get("kernel", k[None, None])[0, 0]}
-        metrics = {"case": case.name, "seconds": round(time.perf_counter() - t0, 2), "nfe": out.nfe, "num_samples": self.num_samples}
-        if ref is not None and ref.shape == res["kernel"].shape:
-            res["kernel_true"] = ref
-            metrics["kernel_rmse"] = kernel_rmse(res["kernel"].double(), ref.double())
-        if (case / "truth.png").is_file():
-            from monai.metrics import PSNRMetric, SSIMMetric
-
-            truth = read_png(case / "truth.png")
-            if truth.shape == y.shape:
-                res["truth"] = truth[0, 0]
-                for name, x in (("ours", restored), ("blurred", y[0, 0])):
-                    metrics[f"{name}_psnr"] = float(PSNRMetric(max_val=1.0)(x[None, None], truth))
-                    metrics[f"{name}_ssim"] = float(SSIMMetric(spatial_dims=2, data_range=1.0)(x[None, None], truth))
-        return res, metrics
+        return Blur(k), k, ref
 
     def write(self, out_dir: Path, results: dict, metrics: dict) -> None:
         from monai_diffrecon.data.preview import save_panels
@@ -139,18 +171,20 @@ class NaturalRestoration(CaseWorkflow):
             if self.num_samples > 1:
                 s = results["std"]
                 write_png(tmp / "std.png", s / max(float(s.max()), 1e-12))
-            k = results["kernel"]
+            k = results.get("kernel")
             if self.blind:
                 np.save(tmp / "kernel.npy", k.numpy())
                 write_png(tmp / "kernel.png", k / max(float(k.max()), 1e-12))
-            panels = [("blurred", results["blurred"].numpy(), "gray"), (self.method, results["restored"].numpy(), "gray")]
+            label = {"deblur": "blurred", "denoise": "noisy", "sr": f"low-res (bicubic ×{self.sr_factor})"}[self.task]
+            panels = [(label, results["blurred"].numpy(), "gray"), (self.method, results["restored"].numpy(), "gray")]
             if "truth" in results:
                 panels.append(("truth", results["truth"].numpy(), "gray"))
-            panels.append(("kernel (estimated)" if self.blind else "kernel", k.numpy(), "magma"))
+            if k is not None:
+                panels.append(("kernel (estimated)" if self.blind else "kernel", k.numpy(), "magma"))
             if "kernel_true" in results:
                 panels.append(("kernel (true)", results["kernel_true"].numpy(), "magma"))
             title = f"{self.method}: NFE {metrics['nfe']}, {metrics['seconds']} s"
             if "ours_psnr" in metrics:
-                title += f" — PSNR {metrics['ours_psnr']:.2f} dB (blurred {metrics['blurred_psnr']:.2f})"
+                title += f" — PSNR {metrics['ours_psnr']:.2f} dB (input {metrics['blurred_psnr']:.2f})"
             save_panels(panels, tmp / "comparison.png", ncols=len(panels), title=title)
             (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -123,8 +123,11 @@ def test_trajectory_png_and_latent_prior(prior, tmp_path):
     ae = AutoencoderKL(spatial_dims=2, in_channels=1, out_channels=1, channels=(8, 8), latent_channels=2, num_res_blocks=1,
                        norm_num_groups=4, attention_levels=(False, False))
     lat = DiffusionPrior(prior.network, prior.scheduler, autoencoder=ae, latent_scale=0.5)
-    z = lat.encode(torch.rand(2, 1, 8, 8))
+    x = torch.rand(2, 1, 8, 8)
+    z = lat.encode(x)
     assert z.shape == (2, 2, 4, 4) and lat.decode(z).shape == (2, 1, 8, 8)
+    assert torch.equal(z, lat.encode(x)), "encoding must be deterministic (the posterior mean, not a sample)"
+    assert torch.allclose(z, 0.5 * ae.encode(x)[0])
 
 
 def test_ddnm_plus_damping_keeps_measurement_noise_out_of_the_image(prior):

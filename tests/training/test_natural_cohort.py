@@ -2,7 +2,7 @@
 
 import torch
 
-from monai_diffrecon.training.natural_cohort import cached_kernel_cohort, cached_patch_cohort
+from monai_diffrecon.training.natural_cohort import cached_kernel_cohort, cached_patch_cohort, unit_kernels
 
 
 def test_patches_signed_range_and_cache(tmp_path):
@@ -21,3 +21,5 @@ def test_kernels_round_trip_to_normalised_kernels(tmp_path):
     assert kt.shape == (5, 1, 32, 32) and float(kt.max()) <= 1 + 1e-6 and float(kt.min()) >= -1 - 1e-6
     k = (kt + 1) * mx[:, None, None, None] / 2
     assert torch.allclose(k.sum(dim=(-2, -1)), torch.ones(5, 1), atol=1e-4) and float(k.min()) >= -1e-7
+    u = unit_kernels(c)
+    assert u.shape == (5, 32, 32) and float(u.min()) >= 0 and torch.allclose(u, k[:, 0] / k[:, 0].sum((-2, -1), keepdim=True), atol=1e-6)

@@ -26,6 +26,8 @@ def kl_divergence(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
 class AutoencoderTrainer(DenoisingScoreTrainer):
     """``network``: an ``AutoencoderKL`` (``forward(x) → (reconstruction, μ, σ)``); ``scheduler`` unused (``None``)."""
 
+    loss_label = "L1 + KL (autoencoder)"
+
     def __init__(self, network, scheduler=None, *args, kl_weight: float = 1e-6, **kwargs) -> None:
         if kl_weight < 0:
             raise TrainingError(f"kl_weight: must be ≥ 0, got {kl_weight}")

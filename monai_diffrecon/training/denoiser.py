@@ -19,6 +19,8 @@ class GaussianDenoiserTrainer(DenoisingScoreTrainer):
     """:class:`~monai_diffrecon.training.DenoisingScoreTrainer` (optimiser, EMA, checkpoints, resume) with the
     denoising loss above; ``scheduler`` is unused (pass ``None``)."""
 
+    loss_label = "denoising MSE"
+
     def __init__(self, network, scheduler=None, *args, sigma_max: float = 0.5, **kwargs) -> None:
         if sigma_max <= 0:
             raise TrainingError(f"sigma_max: must be > 0, got {sigma_max}")

@@ -95,6 +95,8 @@ class DenoisingScoreTrainer:
         progress: tqdm progress bar.
     """
 
+    loss_label = "ε-MSE"  # the y-axis of loss.png; subclasses with another loss say which
+
     def __init__(self, network: nn.Module, scheduler, sampler: Callable, out_dir: str | Path, config: DSMConfig | None = None, progress: bool = True,
                  device: str | torch.device = "cpu") -> None:
         self.cfg = config or DSMConfig()
@@ -195,7 +197,7 @@ class DenoisingScoreTrainer:
         ax.semilogy(loss.numpy(), alpha=0.3, label="loss")
         ax.semilogy(torch.arange(len(smooth)).numpy() + k - 1, smooth.numpy(), label=f"moving mean ({k})")
         ax.set_xlabel("iteration")
-        ax.set_ylabel("ε-MSE")
+        ax.set_ylabel(self.loss_label)
         ax.legend()
         fig.tight_layout()
         fig.savefig(self.out_dir / "loss.png", dpi=90)

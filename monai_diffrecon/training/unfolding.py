@@ -121,6 +121,8 @@ class UnfoldingTrainer(DenoisingScoreTrainer):
     the network is an :class:`~monai_diffrecon.networks.unfolding.UnfoldedDenoiser` and batches come from an
     operator sampler (:class:`MRIOperatorSampler`, :class:`BlurOperatorSampler`)."""
 
+    loss_label = "x₀-MSE (conditional)"
+
     def loss(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
         g = generator
         x0, y, op = batch["image"].float(), batch["y"], batch["operator"]

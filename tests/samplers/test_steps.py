@@ -7,7 +7,7 @@ import torch
 
 from monai_diffrecon.errors import InvalidValueError
 from monai_diffrecon.physics import Mask
-from monai_diffrecon.samplers import ClampX0, DiffPIR
+from monai_diffrecon.samplers import DPS, ClampX0, DiffPIR
 from monai_diffrecon.samplers.testing import gaussian_prior
 
 
@@ -29,6 +29,18 @@ def test_diffpir_clip_keeps_every_estimate_in_range():
     # the clamp runs before the data step, so x̂₀ stays inside [−0.5, 0.5] where nothing is measured
     unmeasured = op.mask.expand(1, 1, 4, 4) == 0
     assert all(float(t[unmeasured].abs().max()) <= 0.5 + 1e-12 for t in traj)
+
+
+def test_dps_clip_clamps_every_estimate_before_the_guided_step():
+    prior = gaussian_prior()
+    op = Mask((torch.rand(1, 1, 4, 4, generator=torch.Generator().manual_seed(0)) > 0.5).double())
+    y = op(torch.full((1, 1, 4, 4), 3.0, dtype=torch.float64))
+    traj = []
+    smp = DPS(prior, 5, zeta=0.5, clip=(-0.5, 0.5))
+    smp.loop.run(torch.randn(1, 1, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1)), smp.loop.timesteps(5),
+                 torch.Generator().manual_seed(2), y, op, trajectory=traj)
+    assert len(traj) == 5 and all(float(t.abs().max()) <= 0.5 + 1e-12 for t in traj)
+    assert DPS(prior, 5).loop.x0_steps == []  # unclipped by default (the closed-form Gaussian tests)
 
 
 def test_quadratic_timestep_skip_matches_diffpir_reference():

@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from monai_diffrecon.errors import InvalidValueError
-from monai_diffrecon.physics import Blur, Downsample, gaussian_kernel
-from monai_diffrecon.workflows.natural import NaturalRestoration, natural_datalist, read_png, write_png
+from monai_diffrecon.workflows.natural import NaturalRestoration, natural_datalist, read_png
 
 TINY_AE = {"autoencoder_def#channels": [8, 8, 8], "autoencoder_def#norm_num_groups": 4}
 
@@ -34,23 +33,6 @@ def weights(tmp_path_factory):
     torch.save(diffusion_unet(2, 4, size="tiny").state_dict(), d / "unet.pt")
     return {"autoencoder_path": str(d / "ae.pt"), "autoencoder_sha256": sha256_file(d / "ae.pt"),
             "model_path": str(d / "unet.pt"), "model_sha256": sha256_file(d / "unet.pt")}
-
-
-@pytest.fixture()
-def cases(tmp_path):
-    g = torch.Generator().manual_seed(0)
-    root = tmp_path / "in"
-    for i in range(2):
-        d = root / f"image_{i}"
-        d.mkdir(parents=True)
-        x = (0.5 + 0.2 * torch.randn(1, 1, 32, 32, generator=g)).clamp(0, 1)
-        k = gaussian_kernel(1.2, 9)
-        write_png(d / "truth.png", x[0, 0])
-        write_png(d / "blurred.png", (Blur(k)(x) + 0.01 * torch.randn(x.shape, generator=g)).clamp(0, 1)[0, 0])
-        write_png(d / "noisy.png", (x + 0.05 * torch.randn(x.shape, generator=g)).clamp(0, 1)[0, 0])
-        write_png(d / "lowres.png", Downsample(4)(x).clamp(0, 1)[0, 0])
-        np.save(d / "kernel.npy", k.numpy())
-    return root
 
 
 @pytest.mark.parametrize("task", ["denoise", "deblur", "sr"])

@@ -11,25 +11,10 @@ import torch
 
 from monai_diffrecon.diffusion import DiffusionPrior, GaussianEpsilon, make_scheduler
 from monai_diffrecon.errors import InvalidValueError
-from monai_diffrecon.physics import Blur, gaussian_kernel
+from monai_diffrecon.physics import gaussian_kernel
 from monai_diffrecon.samplers import PnPDM
 from monai_diffrecon.samplers.blind_pnpdm import BlindPnPDM
-from monai_diffrecon.workflows.natural import NaturalRestoration, natural_datalist, read_png, write_png
-
-
-@pytest.fixture()
-def cases(tmp_path):
-    g = torch.Generator().manual_seed(0)
-    root = tmp_path / "in"
-    for i in range(2):
-        d = root / f"image_{i}"
-        d.mkdir(parents=True)
-        x = (0.5 + 0.2 * torch.randn(1, 1, 32, 32, generator=g)).clamp(0, 1)
-        k = gaussian_kernel(1.2, 9)
-        write_png(d / "truth.png", x[0, 0])
-        write_png(d / "blurred.png", (Blur(k)(x) + 0.01 * torch.randn(x.shape, generator=g)).clamp(0, 1)[0, 0])
-        np.save(d / "kernel.npy", k.numpy())
-    return root
+from monai_diffrecon.workflows.natural import NaturalRestoration, natural_datalist, read_png
 
 
 def _prior():

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from monai_diffrecon.errors import InvalidValueError
+from monai_diffrecon.errors import InvalidValueError, ShapeError
 from monai_diffrecon.samplers.base import Sampler, regularised_start
 
 __all__ = ["RELD"]
@@ -47,6 +47,10 @@ class RELD(Sampler):
         x0 = y if x0.shape == y.shape else regularised_start(y, operator, self.sigma_y)
         with torch.no_grad():
             v = self.prior.encode(x0)
+            shape = tuple(self.prior.decode(v).shape)
+        if shape != tuple(x0.shape):  # e.g. an image side that is not a multiple of the autoencoder's downsampling
+            raise ShapeError(f"RELD: the autoencoder maps an image of size {tuple(x0.shape[2:])} to {shape[2:]}; "
+                             "image sides must be multiples of its downsampling factor")
         for _ in range(self.num_iters):
             with torch.no_grad():
                 t = operator.prox_l2(self.prior.decode(v), y, 1.0 / self.beta)

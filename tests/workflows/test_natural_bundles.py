@@ -118,3 +118,16 @@ def test_unfolding_deblur_bundle_trains_one_iteration(tmp_path):
     run_bundle("natural_unfolding_deblur", "train", output_dir=str(tmp_path), max_iterations=1, n_patches=4, size=32, n_kernels=3,
                kernel_size=9, batch_size=2, progress=False)
     assert (tmp_path / "model.pt").is_file() and (tmp_path / "kernels_train_9.pt").is_file()
+
+
+def test_reld_refuses_image_sizes_the_autoencoder_cannot_reproduce():
+    from monai_diffrecon.diffusion import DiffusionPrior, make_scheduler
+    from monai_diffrecon.errors import ShapeError
+    from monai_diffrecon.networks import diffusion_unet
+    from monai_diffrecon.physics import Identity
+    from monai_diffrecon.samplers import RELD
+
+    prior = DiffusionPrior(diffusion_unet(2, 4, size="tiny"), make_scheduler(), autoencoder=_autoencoder().eval())
+    with pytest.raises(ShapeError, match="multiples"):
+        RELD(prior, num_iters=1)(torch.zeros(1, 1, 30, 30), Identity(), generator=torch.Generator(), progress=False)
+    assert RELD(prior, num_iters=1)(torch.zeros(1, 1, 32, 32), Identity(), generator=torch.Generator(), progress=False).mean.shape == (1, 1, 32, 32)

@@ -54,15 +54,17 @@ BUNDLE = ROOT.parent / "bundles" / "natural_blind_deblur"
 SIZE, KSIZE = 128, 64
 
 
+def central_square(name: str, size: int = SIZE) -> torch.Tensor:
+    """A scikit-image photograph's central square, area-resampled to ``size``², float64 in [0, 1]."""
+    x = load_skimage(name)[0].double()
+    h, w = x.shape
+    s = min(h, w)
+    x = x[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+    return torch.nn.functional.interpolate(x[None, None], size=(size, size), mode="area")[0, 0].clamp(0, 1)
+
+
 def test_images() -> dict[str, torch.Tensor]:
-    out = {}
-    for name in SKIMAGE_TEST:
-        x = load_skimage(name)[0].double()
-        h, w = x.shape
-        s = min(h, w)
-        x = x[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
-        out[name] = torch.nn.functional.interpolate(x[None, None], size=(SIZE, SIZE), mode="area")[0, 0].clamp(0, 1)
-    return out
+    return {name: central_square(name) for name in SKIMAGE_TEST}
 
 
 def test_kernels() -> dict[str, torch.Tensor]:

@@ -32,14 +32,12 @@ import argparse
 import datetime
 import itertools
 import json
-import math
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from monai_diffrecon.data.natural import load_skimage
 from monai_diffrecon.diffusion import DiffusionPrior, make_scheduler
 from monai_diffrecon.networks import diffusion_unet, load_verified
 from monai_diffrecon.physics import Blur, Downsample, Identity
@@ -47,7 +45,7 @@ from monai_diffrecon.regularizers import tv_prox
 from monai_diffrecon.samplers import DiffPIR
 from monai_diffrecon.samplers.reld import RELD
 
-from natural import metrics, test_images, test_kernels  # noqa: E402 (sibling script module)
+from natural import central_square, metrics, test_images, test_kernels  # noqa: E402 (sibling script module)
 
 ROOT = Path(__file__).resolve().parent
 BUNDLES = ROOT.parent / "bundles"
@@ -63,12 +61,8 @@ def operator(task: str):
     return Downsample(4)
 
 
-def tuning_image(size: int = 128) -> torch.Tensor:
-    x = load_skimage(TUNE_IMAGE)[0].double()
-    h, w = x.shape
-    s = min(h, w)
-    x = x[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
-    return torch.nn.functional.interpolate(x[None, None], size=(size, size), mode="area")[0, 0].clamp(0, 1)
+def tuning_image() -> torch.Tensor:
+    return central_square(TUNE_IMAGE)
 
 
 def measure(x: torch.Tensor, task: str, seed: int) -> torch.Tensor:

@@ -43,14 +43,14 @@ import numpy as np
 import torch
 
 from monai_diffrecon.data.natural import motion_blur_kernel
-from monai_diffrecon.diffusion import DiffusionPrior, make_scheduler
-from monai_diffrecon.networks import diffusion_unet, load_verified, unfolded_denoiser
+from monai_diffrecon.diffusion import make_scheduler
+from monai_diffrecon.networks import load_verified, unfolded_denoiser
 from monai_diffrecon.physics import Blur, gaussian_kernel
 from monai_diffrecon.samplers import DPS, DiffPIR, PnPDM
 from monai_diffrecon.samplers.unfolding import DiffUnfolding
 
 from natural import metrics, test_images, wiener  # noqa: E402 (sibling script modules)
-from reld import tv_admm  # noqa: E402
+from reld import load_pixel_prior, tv_admm  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 BUNDLES = ROOT.parent / "bundles"
@@ -87,13 +87,6 @@ def load_unfolding():
     cfg = json.loads((b / "configs" / "inference.json").read_text())
     net = unfolded_denoiser(make_scheduler().alphas_cumprod, 1, 2, cfg["num_unroll"], size=cfg["network_def"]["size"], sigma_y=cfg["sigma_y"])
     return load_verified(net, b / "models" / "model.pt", meta["model_sha256"])
-
-
-def load_pixel_prior() -> DiffusionPrior:
-    b = BUNDLES / "natural_blind_deblur"
-    meta = json.loads((b / "configs" / "metadata.json").read_text())
-    net = load_verified(diffusion_unet(2, 1, size="small"), b / "models" / "model.pt", meta["model_sha256"])
-    return DiffusionPrior(net, make_scheduler())
 
 
 def tuned() -> dict:

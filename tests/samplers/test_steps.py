@@ -18,14 +18,18 @@ def test_clamp_x0_limits_the_estimate_and_checks_its_range():
         ClampX0(1.0, 1.0)
 
 
-def test_diffpir_clip_keeps_every_estimate_in_range():
-    prior = gaussian_prior()
+def _clipped_trajectory(smp):
+    """x̂₀ along 5 steps of ``smp`` on a masked problem whose data (3.0) lies far outside the clip range."""
     op = Mask((torch.rand(1, 1, 4, 4, generator=torch.Generator().manual_seed(0)) > 0.5).double())
     y = op(torch.full((1, 1, 4, 4), 3.0, dtype=torch.float64))
     traj = []
-    smp = DiffPIR(prior, 5, sigma_y=0.05, clip=(-0.5, 0.5))
     smp.loop.run(torch.randn(1, 1, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1)), smp.loop.timesteps(5),
                  torch.Generator().manual_seed(2), y, op, trajectory=traj)
+    return op, traj
+
+
+def test_diffpir_clip_keeps_every_estimate_in_range():
+    op, traj = _clipped_trajectory(DiffPIR(gaussian_prior(), 5, sigma_y=0.05, clip=(-0.5, 0.5)))
     # the clamp runs before the data step, so x̂₀ stays inside [−0.5, 0.5] where nothing is measured
     unmeasured = op.mask.expand(1, 1, 4, 4) == 0
     assert all(float(t[unmeasured].abs().max()) <= 0.5 + 1e-12 for t in traj)
@@ -33,12 +37,7 @@ def test_diffpir_clip_keeps_every_estimate_in_range():
 
 def test_dps_clip_clamps_every_estimate_before_the_guided_step():
     prior = gaussian_prior()
-    op = Mask((torch.rand(1, 1, 4, 4, generator=torch.Generator().manual_seed(0)) > 0.5).double())
-    y = op(torch.full((1, 1, 4, 4), 3.0, dtype=torch.float64))
-    traj = []
-    smp = DPS(prior, 5, zeta=0.5, clip=(-0.5, 0.5))
-    smp.loop.run(torch.randn(1, 1, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1)), smp.loop.timesteps(5),
-                 torch.Generator().manual_seed(2), y, op, trajectory=traj)
+    _, traj = _clipped_trajectory(DPS(prior, 5, zeta=0.5, clip=(-0.5, 0.5)))
     assert len(traj) == 5 and all(float(t.abs().max()) <= 0.5 + 1e-12 for t in traj)
     assert DPS(prior, 5).loop.x0_steps == []  # unclipped by default (the closed-form Gaussian tests)
 

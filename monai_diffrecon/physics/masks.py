@@ -48,11 +48,26 @@ def random_lines_mask(
     return keep.to(torch.float32).reshape(1, 1, 1, num_cols)
 
 
-def equispaced_mask(num_cols: int, acceleration: int, center_lines: int = 20, offset: int = 0) -> torch.Tensor:
-    """Every ``acceleration``-th line (starting at ``offset``) plus the centre block; ``(1, 1, 1, W)``."""
+def equispaced_mask(num_cols: int, acceleration: float, center_lines: int = 20, offset: int = 0, *,
+                    match_acceleration: bool = False) -> torch.Tensor:
+    """Equispaced lines plus the centre block; ``(1, 1, 1, W)``.
+
+    By default every ``acceleration``-th line (starting at ``offset``) is kept and the ACS block is added on top, so
+    the mask samples more than ``W / R`` lines (R = 4 with 20 ACS lines at 128 columns is R ≈ 2.7).
+    ``match_acceleration=True`` widens the spacing instead, so that equispaced lines plus ACS block are ``W / R``
+    lines in all (fastMRI's ``EquispacedMaskFractionFunc`` rule: spacing ``R (n_acs − W) / (n_acs R − W)``).
+    """
     _check(acceleration, center_lines, num_cols)
     keep = torch.zeros(num_cols, dtype=torch.bool)
-    keep[offset % int(acceleration) :: int(acceleration)] = True
+    if match_acceleration:
+        if center_lines * acceleration >= num_cols:
+            raise InvalidValueError(f"center_lines: {center_lines} ACS lines alone reach R = {num_cols / max(center_lines, 1):.2f} "
+                                    f"at {num_cols} columns, no room for R = {acceleration}")
+        spacing = acceleration * (center_lines - num_cols) / (center_lines * acceleration - num_cols)
+        start = offset % max(int(round(spacing)), 1)
+        keep[torch.from_numpy(np.around(np.arange(start, num_cols - 1, spacing)).astype(np.int64))] = True
+    else:
+        keep[offset % int(acceleration) :: int(acceleration)] = True
     keep[_center_slice(num_cols, center_lines)] = True
     return keep.to(torch.float32).reshape(1, 1, 1, num_cols)
 

@@ -79,6 +79,11 @@ def test_mri_acceleration_and_mask_generators():
     torch.testing.assert_close(random_lines_mask(64, 4, generator=g(5)), random_lines_mask(64, 4, generator=g(5)))
     e = equispaced_mask(64, 4, 8)
     assert float(e.sum()) == 64 / 4 + 8 - 2  # two centre lines coincide with the equispaced grid
+    for W, R, acs in ((128, 8, 10), (128, 4, 20), (320, 4, 26), (96, 6, 8)):  # fastMRI's rule: lines + ACS = W / R
+        f = equispaced_mask(W, R, acs, offset=1, match_acceleration=True)
+        assert abs(float(f.sum()) - W / R) <= 1.0 and bool(f[0, 0, 0, W // 2])
+    with pytest.raises(InvalidValueError, match="ACS lines alone"):
+        equispaced_mask(128, 8, 20, match_acceleration=True)
     p = poisson_disc_mask((96, 80), 5, (16, 16), generator=g(1))
     assert p.shape == (1, 1, 96, 80)
     assert 1 / float(p.mean()) == pytest.approx(5, rel=0.05)

@@ -260,7 +260,7 @@ def main_mri(a) -> None:
     for j, (aname, (make_mask, seen)) in enumerate(mri_acquisitions().items()):
         cases = mri_cases(test, make_mask, 62_000 + 1000 * j)[: a.limit]
         for i, c in enumerate(cases):
-            r_true = float(c["mask"].numel() / c["mask"].sum()) if c["mask"].shape[-2] > 1 else float(c["mask"].shape[-1] / c["mask"].sum())
+            r_true = float(c["mask"].numel() / c["mask"].sum())  # 1D line mask (…, 1, W) or 2D mask (…, H, W)
             for m, run in runs.items():
                 t0 = time.perf_counter()
                 with torch.enable_grad() if m.startswith("DPS") else torch.no_grad():

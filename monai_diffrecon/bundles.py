@@ -1,9 +1,12 @@
-"""Locating and running the project's MONAI bundles (``diffrecon run <bundle> --input … --output …``).
+"""Locating, running, verifying and exporting the project's MONAI bundles (``diffrecon run <bundle> --input … --output …``).
 
-Bundles live in ``bundles/<name>/`` (MONAI model-zoo layout) next to the package in a source checkout; a path to
-any bundle folder works too. Running goes through MONAI's ``ConfigWorkflow`` with the bundle's metadata, so the
-same configs also run with ``python -m monai.bundle run --config_file bundles/<name>/configs/inference.json
---meta_file bundles/<name>/configs/metadata.json --input_dir … --output_dir …``.
+Bundles (MONAI model-zoo layout) ship inside the package as data: :data:`BUNDLES_DIR` is found through
+``importlib.resources`` (``monai_diffrecon/bundle_data`` in an installed wheel; the checkout's ``bundles/`` folder in an
+editable install), and so are the configs shared by every bundle (:data:`SHARED_CONFIGS`: the logging configuration,
+the CLI defaults, MONAI's metadata schema for offline verification). A path to any bundle folder works too. Running
+goes through MONAI's ``ConfigWorkflow`` with the bundle's metadata, so the same configs also run with
+``python -m monai.bundle run --config_file bundles/<name>/configs/inference.json --bundle_root bundles/<name>
+--input_dir … --output_dir …``; :func:`export_bundle` writes a model-zoo style archive of one bundle.
 
 Security: configs are executable (``_target_`` calls arbitrary callables even with ``MONAI_EVAL_EXPR=0``), so only
 bundles inside this project's ``bundles/`` folder run unless ``trust_config=True`` is passed explicitly.
@@ -11,16 +14,30 @@ bundles inside this project's ``bundles/`` folder run unless ``trust_config=True
 
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 
-from monai_diffrecon.errors import InvalidValueError, unwrap
+from monai_diffrecon.errors import InvalidValueError, OutputError, unwrap
 
-__all__ = ["BUNDLES_DIR", "bundle_path", "run_bundle", "bundle_prior", "list_bundles", "describe_bundle", "verify_bundle", "net_forward_args"]
+__all__ = ["BUNDLES_DIR", "SHARED_CONFIGS", "META_SCHEMA", "LOGGING_CONF", "CLI_DEFAULTS", "bundle_path", "run_bundle", "bundle_prior",
+           "list_bundles", "describe_bundle", "verify_bundle", "export_bundle", "net_forward_args"]
 
-BUNDLES_DIR = Path(__file__).resolve().parent.parent / "bundles"
+
+def _data_dir(package: str, checkout_folder: str) -> Path:
+    """A data folder shipped as ``monai_diffrecon.<package>`` (wheel), else the checkout's ``<checkout_folder>``."""
+    d = Path(str(resources.files("monai_diffrecon"))) / package
+    return d if d.is_dir() else Path(__file__).resolve().parent.parent / checkout_folder
+
+
+BUNDLES_DIR = _data_dir("bundle_data", "bundles")
+SHARED_CONFIGS = _data_dir("shared_configs", "configs")
+META_SCHEMA = SHARED_CONFIGS / "meta_schema_20240725.json"  # verbatim copy of MONAI's published metadata schema
+LOGGING_CONF = SHARED_CONFIGS / "logging.conf"  # every bundle run logs through it (to stderr)
+CLI_DEFAULTS = json.loads((SHARED_CONFIGS / "cli.json").read_text())
 # model-zoo convention: these configs only override their base (``--config_file "['inference.json','evaluate.json']"``)
-OVERLAYS = {"evaluate": "inference", "multi_gpu_train": "train", "multi_gpu_evaluate": "inference", "train_kernel": "train", "score_pnp": "inference"}
+OVERLAYS = CLI_DEFAULTS["overlays"]
 
 
 def list_bundles() -> list[str]:
@@ -55,9 +72,9 @@ def _typed_errors():
 def run_bundle(name_or_path: str | Path, config: str = "inference", trust_config: bool = False, logging_file: str | None = None,
                **overrides):
     """Initialise and run ``configs/<config>.json`` of a bundle with ``overrides`` (e.g. ``input_dir``, ``output_dir``,
-    ``num_samples``, or nested ids like ``inferer#num_steps``); returns the result of the config's ``run`` expression
-    (the list of results when ``run`` holds several expressions). ``logging_file``: a logging config to use instead of
-    the bundle's ``configs/logging.conf``."""
+    ``overwrite``, ``device``, ``num_samples``, or nested ids like ``inferer#num_steps``); returns the result of the
+    config's ``run`` expression (the list of results when ``run`` holds several expressions). ``logging_file``: a
+    logging config to use instead of the shared :data:`LOGGING_CONF` (messages to stderr)."""
     from monai.bundle import ConfigWorkflow
 
     root = bundle_path(name_or_path, trust_config)
@@ -67,7 +84,7 @@ def run_bundle(name_or_path: str | Path, config: str = "inference", trust_config
             raise InvalidValueError(f"{cfg}: no such config")
     wf_type = "infer" if "inference" in (config, OVERLAYS.get(config)) else ("train" if "train" in config else None)
     wf = ConfigWorkflow(config_file=[str(f) for f in files], meta_file=str(root / "configs" / "metadata.json"), workflow_type=wf_type,
-                        logging_file=logging_file, bundle_root=str(root), **{k.replace(".", "#"): v for k, v in overrides.items()})
+                        logging_file=str(logging_file or LOGGING_CONF), bundle_root=str(root), **{k.replace(".", "#"): v for k, v in overrides.items()})
     with _typed_errors():
         wf.initialize()
         result = wf.run()
@@ -137,9 +154,9 @@ def net_forward_args(meta: dict) -> dict:
 
 
 def verify_bundle(name_or_path: str | Path, schema: str | Path | None = None) -> dict:
-    """Check a bundle: metadata against MONAI's schema (``schema``: a local copy, since the URL needs internet),
-    the weights' sha256 against the metadata, and the network's input/output shapes against
-    ``network_data_format``. Returns ``{check: "ok" | message}``; raises nothing."""
+    """Check a bundle: metadata against MONAI's schema (``schema``: default the copy shipped in the package,
+    :data:`META_SCHEMA`, so no internet is needed), the weights' sha256 against the metadata, and the network's
+    input/output shapes against ``network_data_format``. Returns ``{check: "ok" | message}``; raises nothing."""
     import json
 
     from monai_diffrecon.networks.weights import sha256_file
@@ -149,8 +166,9 @@ def verify_bundle(name_or_path: str | Path, schema: str | Path | None = None) ->
     try:
         from monai.bundle import verify_metadata
 
-        if schema is None:
-            raise FileNotFoundError("no local schema given (pass --schema; the URL in metadata.json needs internet)")
+        schema = Path(schema or META_SCHEMA)
+        if not schema.is_file():  # verify_metadata would try to download into this path
+            raise FileNotFoundError(f"{schema}: no such schema file")
         verify_metadata(meta_file=str(meta_file), filepath=str(schema))
         out["metadata"] = "ok"
     except Exception as e:  # noqa: BLE001 - reported, not raised
@@ -170,4 +188,40 @@ def verify_bundle(name_or_path: str | Path, schema: str | Path | None = None) ->
         out["network"] = "ok"
     except Exception as e:  # noqa: BLE001
         out["network"] = f"{type(e).__name__}: {str(e)[:300]}"
+    return out
+
+
+def export_bundle(name_or_path: str | Path, archive: str | Path) -> Path:
+    """Write a model-zoo style archive ``archive`` (.zip) of one bundle: ``<name>/configs`` (with the shared
+    ``logging.conf``), ``models``, ``docs``, ``LICENSE``. Unzipped anywhere, it runs with only this package installed:
+    ``python -m monai.bundle run --config_file <dir>/<name>/configs/inference.json --bundle_root <dir>/<name> …``.
+    An existing ``archive`` is never replaced (:class:`~monai_diffrecon.errors.OutputError`)."""
+    import os
+    import tempfile
+    import zipfile
+
+    root = bundle_path(name_or_path, trust_config=True)
+    out = Path(archive)
+    if out.suffix != ".zip":
+        raise OutputError(f"{archive}: the archive name must end in .zip")
+    if os.path.lexists(out):
+        raise OutputError(f"{archive}: exists; refusing to replace it (choose a new file name)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    members = [(f, f"{root.name}/{f.relative_to(root).as_posix()}") for sub in ("configs", "models", "docs")
+               for f in sorted((root / sub).rglob("*")) if f.is_file()]
+    members += [(root / "LICENSE", f"{root.name}/LICENSE")] if (root / "LICENSE").is_file() else []
+    if not (root / "configs" / "logging.conf").is_file():
+        members.append((LOGGING_CONF, f"{root.name}/configs/logging.conf"))
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.partial-", dir=out.parent)
+    os.close(fd)
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+            for src, arc in members:
+                z.write(src, arc)
+        os.chmod(tmp, 0o644)
+        os.link(tmp, out)  # fails if `out` appeared meanwhile: never replaces a file
+    except FileExistsError:
+        raise OutputError(f"{archive}: exists; refusing to replace it (choose a new file name)") from None
+    finally:
+        os.unlink(tmp)
     return out

@@ -1,30 +1,42 @@
 """``diffrecon`` command-line entry point (``diffrecon --help`` shows the examples below).
 
 Commands:
-    diffrecon run BUNDLE --input DIR|FILE|LIST.json --output DIR [--steps N] [--num-samples N] [--seed N] [--device cpu]
-                  [--set KEY=VALUE ...] [--quiet] [--json] [--keep-going]
+    diffrecon run BUNDLE --input DIR|FILE|LIST.json --output DIR [--overwrite] [--steps N] [--num-samples N] [--seed N]
+                  [--device cpu|cuda|cuda:N] [--set KEY=VALUE ...] [--quiet] [--json] [--keep-going]
     diffrecon demo --output DIR [--quick]              built-in SPECT/CT study → the SPECT bundle → DICOM, NIfTI, PNG
     diffrecon demo-osem --output DIR                   the classical OSEM demo (no network)
     diffrecon simulate {spect,mri,natural,satellite} --output DIR [--n N] [--seed N]
     diffrecon list                                     bundles with a one-line task and their measured headline numbers
-    diffrecon verify BUNDLE [--schema FILE]            metadata schema, weights sha256, network in/out
+    diffrecon verify BUNDLE [--schema FILE]            metadata schema (shipped offline copy), weights sha256, network in/out
+    diffrecon export BUNDLE OUT.zip                    model-zoo style archive of one bundle (runs with the package alone)
     diffrecon bench                                    operator contract checks and timings on this machine
     diffrecon shift FOLDER BUNDLE_P BUNDLE_Q [--sigmas N] estimated KL(p‖q) between two bundles' priors from the
                                                        corrupted measurements of p in FOLDER (*.npz: y + mask)
 
+Output folders (every command that writes one): a folder that exists and is not empty is refused unless
+``--overwrite`` is given, and even then only a folder diffrecon wrote before (its ``manifest.json``, unchanged) is
+replaced — never an unrelated folder or a file; an output equal to the input, inside it or containing it is refused.
+Everything is written into a hidden staging folder and renamed into place, so a crash leaves nothing half-written.
+``run`` always writes ``OUT/<case id>/…`` per study plus ``OUT/summary.json`` and ``OUT/manifest.json``.
+
 Exit codes: 0 success; 1 a check failed (``verify``) or an unexpected error; 2 bad input (a typed
-:mod:`monai_diffrecon.errors` error: unreadable or inconsistent study, bad option); 3 partial (cohort run with
-``--keep-going`` where some studies failed; see ``summary.json``); 130 interrupted (Ctrl-C).
+:mod:`monai_diffrecon.errors` error: unreadable or inconsistent study, refused output, bad option — one line on stderr,
+no traceback, nothing written); 3 partial (cohort run with ``--keep-going`` where some studies failed; see
+``summary.json``); 130 interrupted (Ctrl-C). ``DIFFRECON_DEBUG=1`` shows the traceback of an unexpected error.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from monai_diffrecon import __version__
+from monai_diffrecon.bundles import CLI_DEFAULTS
 
 __all__ = ["main", "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT", "EXIT_PARTIAL", "EXIT_INTERRUPTED"]
 
@@ -41,21 +53,30 @@ EXAMPLES = """examples:
   diffrecon verify spect_cardiac_diffusion
   diffrecon shift measurements/ bundle_in_distribution bundle_other --json
 
+output folders: a non-empty --output is refused unless --overwrite is given, and even then only an earlier diffrecon
+output (its manifest.json, unchanged) is replaced, never an unrelated folder or a file; --output may not be, contain or
+lie inside the input. Writing goes through a hidden staging folder renamed into place. `run` writes OUT/<case id>/...
+for every study, plus OUT/summary.json and OUT/manifest.json.
+
 exit codes: 0 ok, 1 check failed / unexpected error, 2 bad input, 3 partial (some cohort studies failed), 130 interrupted
 """
+
+OUTPUT_HELP = "output folder: must not exist or be empty, unless --overwrite replaces an earlier diffrecon output"
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="diffrecon",
-        description="Diffusion-model image reconstruction for MONAI (SPECT, multi-coil MRI, CT).",
+        description="Diffusion-model image reconstruction for MONAI: SPECT/CT (DICOM), multi-coil MRI (k-space), "
+                    "natural-image restoration and satellite cloud removal bundles.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"monai_diffrecon {__version__}")
     sub = p.add_subparsers(dest="command")
     d = sub.add_parser("demo", help="simulate a low-dose cardiac SPECT/CT study (DICOM) and reconstruct it with the SPECT bundle")
-    d.add_argument("--output", required=True, help="output folder (replaced atomically)")
+    d.add_argument("--output", required=True, help=OUTPUT_HELP)
+    d.add_argument("--overwrite", action="store_true", help="replace an earlier diffrecon output in --output")
     d.add_argument("--dose", type=float, default=0.1, help="dose fraction of the simulated acquisition (default 0.1)")
     d.add_argument("--samples", type=int, default=2, help="posterior samples (≥ 2 adds the std series)")
     d.add_argument("--steps", type=int, default=None, help="reverse diffusion steps (default: the bundle's)")
@@ -63,7 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--quick", action="store_true", help="tiny settings for smoke tests")
     d.add_argument("--no-progress", action="store_true", help="hide progress bars")
     o = sub.add_parser("demo-osem", help="simulate a cardiac SPECT study and reconstruct it with OSEM (no network)")
-    o.add_argument("--output", required=True)
+    o.add_argument("--output", required=True, help=OUTPUT_HELP)
+    o.add_argument("--overwrite", action="store_true", help="replace an earlier diffrecon output in --output")
     o.add_argument("--quick", action="store_true")
     o.add_argument("--seed", type=int, default=0)
     o.add_argument("--no-progress", action="store_true")
@@ -72,29 +94,35 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("bundle", help="bundle name (see `diffrecon list`) or path")
     r.add_argument("--input", required=True, help="input folder (DICOM study, k-space files, …) or a .json list of such inputs "
                                                  "(cohort: one output case per entry, sharded across torchrun ranks)")
-    r.add_argument("--output", required=True, help="output folder (each case replaced atomically)")
-    r.add_argument("--config", default="inference", help="config name under configs/ (default inference)")
+    r.add_argument("--output", required=True, help=OUTPUT_HELP + "; receives OUT/<case id>/..., summary.json, manifest.json")
+    r.add_argument("--overwrite", action="store_true", help="replace an earlier diffrecon output in --output (never a foreign folder or file)")
+    r.add_argument("--config", default=CLI_DEFAULTS["config"], help=f"config name under configs/ (default {CLI_DEFAULTS['config']})")
     r.add_argument("--steps", type=int, default=None, help="sampler steps (config id num_steps)")
     r.add_argument("--num-samples", type=int, default=None, help="posterior samples (≥ 2 also writes the posterior std)")
     r.add_argument("--seed", type=int, default=None, help="sampling seed")
-    r.add_argument("--device", default=None, help="torch device; the bundles run on the CPU (other devices are refused)")
+    r.add_argument("--device", default=None, help="torch device: cpu, cuda or cuda:N (default: the bundle's, cpu)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config id (JSON value), e.g. num_samples=4")
-    r.add_argument("--quiet", action="store_true", help="no progress bars or per-case lines")
-    r.add_argument("--json", action="store_true", help="print a JSON summary (metrics per case) on stdout at the end")
+    r.add_argument("--quiet", action="store_true", help="no progress bars, no log messages below WARNING")
+    r.add_argument("--json", action="store_true", help="print exactly one JSON document on stdout at the end (the run's "
+                                                       "summary.json with bundle and output); all logging goes to stderr")
     r.add_argument("--keep-going", action="store_true", help="cohort: record a failing study in summary.json and go on (exit 3)")
     r.add_argument("--trust-config", action="store_true", help="allow running a bundle from outside this project")
     sub.add_parser("list", help="list the bundles with their task and measured headline numbers")
     sub.add_parser("bundles", help="alias of list")
     sm = sub.add_parser("simulate", help="write example inputs: spect (DICOM), mri (fastMRI HDF5), natural (PNG), satellite (TIFF)")
     sm.add_argument("kind", choices=("spect", "mri", "natural", "satellite"))
-    sm.add_argument("--output", required=True, help="output folder")
+    sm.add_argument("--output", required=True, help=OUTPUT_HELP)
+    sm.add_argument("--overwrite", action="store_true", help="replace an earlier diffrecon output in --output")
     sm.add_argument("--n", type=int, default=2, help="number of studies / files / images / scenes")
     sm.add_argument("--seed", type=int, default=None, help="first seed (default: the held-out test seeds)")
     sm.add_argument("--quiet", action="store_true")
     sub.add_parser("bench", help="operator contract checks (adjoint, prox) and timings on this machine")
     v = sub.add_parser("verify", help="check a bundle: metadata schema, weights sha256, network in/out shapes")
     v.add_argument("bundle")
-    v.add_argument("--schema", default=None, help="local copy of MONAI's meta_schema JSON (the metadata URL needs internet)")
+    v.add_argument("--schema", default=None, help="MONAI's metadata schema JSON (default: the copy shipped with the package)")
+    e = sub.add_parser("export", help="write a model-zoo style archive (.zip) of one bundle")
+    e.add_argument("bundle")
+    e.add_argument("archive", help="the .zip to write (must not exist)")
     sh = sub.add_parser("shift", help="distribution shift KL(p||q) between two bundles' diffusion priors, from corrupted measurements of p",
                         description="Measurement-domain KL estimate (arXiv 2505.11482, Theorem 1; W = E[P]^-1/2). FOLDER holds *.npz "
                                     "files with 'y' (the measurement, zero where unobserved) and 'mask' (0/1), shape (C, H, W) as "
@@ -110,22 +138,63 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (see module doc)."""
+    """Run the CLI; returns the exit code (see module doc). Whatever the command prints for the user goes to stdout;
+    everything else (progress, MONAI's and our log messages, stray prints) goes to stderr while it runs."""
     from monai_diffrecon.errors import DiffReconError
 
     args = _parser().parse_args(argv)
     if args.command is None:
         _parser().print_help()
         return EXIT_OK
+    stdout = sys.stdout
     try:
-        return _dispatch(args)
+        with contextlib.redirect_stdout(sys.stderr), _quiet(getattr(args, "quiet", False)):
+            _logging_to_stderr()
+            code, text = _dispatch(args)
+        if text:
+            print(text, file=stdout)
+        return code
     except DiffReconError as e:
-        print(f"diffrecon: error: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"diffrecon: error: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("diffrecon: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as e:  # the file system refused (permissions, disk full, …): the path and the reason, no traceback
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"diffrecon: error: {where}{e.strerror or _one_line(e)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as e:  # noqa: BLE001 - a bug: one line (the traceback with DIFFRECON_DEBUG=1)
+        if os.environ.get("DIFFRECON_DEBUG"):
+            raise
+        print(f"diffrecon: internal error: {type(e).__name__}: {_one_line(e)[:500]} (set DIFFRECON_DEBUG=1 for the traceback; "
+              "please report it)", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _logging_to_stderr() -> None:
+    """Route every existing stream handler that writes to stdout (MONAI's module loggers do) to stderr."""
+    for lg in [logging.getLogger(), *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger))]:
+        for h in lg.handlers:
+            if isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) in (sys.__stdout__, sys.stdout):
+                h.setStream(sys.stderr)
+
+
+@contextlib.contextmanager
+def _quiet(on: bool):
+    """``--quiet``: log messages below WARNING dropped while the command runs."""
+    if on:
+        logging.disable(logging.INFO)
+    try:
+        yield
+    finally:
+        if on:
+            logging.disable(logging.NOTSET)
 
 
 def _overrides(args) -> dict:
@@ -143,65 +212,81 @@ def _overrides(args) -> dict:
     for flag, key in (("steps", "num_steps"), ("num_samples", "num_samples"), ("seed", "seed")):
         if getattr(args, flag) is not None:
             overrides[key] = getattr(args, flag)
-    if args.device is not None and args.device != "cpu":
-        raise InvalidValueError(f"--device {args.device}: the bundles run on the CPU in this version (GPU inference is not tested yet)")
+    if args.device is not None:
+        overrides["device"] = _device(args.device)
     if args.quiet:
         overrides["progress"] = False
     return overrides
 
 
-def _dispatch(args) -> int:
+def _device(name: str):
+    """``--device``: a torch device that exists on this machine (typed error otherwise)."""
+    import torch
+
+    from monai_diffrecon.errors import InvalidValueError
+
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise InvalidValueError(f"--device {name}: not a torch device (cpu, cuda, cuda:N)") from None
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise InvalidValueError(f"--device {name}: no such CUDA device on this machine "
+                                f"({torch.cuda.device_count() if torch.cuda.is_available() else 0} visible)")
+    if dev.type not in ("cpu", "cuda"):
+        raise InvalidValueError(f"--device {name}: only cpu and cuda devices are supported")
+    return dev
+
+
+def _dispatch(args) -> tuple[int, str]:
+    """Run one command; returns ``(exit code, what to print on stdout)``."""
     if args.command == "demo-osem":
         from monai_diffrecon.demo import DemoConfig, run_spect_demo
 
         cfg = DemoConfig.quick() if args.quick else DemoConfig()
         cfg.seed = args.seed
-        metrics = run_spect_demo(args.output, cfg, progress=not args.no_progress)
-        print(json.dumps({k: v for k, v in metrics.items() if k != "config"}, indent=2))
-        print(f"wrote {args.output}/ (recon_osem_acpsf.nii.gz, demo.png, metrics.json, ...)")
-        return EXIT_OK
+        metrics = run_spect_demo(args.output, cfg, progress=not args.no_progress, overwrite=args.overwrite)
+        return EXIT_OK, (json.dumps({k: v for k, v in metrics.items() if k != "config"}, indent=2)
+                         + f"\nwrote {args.output}/ (recon_osem_acpsf.nii.gz, demo.png, metrics.json, ...)")
     if args.command == "demo":
         from monai_diffrecon.demo import run_bundle_demo
 
         metrics = run_bundle_demo(args.output, dose=args.dose, samples=args.samples, steps=args.steps, seed=args.seed,
-                                  quick=args.quick, progress=not args.no_progress)
-        print(json.dumps(metrics, indent=2))
-        print(f"wrote {args.output}/ (dicom/, recon.nii.gz, osem.nii.gz, recon.png, metrics.json)")
-        return EXIT_OK
+                                  quick=args.quick, progress=not args.no_progress, overwrite=args.overwrite)
+        return EXIT_OK, json.dumps(metrics, indent=2) + f"\nwrote {args.output}/ (study/: dicom/, recon.nii.gz, osem.nii.gz, recon.png, metrics.json; summary.json)"
     if args.command in ("list", "bundles"):
         from monai_diffrecon.bundles import describe_bundle, list_bundles
 
+        lines = []
         for name in list_bundles():
             d = describe_bundle(name)
-            print(f"{d['name']:<28} {d['version']:<7} {'weights' if d['weights'] else 'NO WEIGHTS':<10} {d['task']}")
-            for k, v in d["headline"].items():
-                print(f"{'':<28} {k}: {v}")
-        return EXIT_OK
+            lines.append(f"{d['name']:<28} {d['version']:<7} {'weights' if d['weights'] else 'NO WEIGHTS':<10} {d['task']}")
+            lines += [f"{'':<28} {k}: {v}" for k, v in d["headline"].items()]
+        return EXIT_OK, "\n".join(lines)
     if args.command == "verify":
         from monai_diffrecon.bundles import verify_bundle
 
         res = verify_bundle(args.bundle, args.schema)
-        print(json.dumps(res, indent=2))
-        return EXIT_OK if all(v == "ok" for v in res.values()) else EXIT_FAILED
+        return (EXIT_OK if all(v == "ok" for v in res.values()) else EXIT_FAILED), json.dumps(res, indent=2)
+    if args.command == "export":
+        from monai_diffrecon.bundles import export_bundle
+
+        return EXIT_OK, str(export_bundle(args.bundle, args.archive))
     if args.command == "simulate":
         from monai_diffrecon.simulate import simulate
 
-        paths = simulate(args.kind, args.output, args.n, args.seed, progress=not args.quiet)
-        print("\n".join(paths))
-        return EXIT_OK
+        return EXIT_OK, "\n".join(simulate(args.kind, args.output, args.n, args.seed, progress=not args.quiet, overwrite=args.overwrite))
     if args.command == "bench":
         from monai_diffrecon.physics.testing import quick_bench
 
-        print(quick_bench())
-        return EXIT_OK
+        return EXIT_OK, quick_bench()
     if args.command == "run":
         return _run(args)
     if args.command == "shift":
         return _shift(args)
-    return EXIT_FAILED  # pragma: no cover
+    return EXIT_FAILED, ""  # pragma: no cover
 
 
-def _shift(args) -> int:
+def _shift(args) -> tuple[int, str]:
     import torch
 
     from monai_diffrecon.bundles import bundle_prior
@@ -217,37 +302,38 @@ def _shift(args) -> int:
     est = kl_from_denoisers(*(denoiser_from_prior(p) for p in priors), samples, default_sigmas(args.sigmas), masks=masks,
                             generator=torch.Generator().manual_seed(args.seed))
     if args.json:
-        print(json.dumps({"kl": est.kl, "domain": est.domain, "n": samples.shape[0], "sigmas": est.sigmas.tolist(),
-                          "integrand": est.integrand.tolist()}, indent=1))
-    else:
-        print(f"KL({args.bundle_p} || {args.bundle_q}) ≈ {est.kl:.4g} nats ({est.domain} domain, {samples.shape[0]} samples)")
-    return EXIT_OK
+        return EXIT_OK, json.dumps({"kl": est.kl, "domain": est.domain, "n": samples.shape[0], "sigmas": est.sigmas.tolist(),
+                                    "integrand": est.integrand.tolist()}, indent=1)
+    return EXIT_OK, f"KL({args.bundle_p} || {args.bundle_q}) ≈ {est.kl:.4g} nats ({est.domain} domain, {samples.shape[0]} samples)"
 
 
-def _run(args) -> int:
+def _run(args) -> tuple[int, str]:
     from pathlib import Path
 
-    from monai_diffrecon.bundles import run_bundle
+    from monai_diffrecon.bundles import bundle_path, run_bundle
+    from monai_diffrecon.io.staging import check_output
+    from monai_diffrecon.workflows.base import SUMMARY
 
     overrides = _overrides(args)
+    bundle_path(args.bundle, args.trust_config)  # an unknown bundle is reported before anything else
     if Path(args.input).suffix == ".json" and Path(args.input).is_file():
         from monai_diffrecon.cohort import read_cohort_list, run_cohort
 
-        summary = run_cohort(args.bundle, read_cohort_list(args.input), args.output, overrides, args.keep_going, args.trust_config)
+        summary = run_cohort(args.bundle, read_cohort_list(args.input), args.output, overrides, args.keep_going, args.trust_config,
+                             overwrite=args.overwrite)
         if summary is None:  # another rank writes the summary
-            return EXIT_OK
-        if args.json:
-            print(json.dumps(summary, indent=1, default=str))
-        elif not args.quiet:
-            print(f"wrote {args.output}/ ({summary['ok']}/{summary['n_cases']} studies; summary.json)")
-        return EXIT_PARTIAL if summary["failed"] else EXIT_OK
-    result = run_bundle(args.bundle, args.config, args.trust_config, input_dir=args.input, output_dir=args.output, **overrides)
+            return EXIT_OK, ""
+        code = EXIT_PARTIAL if summary["failed"] else EXIT_OK
+    else:
+        check_output(args.output, [args.input], args.overwrite)  # refused before the bundle loads (checked again when written)
+        run_bundle(args.bundle, args.config, args.trust_config, input_dir=args.input, output_dir=args.output, overwrite=args.overwrite,
+                   **overrides)
+        summary, code = json.loads((Path(args.output) / SUMMARY).read_text()), EXIT_OK
     if args.json:
-        print(json.dumps({"bundle": args.bundle, "output": args.output, "cases": result if isinstance(result, list) else [result]},
-                         indent=1, default=str))
-    elif not args.quiet:
-        print(f"wrote {args.output}/")
-    return EXIT_OK
+        return code, json.dumps({"bundle": args.bundle, "output": str(args.output), **summary}, indent=1, default=str)
+    if args.quiet:
+        return code, ""
+    return code, f"wrote {args.output}/ ({summary['ok']}/{summary['n_cases']} studies: {', '.join(c['output'] for c in summary['cases'] if c['status'] == 'ok')}; summary.json)"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,11 +2,12 @@
 
 ``diffrecon run BUNDLE --input cohort.json --output OUT`` reads a JSON list of study inputs (folders or files; strings,
 or objects with an ``"input"`` key; relative paths are relative to the list file) and writes study ``i`` to
-``OUT/case_XXX`` through the bundle's own staged output, so every study is written exactly once and completely or not
-at all. Under ``torchrun --nproc_per_node=N`` (``RANK``/``WORLD_SIZE`` in the environment) rank ``r`` takes the
+``OUT/<case id>/`` (the id from the input's folder or file name; the same layout as a single run), all through one
+staging folder renamed into place at the end, so the cohort appears complete or not at all. Under ``torchrun --nproc_per_node=N`` (``RANK``/``WORLD_SIZE`` in the environment) rank ``r`` takes the
 studies ``i ≡ r (mod N)``; each study's sampling is seeded by the bundle's ``seed`` alone, so the outputs equal a
-single-process run. Every rank writes ``OUT/.cohort/rank_<r>.json``; the last rank to finish (a gloo barrier when a
-process group can be formed, else the file count) merges them into ``OUT/summary.json`` with one entry per study.
+single-process run. Every rank writes its records into the staging folder; the last rank to finish (a gloo barrier
+when a process group can be formed, else the file count) merges them into ``OUT/summary.json`` with one entry per
+study and renames the staging folder onto ``OUT``.
 
 With ``keep_going`` a study that fails with a typed error (:class:`~monai_diffrecon.errors.DiffReconError`: unreadable
 DICOM, bad k-space, …) is recorded in the summary and the run goes on; the CLI then exits with 3 (partial).
@@ -58,28 +59,46 @@ def shard(n: int, rank: int, world: int) -> list[int]:
 
 
 def run_cohort(bundle: str, inputs: list[str], output_dir: str | Path, overrides: dict | None = None, keep_going: bool = False,
-               trust_config: bool = False, rank: int | None = None, world: int | None = None) -> dict | None:
+               trust_config: bool = False, rank: int | None = None, world: int | None = None, overwrite: bool = False) -> dict | None:
     """Run ``bundle`` on this rank's share of ``inputs``; returns the merged summary on the rank that wrote it, else
-    ``None``. ``rank``/``world`` default to torchrun's environment."""
+    ``None``. ``rank``/``world`` default to torchrun's environment. ``output_dir`` follows the output rule of
+    :mod:`monai_diffrecon.io.staging` (checked on every rank before any study runs) and the layout of
+    :mod:`monai_diffrecon.workflows.base`: ``OUT/<case id>/`` per study (the id from the input's name), ``summary.json``
+    and ``manifest.json``, all staged in one hidden sibling folder that the merging rank renames into place."""
+    import shutil
+
     from monai_diffrecon.bundles import run_bundle
+    from monai_diffrecon.io.staging import check_output, commit_staging, new_staging
+    from monai_diffrecon.workflows.base import SUMMARY, case_ids, make_summary
 
     if rank is None or world is None:
         rank, world = dist_rank_world()
-    out = Path(output_dir)
-    parts = out / ".cohort"
-    parts.mkdir(parents=True, exist_ok=True)
+    check_output(output_dir, inputs, overwrite)
+    ids = case_ids([Path(p).stem if Path(p).is_file() else Path(p).name for p in inputs])
+    stage = _shared_staging(output_dir, rank, world, new_staging)
+    parts = stage / ".cohort"
+    parts.mkdir(exist_ok=True)
     records = []
     for i in shard(len(inputs), rank, world):
         t0 = time.perf_counter()
-        rec = {"case": i, "input": inputs[i], "output": f"case_{i:03d}", "rank": rank}
+        rec = {"case": ids[i], "input": inputs[i], "output": ids[i], "rank": rank}
+        work = parts / f"work_{i:05d}"
         try:
-            res = run_bundle(bundle, "inference", trust_config, input_dir=inputs[i], output_dir=str(out / rec["output"]), **(overrides or {}))
+            res = run_bundle(bundle, "inference", trust_config, input_dir=inputs[i], output_dir=str(work), **(overrides or {}))
             rec["metrics"] = res[0] if isinstance(res, list) and len(res) == 1 else res
             rec["status"] = "ok"
+            inner = json.loads((work / SUMMARY).read_text())["cases"]
+            if len(inner) == 1:  # the usual case: the study's folder becomes OUT/<case id>
+                os.replace(work / inner[0]["output"], stage / ids[i])
+            else:  # an entry holding several studies keeps its own per-study folders and summary
+                (work / "manifest.json").unlink()
+                os.replace(work, stage / ids[i])
         except DiffReconError as e:
             if not keep_going:
+                shutil.rmtree(stage, ignore_errors=True)
                 raise
             rec.update(status="failed", error=f"{type(e).__name__}: {e}")
+        shutil.rmtree(work, ignore_errors=True)
         rec["seconds"] = round(time.perf_counter() - t0, 2)
         records.append(rec)
     tmp = parts / f".rank_{rank}.json.tmp"
@@ -91,13 +110,27 @@ def run_cohort(bundle: str, inputs: list[str], output_dir: str | Path, overrides
     done = sorted(parts.glob("rank_*.json"))
     if len(done) < world:  # no process group: the last rank to finish merges
         return None
-    cases = sorted((r for f in done for r in json.loads(f.read_text())), key=lambda r: r["case"])
-    summary = {"bundle": bundle, "n_cases": len(inputs), "ok": sum(r["status"] == "ok" for r in cases),
-               "failed": [r for r in cases if r["status"] != "ok"], "world_size": world, "cases": cases}
-    tmp = out / ".summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=1, default=str))
-    tmp.replace(out / "summary.json")
+    cases = sorted((r for f in done for r in json.loads(f.read_text())), key=lambda r: inputs.index(r["input"]))
+    summary = make_summary(cases, bundle=bundle, world_size=world)
+    shutil.rmtree(parts)
+    (stage / SUMMARY).write_text(json.dumps(summary, indent=1, default=str))
+    commit_staging(stage, output_dir, overwrite)
     return summary
+
+
+def _shared_staging(output_dir, rank: int, world: int, new_staging) -> Path:
+    """One staging folder for all ranks of this launch: rank 0 creates it and broadcasts its name over the gloo group
+    (a fixed name from torchrun's run id when no group can be formed)."""
+    if world <= 1:
+        return new_staging(output_dir)
+    _barrier(world)  # forms the group when the launcher gave a rendezvous address
+    if not _has_group():
+        return new_staging(output_dir, os.environ.get("TORCHELASTIC_RUN_ID", "cohort"))
+    import torch.distributed as dist
+
+    name = [str(new_staging(output_dir)) if rank == 0 else None]
+    dist.broadcast_object_list(name, src=0)
+    return Path(name[0])
 
 
 def _has_group() -> bool:

@@ -111,12 +111,16 @@ def _figure(path: Path, truth, noac, acpsf, proj, heart_idx, metrics) -> None:
     plt.close(fig)
 
 
-def run_spect_demo(output: str | Path, config: DemoConfig | None = None, progress: bool = True) -> dict:
-    """Run the simulated SPECT + OSEM demo and write its outputs to ``output`` (replaced atomically).
+def run_spect_demo(output: str | Path, config: DemoConfig | None = None, progress: bool = True, overwrite: bool = False) -> dict:
+    """Run the simulated SPECT + OSEM demo and write its outputs to ``output`` (the output rule of
+    :mod:`monai_diffrecon.io.staging`: a non-empty folder only with ``overwrite``, and only an earlier output of ours).
 
     Returns:
         the metrics dictionary also written to ``metrics.json``.
     """
+    from monai_diffrecon.io.staging import check_output
+
+    check_output(output, (), overwrite)  # refused before any computation
     cfg = config or DemoConfig()
     t0 = time.perf_counter()
     shape = (cfg.size,) * 3
@@ -148,7 +152,7 @@ def run_spect_demo(output: str | Path, config: DemoConfig | None = None, progres
     }
     idx = myo.nonzero().float().mean(0).round().long().tolist()
     aff = _affine_ras(shape, cfg.voxel_mm)
-    with staged_directory(output) as tmp:
+    with staged_directory(output, overwrite) as tmp:
         _save_nifti(tmp / "recon_osem_acpsf.nii.gz", t_ac, aff)
         _save_nifti(tmp / "recon_osem_noac.nii.gz", t_no, aff)
         _save_nifti(tmp / "truth.nii.gz", t_true, aff)
@@ -160,7 +164,7 @@ def run_spect_demo(output: str | Path, config: DemoConfig | None = None, progres
 
 
 def run_bundle_demo(output: str | Path, dose: float = 0.1, samples: int = 2, steps: int | None = None, seed: int = 0,
-                    quick: bool = False, progress: bool = True) -> dict:
+                    quick: bool = False, progress: bool = True, overwrite: bool = False) -> dict:
     """The README's main job: simulate a low-dose SPECT/CT study as DICOM (the built-in demo study), run the
     ``spect_cardiac_diffusion`` bundle on it, and write DICOM, NIfTI, PNG and metrics to ``output``.
 
@@ -171,6 +175,9 @@ def run_bundle_demo(output: str | Path, dose: float = 0.1, samples: int = 2, ste
 
     from monai_diffrecon.bundles import run_bundle
     from monai_diffrecon.data.spect_study import simulate_spect_study
+    from monai_diffrecon.io.staging import check_output
+
+    check_output(output, (), overwrite)  # refused before the simulation
 
     size, voxel = (32, 12.0) if quick else (64, 6.0)
     with tempfile.TemporaryDirectory(prefix="diffrecon-demo-") as d:
@@ -178,7 +185,7 @@ def run_bundle_demo(output: str | Path, dose: float = 0.1, samples: int = 2, ste
                                      total_counts=4e6 if not quick else 4e5, defect=True)
         truth = study.activity.double() * study.counts_per_unit  # full-dose units; the evaluator scales by dose
         overrides = {"input_dir": str(Path(d) / "study"), "output_dir": str(output), "dose_fraction": dose, "num_samples": samples,
-                     "seed": seed, "progress": progress, "evaluator#truth": truth}
+                     "seed": seed, "progress": progress, "evaluator#truth": truth, "overwrite": overwrite}
         if steps is not None or quick:
             overrides["num_steps"] = 2 if quick and steps is None else steps
         if quick:

@@ -78,24 +78,26 @@ def _satellite(out: Path, n: int, seed: int, size: int = 128) -> list[Path]:
     return files
 
 
-def simulate(kind: str, output: str | Path, n: int = 2, seed: int | None = None, progress: bool = True) -> list[str]:
-    """Write ``n`` example inputs of ``kind`` under ``output`` (replaced atomically); returns the study paths."""
+def simulate(kind: str, output: str | Path, n: int = 2, seed: int | None = None, progress: bool = True, overwrite: bool = False) -> list[str]:
+    """Write ``n`` example inputs of ``kind`` into the folder ``output``; returns the study paths. ``output`` follows the
+    output rule of :mod:`monai_diffrecon.io.staging` (a non-empty folder only with ``overwrite`` and only if we wrote it)
+    and is written through one staging folder."""
     if kind not in SIMULATORS:
         raise InvalidValueError(f"simulate: one of {', '.join(SIMULATORS)}, got {kind!r}")
     if n < 1:
         raise InvalidValueError(f"simulate: n must be ≥ 1, got {n}")
     out = Path(output)
-    if kind == "spect":
-        from monai_diffrecon.workflows.spect import simulated_studies
+    with staged_directory(out, overwrite) as tmp:
+        if kind == "spect":
+            from monai_diffrecon.workflows.spect import simulated_studies
 
-        simulated_studies(out, n, seed=30_000 if seed is None else seed, progress=progress)
-        return [str(out / f"study_{i:03d}") for i in range(n)]
-    if kind == "mri":
-        from monai_diffrecon.workflows.mri import simulated_kspace_files
+            made = [Path(it["case"]) for it in simulated_studies(tmp, n, seed=30_000 if seed is None else seed, progress=progress)]
+        elif kind == "mri":
+            from monai_diffrecon.workflows.mri import simulated_kspace_files
 
-        return [it["kspace"] for it in simulated_kspace_files(out, n, seed=60_000 if seed is None else seed, progress=progress)]
-    with staged_directory(out) as tmp:
-        fn = _natural if kind == "natural" else _satellite
-        made = fn(tmp, n, (70_000 if kind == "natural" else 80_000) if seed is None else seed)
-        names = [p.name for p in made]
+            made = [Path(it["kspace"]) for it in simulated_kspace_files(tmp, n, seed=60_000 if seed is None else seed, progress=progress)]
+        else:
+            fn = _natural if kind == "natural" else _satellite
+            made = fn(tmp, n, (70_000 if kind == "natural" else 80_000) if seed is None else seed)
+        names = [p.relative_to(tmp) for p in made]
     return [str(out / nm) for nm in names]

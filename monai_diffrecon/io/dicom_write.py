@@ -23,7 +23,8 @@ Every file written here passes ``dciodvfy`` with no errors (tests check each one
   software version, the method/parameters string and a caller-supplied seed: the same input, seed, version and
   parameters give the same UIDs (idempotent re-runs overwrite, not duplicate); anything different gives new UIDs.
 * **Files**: written by :func:`monai_diffrecon.io.staging.staged_directory` into a folder named from the modality
-  and a hash (never from tag values), with ``manifest.json`` (sha256 of each file) written last.
+  and a hash (never from tag values) that holds DICOM files only (PACS import tools walk it); an existing folder of
+  that name is replaced only when it holds nothing but the same series (same deterministic SeriesInstanceUID).
 """
 
 from __future__ import annotations
@@ -31,8 +32,6 @@ from __future__ import annotations
 import datetime
 import functools
 import hashlib
-import json
-import math
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -364,17 +363,31 @@ def _ds_list(vals: Seq[float]) -> list[str]:
     return [format_number_as_ds(float(v)) for v in vals]
 
 
-def _save_series(out_dir: str | Path, folder: str, datasets: list, overwrite: bool = True) -> list[Path]:
-    """Write ``datasets`` into ``out_dir/folder`` through a staged folder; manifest last; returns the files."""
+def _same_series(uid: str):
+    """Ownership test for an existing series folder: every entry is a DICOM file of series ``uid`` (the deterministic
+    UID policy gives a re-run with the same inputs, seed, version and parameters the same UID)."""
+
+    def owned(folder: Path) -> bool:
+        from monai_diffrecon.errors import DicomError
+        from monai_diffrecon.io.dicom_guard import get_str, read_dataset
+
+        try:
+            entries = list(folder.iterdir())
+            return all(p.is_file() and not p.is_symlink() and p.suffix == ".dcm"
+                       and get_str(read_dataset(p, stop_before_pixels=True), p, "SeriesInstanceUID") == uid for p in entries)
+        except (OSError, DicomError):
+            return False
+
+    return owned
+
+
+def _save_series(out_dir: str | Path, folder: str, datasets: list) -> list[Path]:
+    """Write ``datasets`` into ``out_dir/folder`` (DICOM files only) through a staged folder; returns the files. An
+    existing folder of that name is replaced only if it holds nothing but this very series (an idempotent re-run)."""
     final = Path(out_dir) / folder
-    with staged_directory(final, overwrite=overwrite) as tmp:
-        manifest = {"software": f"{SOFTWARE} {__version__}", "files": {}}
+    with staged_directory(final, overwrite=True, manifest=False, owned=_same_series(str(datasets[0].SeriesInstanceUID))) as tmp:
         for i, ds in enumerate(datasets, start=1):
-            name = f"IM_{i:05d}.dcm"
-            ds.save_as(tmp / name, enforce_file_format=True)
-            manifest["files"][name] = hashlib.sha256((tmp / name).read_bytes()).hexdigest()
-        manifest["series_instance_uid"] = str(datasets[0].SeriesInstanceUID)
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+            ds.save_as(tmp / f"IM_{i:05d}.dcm", enforce_file_format=True)
     return [final / f"IM_{i:05d}.dcm" for i in range(1, len(datasets) + 1)]
 
 

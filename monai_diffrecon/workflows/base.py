@@ -1,26 +1,43 @@
-"""The loop every reconstruction bundle shares: one case per dataset item, typed errors surfaced unchanged, each case
-written through a staged folder (``output_dir`` for one case, ``output_dir/case_XXX`` for several) and a
-``summary.json`` (mean ± sd of every numeric metric) for several cases.
+"""The loop every reconstruction bundle shares: one case per dataset item, typed errors surfaced unchanged, and one
+output layout for one study or many.
+
+Output layout (always the same)::
+
+    OUT/
+      <case id>/        one folder per case: the bundle's files (DICOM series folders, NIfTI, PNG, metrics.json)
+      summary.json      {"n_cases", "ok", "failed", "cases": [{"case", "input", "output", "status", "metrics"}], "metrics"}
+      manifest.json     written last: every file with size and sha256 (marks the folder as diffrecon's)
+
+The case id is the study folder's or input file's name (letters, digits, ``._-`` kept; duplicates get ``_2``, ``_3``…).
+The whole of ``OUT`` is written through one staging folder (:mod:`monai_diffrecon.io.staging`), so a failure or a
+``kill -9`` leaves nothing under ``OUT``; the output folder is checked against the inputs and against existing files
+before any computation (the rule in :func:`~monai_diffrecon.io.staging.check_output`).
 
 Subclasses implement :meth:`CaseWorkflow.reconstruct` (item → results, metrics) and :meth:`CaseWorkflow.write`
-(out_dir, results, metrics); they stay thin.
+(case folder, results, metrics); they stay thin.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 from pathlib import Path
 
 import numpy as np
 
 from monai_diffrecon.errors import InvalidValueError, unwrap
+from monai_diffrecon.io.staging import staged_directory
 
-__all__ = ["CaseWorkflow", "summarize"]
+__all__ = ["CaseWorkflow", "summarize", "make_summary", "case_ids", "SUMMARY"]
+
+SUMMARY = "summary.json"
+logger = logging.getLogger("monai_diffrecon")
 
 
 def summarize(metrics: list[dict]) -> dict:
     """Mean and standard deviation over cases of every numeric metric."""
-    keys = [k for k, v in metrics[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    keys = [k for k, v in metrics[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)] if metrics else []
     out = {"n_cases": len(metrics)}
     for k in keys:
         vals = np.array([m[k] for m in metrics if isinstance(m.get(k), (int, float))], dtype=np.float64)
@@ -28,13 +45,56 @@ def summarize(metrics: list[dict]) -> dict:
     return out
 
 
+def make_summary(cases: list[dict], **extra) -> dict:
+    """The ``summary.json`` document: one record per case (``case``, ``input``, ``output``, ``status``, ``metrics`` or
+    ``error``) and mean ± sd of every numeric metric over the successful ones."""
+    ok = [c for c in cases if c["status"] == "ok"]
+    return {**extra, "n_cases": len(cases), "ok": len(ok), "failed": [c for c in cases if c["status"] != "ok"], "cases": cases,
+            "metrics": summarize([c["metrics"] for c in ok if isinstance(c.get("metrics"), dict)])}
+
+
+def case_ids(names: list[str]) -> list[str]:
+    """Folder-safe, unique case ids from study/file names (module doc)."""
+    out, seen = [], set()
+    for i, n in enumerate(names):
+        base = re.sub(r"[^A-Za-z0-9._-]+", "_", n).strip("._") or f"case_{i:03d}"
+        cid, k = base, 2
+        while cid in seen or cid in (SUMMARY, "manifest.json"):
+            cid, k = f"{base}_{k}", k + 1
+        seen.add(cid)
+        out.append(cid)
+    return out
+
+
+def _item_name(item, i: int) -> str:
+    """The study's name from a raw datalist item: its ``case`` entry (a folder or file), else case_NNN."""
+    p = item.get("case") if isinstance(item, dict) else None
+    if not p:
+        return f"case_{i:03d}"
+    p = Path(str(p))
+    return (p.stem if p.suffix.lower() in (".h5", ".mrd", ".ismrmrd", ".dcm", ".json") else p.name) or Path(p).resolve().name
+
+
+def _item_paths(item) -> list[str]:
+    return [str(v) for v in item.values() if isinstance(v, (str, Path))] if isinstance(item, dict) else []
+
+
 class CaseWorkflow:
-    """Base evaluator: ``dataset`` (MONAI Dataset), ``output_dir``, ``progress``; see module doc."""
+    """Base evaluator (module doc).
+
+    Args:
+        dataset: a MONAI ``Dataset`` (its ``data`` is the raw datalist, whose ``case`` entries name the studies).
+        output_dir: the output folder (rule and layout in the module doc).
+        progress: progress bars and one log line per case (to stderr).
+        input_dir: the input the user gave; the output may not equal, contain or sit inside it (nor any datalist path).
+        overwrite: replace an earlier, unmodified diffrecon output in ``output_dir``.
+    """
 
     empty_error: type[Exception] = InvalidValueError
 
-    def __init__(self, dataset, output_dir, progress: bool = True) -> None:
+    def __init__(self, dataset, output_dir, progress: bool = True, input_dir=None, overwrite: bool = False) -> None:
         self.dataset, self.output_dir, self.progress = dataset, Path(output_dir), progress
+        self.input_dir, self.overwrite = input_dir, bool(overwrite)
 
     def reconstruct(self, item: dict) -> tuple[dict, dict]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -43,25 +103,31 @@ class CaseWorkflow:
         raise NotImplementedError
 
     def _empty(self) -> Exception:
-        return InvalidValueError(f"{self.output_dir}: no case to reconstruct")
+        return InvalidValueError(f"{self.input_dir or 'the dataset'}: no case to reconstruct")
 
     def run(self) -> list[dict]:
+        """Reconstruct every case and write ``output_dir`` (module doc); returns the per-case metrics."""
         n = len(self.dataset)
         if n == 0:
             raise self._empty()
-        all_metrics = []
-        for i in range(n):
-            try:
-                item = self.dataset[i]
-            except RuntimeError as e:  # MONAI wraps transform errors; surface ours unchanged
-                raise unwrap(e) from e.__cause__
-            results, metrics = self.reconstruct(item)
-            self.write(self.output_dir if n == 1 else self.output_dir / f"case_{i:03d}", results, metrics)
-            all_metrics.append(metrics)
-            if self.progress:
-                print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=None))
-        if n > 1:
-            tmp = self.output_dir / ".summary.json.tmp"
-            tmp.write_text(json.dumps(summarize(all_metrics), indent=2))
-            tmp.replace(self.output_dir / "summary.json")
-        return all_metrics
+        raw = list(getattr(self.dataset, "data", self.dataset))  # MONAI Dataset: its raw datalist; a list: itself
+        raw = raw if len(raw) == n else [None] * n
+        inputs = [self.input_dir, *(p for it in raw for p in _item_paths(it))]
+        ids = case_ids([_item_name(it, i) for i, it in enumerate(raw)])
+        records = []
+        with staged_directory(self.output_dir, self.overwrite, inputs=inputs) as root:
+            for i in range(n):
+                try:
+                    item = self.dataset[i]
+                except RuntimeError as e:  # MONAI wraps transform errors; surface ours unchanged
+                    raise unwrap(e) from e.__cause__
+                results, metrics = self.reconstruct(item)
+                (root / ids[i]).mkdir()
+                self.write(root / ids[i], results, metrics)
+                src = raw[i].get("case") if isinstance(raw[i], dict) else None
+                records.append({"case": ids[i], "input": None if src is None else str(src), "output": ids[i], "status": "ok",
+                                "metrics": metrics})
+                if self.progress:
+                    logger.info("%s: %s", ids[i], json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}))
+            (root / SUMMARY).write_text(json.dumps(make_summary(records), indent=1, default=str))
+        return [r["metrics"] for r in records]

@@ -36,16 +36,16 @@ __all__ = ["kspace_datalist", "MRIReconstruction", "acs_lines", "magnitude_metri
 
 
 def kspace_datalist(input_dir: str | Path) -> list[dict]:
-    """One item per ``*.h5`` / ``*.mrd`` file under ``input_dir`` (sorted): ``[{"kspace": path}]``."""
+    """One item per ``*.h5`` / ``*.mrd`` file under ``input_dir`` (sorted): ``[{"case": path, "kspace": path}]``."""
     root = Path(input_dir)
     if root.is_file():
-        return [{"kspace": str(root)}]
+        return [{"case": str(root), "kspace": str(root)}]
     if not root.is_dir():
         raise KSpaceError(input_dir, "input folder not found")
     files = sorted(p for p in root.rglob("*") if p.suffix in (".h5", ".mrd", ".ismrmrd") and p.is_file())
     if not files:
         raise KSpaceError(input_dir, "no k-space file (*.h5 fastMRI-style, *.mrd ISMRMRD) found")
-    return [{"kspace": str(f)} for f in files]
+    return [{"case": str(f), "kspace": str(f)} for f in files]
 
 
 def simulated_kspace_files(out_dir: str | Path, n_slices: int = 16, size: int = 128, acceleration: float = 4.0, seed: int = 60_000,
@@ -62,7 +62,7 @@ def simulated_kspace_files(out_dir: str | Path, n_slices: int = 16, size: int = 
         with staged_directory(root) as tmp:
             write_mri_dataset(tmp, [(f"mni_{i:03d}", imgs[i]) for i in range(n_slices)], "test", acceleration=acceleration, seed=seed)
         files = sorted(root.glob("test_*.h5"))
-    return [{"kspace": str(f)} for f in files]
+    return [{"case": str(f), "kspace": str(f)} for f in files]
 
 
 def acs_lines(mask: torch.Tensor) -> int:
@@ -107,16 +107,16 @@ class MRIReconstruction(CaseWorkflow):
 
     def __init__(self, dataset, output_dir, sampler, num_samples: int = 1, seed: int = 0, acceleration: float | None = None,
                  center_lines: int = 20, calib_size: int = 20, pixel_mm: float = 1.0, method: str = "diffusion", model_sha256: str | None = None,
-                 body_part: str = "BRAIN", progress: bool = True) -> None:
-        super().__init__(dataset, output_dir, progress)
+                 body_part: str = "BRAIN", progress: bool = True, input_dir=None, overwrite: bool = False) -> None:
+        super().__init__(dataset, output_dir, progress, input_dir, overwrite)
         if num_samples < 1:
-            raise KSpaceError(output_dir, f"num_samples: must be ≥ 1, got {num_samples}")
+            raise InvalidValueError(f"num_samples: must be ≥ 1, got {num_samples}")
         self.sampler, self.num_samples, self.seed, self.acceleration = sampler, num_samples, seed, acceleration
         self.center_lines, self.calib_size, self.pixel_mm, self.method, self.model_sha256 = center_lines, calib_size, pixel_mm, method, model_sha256
         self.body_part = body_part
 
     def _empty(self) -> Exception:
-        return KSpaceError(self.output_dir, "no k-space file to reconstruct")
+        return KSpaceError(self.input_dir or "the dataset", "no k-space file to reconstruct")
 
     def prepare(self, item: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
         """``(kspace (S, C, H, W), mask (1, 1, 1, W), maps (S, C, H, W), path)`` after the checks."""
@@ -184,16 +184,14 @@ class MRIReconstruction(CaseWorkflow):
         aff = np.diag([self.pixel_mm, self.pixel_mm, self.pixel_mm, 1.0])
         params = {"sampler": type(self.sampler).__name__, "nfe": metrics["nfe"], "num_samples": self.num_samples, "seed": self.seed,
                   "acceleration": metrics["acceleration"]}
-        with staged_directory(out_dir) as tmp:
-            write_mr_series(mag, aff, None, tmp / "dicom", Derivation(f"{self.method} multi-coil MRI reconstruction", params, self.model_sha256),
-                            seed=self.seed, description=f"{self.method} recon", body_part=self.body_part)
-            write_nifti(mag, aff, tmp / "recon.nii.gz")
-            write_nifti(results["zf"].abs().permute(1, 2, 0).numpy(), aff, tmp / "zero_filled.nii.gz")
-            if self.num_samples > 1:
-                write_nifti(results["std"].permute(1, 2, 0).numpy(), aff, tmp / "std.nii.gz")
-            _figure(tmp / "recon.png", results, metrics, self.num_samples > 1, self.method)
-            (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
-
+        write_mr_series(mag, aff, None, out_dir / "dicom", Derivation(f"{self.method} multi-coil MRI reconstruction", params, self.model_sha256),
+                        seed=self.seed, description=f"{self.method} recon", body_part=self.body_part)
+        write_nifti(mag, aff, out_dir / "recon.nii.gz")
+        write_nifti(results["zf"].abs().permute(1, 2, 0).numpy(), aff, out_dir / "zero_filled.nii.gz")
+        if self.num_samples > 1:
+            write_nifti(results["std"].permute(1, 2, 0).numpy(), aff, out_dir / "std.nii.gz")
+        _figure(out_dir / "recon.png", results, metrics, self.num_samples > 1, self.method)
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
 def _figure(path, results, metrics, with_std: bool, method: str) -> None:
     from monai_diffrecon.data.preview import save_panels

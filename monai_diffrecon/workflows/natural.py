@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from monai_diffrecon.errors import InvalidValueError
-from monai_diffrecon.io.staging import staged_directory
 from monai_diffrecon.physics import Blur, Downsample, Identity, gaussian_kernel
 from monai_diffrecon.workflows.base import CaseWorkflow
 
@@ -102,8 +101,8 @@ class NaturalRestoration(CaseWorkflow):
 
     def __init__(self, dataset, output_dir, sampler, num_samples: int = 1, seed: int = 0, blind: bool = False, kernel_size: int = 64,
                  init_kernel_sigma: float = 1.0, method: str = "diffusion", task: str = "deblur", sr_factor: int = 4,
-                 progress: bool = True) -> None:
-        super().__init__(dataset, output_dir, progress)
+                 progress: bool = True, input_dir=None, overwrite: bool = False) -> None:
+        super().__init__(dataset, output_dir, progress, input_dir, overwrite)
         self.measurement = _measurement(task)
         if blind and task != "deblur":
             raise InvalidValueError(f"blind restoration estimates a blur kernel: task must be 'deblur', got {task!r}")
@@ -112,7 +111,7 @@ class NaturalRestoration(CaseWorkflow):
         self.kernel_size, self.init_kernel_sigma, self.method = kernel_size, init_kernel_sigma, method
 
     def _empty(self) -> Exception:
-        return InvalidValueError(f"{self.output_dir}: no case folder with a {self.measurement}")
+        return InvalidValueError(f"{self.input_dir or 'the dataset'}: no case folder with a {self.measurement}")
 
     def reconstruct(self, item: dict) -> tuple[dict, dict]:
         t0 = time.perf_counter()
@@ -166,25 +165,24 @@ class NaturalRestoration(CaseWorkflow):
     def write(self, out_dir: Path, results: dict, metrics: dict) -> None:
         from monai_diffrecon.data.preview import save_panels
 
-        with staged_directory(out_dir) as tmp:
-            write_png(tmp / "restored.png", results["restored"])
-            if self.num_samples > 1:
-                s = results["std"]
-                write_png(tmp / "std.png", s / max(float(s.max()), 1e-12))
-            k = results.get("kernel")
-            if self.blind:
-                np.save(tmp / "kernel.npy", k.numpy())
-                write_png(tmp / "kernel.png", k / max(float(k.max()), 1e-12))
-            label = {"deblur": "blurred", "denoise": "noisy", "sr": f"low-res (bicubic ×{self.sr_factor})"}[self.task]
-            panels = [(label, results["blurred"].numpy(), "gray"), (self.method, results["restored"].numpy(), "gray")]
-            if "truth" in results:
-                panels.append(("truth", results["truth"].numpy(), "gray"))
-            if k is not None:
-                panels.append(("kernel (estimated)" if self.blind else "kernel", k.numpy(), "magma"))
-            if "kernel_true" in results:
-                panels.append(("kernel (true)", results["kernel_true"].numpy(), "magma"))
-            title = f"{self.method}: NFE {metrics['nfe']}, {metrics['seconds']} s"
-            if "ours_psnr" in metrics:
-                title += f" — PSNR {metrics['ours_psnr']:.2f} dB (input {metrics['blurred_psnr']:.2f})"
-            save_panels(panels, tmp / "comparison.png", ncols=len(panels), title=title)
-            (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        write_png(out_dir / "restored.png", results["restored"])
+        if self.num_samples > 1:
+            s = results["std"]
+            write_png(out_dir / "std.png", s / max(float(s.max()), 1e-12))
+        k = results.get("kernel")
+        if self.blind:
+            np.save(out_dir / "kernel.npy", k.numpy())
+            write_png(out_dir / "kernel.png", k / max(float(k.max()), 1e-12))
+        label = {"deblur": "blurred", "denoise": "noisy", "sr": f"low-res (bicubic ×{self.sr_factor})"}[self.task]
+        panels = [(label, results["blurred"].numpy(), "gray"), (self.method, results["restored"].numpy(), "gray")]
+        if "truth" in results:
+            panels.append(("truth", results["truth"].numpy(), "gray"))
+        if k is not None:
+            panels.append(("kernel (estimated)" if self.blind else "kernel", k.numpy(), "magma"))
+        if "kernel_true" in results:
+            panels.append(("kernel (true)", results["kernel_true"].numpy(), "magma"))
+        title = f"{self.method}: NFE {metrics['nfe']}, {metrics['seconds']} s"
+        if "ours_psnr" in metrics:
+            title += f" — PSNR {metrics['ours_psnr']:.2f} dB (input {metrics['blurred_psnr']:.2f})"
+        save_panels(panels, out_dir / "comparison.png", ncols=len(panels), title=title)
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -20,7 +20,6 @@ import torch
 
 from monai_diffrecon.data.satellite_sim import sen12ms_normalize
 from monai_diffrecon.errors import InvalidValueError
-from monai_diffrecon.io.staging import staged_directory
 from monai_diffrecon.workflows.base import CaseWorkflow
 
 __all__ = ["SatelliteCloudRemoval", "satellite_datalist", "read_raster"]
@@ -68,12 +67,12 @@ class SatelliteCloudRemoval(CaseWorkflow):
     :class:`~monai_diffrecon.samplers.DBCR`), num_samples, seed, use_sar (False: the SAR raster is not read)."""
 
     def __init__(self, dataset, output_dir, sampler, num_samples: int = 1, seed: int = 0, use_sar: bool = True, method: str = "DB-CR",
-                 progress: bool = True) -> None:
-        super().__init__(dataset, output_dir, progress)
+                 progress: bool = True, input_dir=None, overwrite: bool = False) -> None:
+        super().__init__(dataset, output_dir, progress, input_dir, overwrite)
         self.sampler, self.num_samples, self.seed, self.use_sar, self.method = sampler, num_samples, seed, use_sar, method
 
     def _empty(self) -> Exception:
-        return InvalidValueError(f"{self.output_dir}: no case folder with a cloudy raster")
+        return InvalidValueError(f"{self.input_dir or 'the dataset'}: no case folder with a cloudy raster")
 
     def reconstruct(self, item: dict) -> tuple[dict, dict]:
         from monai_diffrecon.metrics.satellite import cloud_removal_metrics
@@ -106,14 +105,13 @@ class SatelliteCloudRemoval(CaseWorkflow):
         def rgb(x):
             return np.clip(x[[2, 1, 0]].numpy().transpose(1, 2, 0) / 0.3, 0, 1)
 
-        with staged_directory(out_dir) as tmp:
-            tifffile.imwrite(tmp / "clear_pred.tif", (results["pred"] * 10000).round().clamp(0, 10000).numpy().astype(np.uint16), photometric="minisblack")
-            panels = [("cloudy RGB", rgb(results["cloudy"]), None), (f"{self.method} RGB", rgb(results["pred"]), None)]
-            if "ref" in results:
-                panels.append(("reference RGB", rgb(results["ref"]), None))
-            panels.append(("SAR VV", results["sar"][0].numpy(), "gray"))
-            title = f"{self.method}: NFE {metrics['nfe']}, {metrics['seconds']} s"
-            if "ours_psnr" in metrics:
-                title += f" — PSNR {metrics['ours_psnr']:.2f} dB, SAM {metrics['ours_sam_deg']:.2f}° (cloudy {metrics['cloudy_psnr']:.2f} dB)"
-            save_panels(panels, tmp / "preview.png", ncols=len(panels), title=title)
-            (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        tifffile.imwrite(out_dir / "clear_pred.tif", (results["pred"] * 10000).round().clamp(0, 10000).numpy().astype(np.uint16), photometric="minisblack")
+        panels = [("cloudy RGB", rgb(results["cloudy"]), None), (f"{self.method} RGB", rgb(results["pred"]), None)]
+        if "ref" in results:
+            panels.append(("reference RGB", rgb(results["ref"]), None))
+        panels.append(("SAR VV", results["sar"][0].numpy(), "gray"))
+        title = f"{self.method}: NFE {metrics['nfe']}, {metrics['seconds']} s"
+        if "ours_psnr" in metrics:
+            title += f" — PSNR {metrics['ours_psnr']:.2f} dB, SAM {metrics['ours_sam_deg']:.2f}° (cloudy {metrics['cloudy_psnr']:.2f} dB)"
+        save_panels(panels, out_dir / "preview.png", ncols=len(panels), title=title)
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -12,7 +12,8 @@ checks), ``dataset`` (``monai.data.Dataset``), ``inferer`` (the sampler) and ``e
    vertical and horizontal long-axis views); ``metrics.json`` (time, NFE, data consistency, truth metrics when a
    reference is given).
 
-Several studies go to ``output_dir/case_000``, ``case_001`` …; a single study to ``output_dir`` itself.
+Every study goes to ``output_dir/<study folder name>/`` (one layout for one study or many, with
+``output_dir/summary.json``; :mod:`monai_diffrecon.workflows.base`).
 Errors are typed (:mod:`monai_diffrecon.errors`) and raised before anything is written.
 """
 
@@ -81,19 +82,19 @@ def simulated_studies(out_dir: str | Path, n_studies: int = 20, seed: int = 30_0
                 st = simulate_spect_study(tmp, seed=seed + 7 * i, size=size, voxel_mm=voxel_mm, views=views, total_counts=total_counts)
                 np.save(tmp / "truth.npy", (st.activity.double() * st.counts_per_unit).numpy())
         nm, ct = find_study(d)
-        items.append({"projections": str(nm), "ct": None if ct is None else str(ct), "truth": str(truth_file)})
+        items.append({"case": str(d), "projections": str(nm), "ct": None if ct is None else str(ct), "truth": str(truth_file)})
     return items
 
 
 def spect_datalist(input_dir: str | Path) -> list[dict]:
-    """One study per sub-folder holding NM TOMO projections (or the folder itself): ``[{"projections", "ct"}]``."""
+    """One study per sub-folder holding NM TOMO projections (or the folder itself): ``[{"case", "projections", "ct"}]``."""
     root = Path(input_dir)
     if not root.is_dir():
         raise DicomError(input_dir, "input folder not found")
     subdirs = sorted(p for p in root.iterdir() if p.is_dir())
     try:
         nm, ct = find_study(root)
-        return [{"projections": str(nm), "ct": None if ct is None else str(ct)}]
+        return [{"case": str(root), "projections": str(nm), "ct": None if ct is None else str(ct)}]
     except DicomError as e:
         if "found 0" in e.problem or not subdirs:
             items = []
@@ -102,7 +103,7 @@ def spect_datalist(input_dir: str | Path) -> list[dict]:
                     nm, ct = find_study(d)
                 except DicomError:
                     continue
-                items.append({"projections": str(nm), "ct": None if ct is None else str(ct)})
+                items.append({"case": str(d), "projections": str(nm), "ct": None if ct is None else str(ct)})
             if items:
                 return items
         raise
@@ -127,18 +128,18 @@ class SPECTReconstruction(CaseWorkflow):
 
     def __init__(self, dataset, output_dir, sampler, num_samples: int = 1, seed: int = 0, views: int | None = None,
                  dose_fraction: float | None = None, truth: torch.Tensor | None = None, model_sha256: str | None = None,
-                 progress: bool = True) -> None:
+                 progress: bool = True, input_dir=None, overwrite: bool = False) -> None:
         if num_samples < 1:
             raise InvalidValueError(f"num_samples: must be ≥ 1, got {num_samples}")
         if dose_fraction is not None and not 0 < dose_fraction <= 1:
             raise InvalidValueError(f"dose_fraction: must be in (0, 1], got {dose_fraction}")
-        super().__init__(dataset, output_dir, progress)
+        super().__init__(dataset, output_dir, progress, input_dir, overwrite)
         self.sampler = sampler
         self.num_samples, self.seed, self.views, self.dose_fraction = num_samples, seed, views, dose_fraction
         self.truth, self.model_sha256 = truth, model_sha256
 
     def _empty(self) -> Exception:
-        return DicomError(self.output_dir, "no study to reconstruct")
+        return DicomError(self.input_dir or "the dataset", "no study to reconstruct")
 
     def select(self, counts: torch.Tensor, projector):
         if self.views is not None:
@@ -185,18 +186,16 @@ class SPECTReconstruction(CaseWorkflow):
                   "views": metrics["views"], "dose_fraction": self.dose_fraction}
         deriv = Derivation("DiffSPECT-3D-style 2.5D diffusion reconstruction", params, self.model_sha256)
         aff, src = results["affine"], results["source"]
-        with staged_directory(out_dir) as tmp:
-            write_nm_recon(results["mean"].numpy(), aff, src, tmp / "dicom", deriv, seed=self.seed, description="SPECT diffusion reconstruction")
-            write_nifti(results["mean"].numpy(), aff, tmp / "recon.nii.gz")
-            if self.num_samples > 1:
-                write_nm_recon(results["std"].numpy(), aff, src, tmp / "dicom", Derivation("posterior standard deviation", params, self.model_sha256),
-                               seed=self.seed, description="SPECT posterior std", series_number=903, role="std")
-                write_nifti(results["std"].numpy(), aff, tmp / "std.nii.gz")
-            if results["osem"] is not None:
-                write_nifti(results["osem"].numpy(), aff, tmp / "osem.nii.gz")
-            _figure(tmp / "recon.png", results["osem"], results["mean"], results["std"] if self.num_samples > 1 else None, results["truth"], metrics)
-            (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
-
+        write_nm_recon(results["mean"].numpy(), aff, src, out_dir / "dicom", deriv, seed=self.seed, description="SPECT diffusion reconstruction")
+        write_nifti(results["mean"].numpy(), aff, out_dir / "recon.nii.gz")
+        if self.num_samples > 1:
+            write_nm_recon(results["std"].numpy(), aff, src, out_dir / "dicom", Derivation("posterior standard deviation", params, self.model_sha256),
+                           seed=self.seed, description="SPECT posterior std", series_number=903, role="std")
+            write_nifti(results["std"].numpy(), aff, out_dir / "std.nii.gz")
+        if results["osem"] is not None:
+            write_nifti(results["osem"].numpy(), aff, out_dir / "osem.nii.gz")
+        _figure(out_dir / "recon.png", results["osem"], results["mean"], results["std"] if self.num_samples > 1 else None, results["truth"], metrics)
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
 def _truth_metrics(x: torch.Tensor, osem: torch.Tensor | None, truth: torch.Tensor) -> dict:
     from monai_diffrecon.metrics.spect import volume_metrics

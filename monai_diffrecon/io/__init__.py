@@ -1,7 +1,9 @@
 """I/O: defensive DICOM reading, strict series assembly, NM/CT readers, derived-series writers, k-space, NIfTI.
 
 Readers raise :class:`~monai_diffrecon.errors.DicomError` (or :class:`~monai_diffrecon.errors.KSpaceError`) naming
-the file and the tag; writers stage their output and never leave a half-written series.
+the file and the tag; writers stage their output and never leave a half-written series. :class:`NMReconReader`
+(MONAI ``ImageReader`` for our NM RECON outputs) is imported on first use, so ``import monai_diffrecon.io`` does not
+pay for importing MONAI.
 """
 
 from monai_diffrecon.io.dicom import (
@@ -45,7 +47,17 @@ __all__ = [
     "write_derived_series",
     "write_nifti",
     "staged_directory",
+    "NMReconReader",
 ]
+
+
+def __getattr__(name: str):
+    """Lazy exports (PEP 562): ``NMReconReader`` imports ``monai.data`` (seconds), so only when asked for."""
+    if name == "NMReconReader":
+        from monai_diffrecon.io.monai_reader import NMReconReader
+
+        return NMReconReader
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def write_derived_series(image, source, out_dir, modality: str = "NM", derivation=None, affine_lps=None, seed: int = 0, **kwargs):

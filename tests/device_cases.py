@@ -403,6 +403,118 @@ def metrics_and_transforms():
     return run
 
 
+# ----------------------------------------------------------------------------- simulators and training draws
+@case
+def simulators():
+    from monai_diffrecon.data.cardiac_views import cardiac_views
+    from monai_diffrecon.data.mri_sim import mr_phantom, simulate_multicoil, smooth_field
+    from monai_diffrecon.data.natural import motion_blur_kernel, random_patches
+    from monai_diffrecon.data.satellite_sim import satellite_scene
+    from monai_diffrecon.data.spect_phantom import cardiac_phantom
+    from monai_diffrecon.data.spect_study import few_view_indices, thin_counts
+
+    def run():
+        out = {"field": smooth_field((8, 8), 3, 0.5, _g(40)), "phantom": mr_phantom(16, _g(41))}
+        for kind in ("random", "poisson", "equispaced"):
+            smp = simulate_multicoil(mr_phantom(16, _g(42))[None], 2, 2.0, 4, kind, 0.01, _g(43))
+            out.update({f"mc_{kind}.kspace": smp.kspace, f"mc_{kind}.mask": smp.mask})
+        out.update({f"sat.{k}": v for k, v in satellite_scene(16, _g(44)).items() if torch.is_tensor(v)})
+        ph = cardiac_phantom((24, 24, 16), 16.0, True, _g(45))
+        out.update({f"heart.{k}": v for k, v in ph.items() if torch.is_tensor(v)})
+        out.update({f"views.{k}": v for k, v in cardiac_views(ph["activity"]).items()})
+        out["patches"] = random_patches([torch.rand(1, 20, 18, generator=_g(46))], 8, 3, _g(47))
+        out["motion"] = motion_blur_kernel(9, 0.5, _g(48), steps=60)
+        out["thin"] = thin_counts(torch.poisson(20 * torch.rand(1, 1, 4, 5, 3, generator=_g(49)), generator=_g(50)), 0.3, _g(51))
+        out["few"] = few_view_indices(30, 7)
+        return out
+
+    return run
+
+
+@case
+def training_losses():
+    import tempfile
+
+    from monai_diffrecon.diffusion import make_scheduler
+    from monai_diffrecon.networks import DnCNN, dbcr_network, diffusion_unet, unfolded_denoiser
+    from monai_diffrecon.physics import birdcage_maps, gaussian_kernel, random_lines_mask
+    from monai_diffrecon.physics.functional.sense import sense_expand
+    from monai_diffrecon.training import DSMConfig
+    from monai_diffrecon.training.align import AlignConfig, align_prior, masked_eps_loss
+    from monai_diffrecon.training.dbcr import BridgeTrainer, SceneSampler
+    from monai_diffrecon.training.denoiser import GaussianDenoiserTrainer
+    from monai_diffrecon.training.dsm import DenoisingScoreTrainer, TensorSampler
+    from monai_diffrecon.training.msm import KSpaceSampler, MSMTrainer
+    from monai_diffrecon.training.selfdb import SelfDBTrainer
+    from monai_diffrecon.training.unfolding import BlurOperatorSampler, MRIOperatorSampler, UnfoldingTrainer
+
+    out_dir = Path(tempfile.gettempdir()) / "device_cases_not_written"
+    cfg = DSMConfig(seed=3)
+    sch = make_scheduler()
+    g = _g(60)
+    torch.manual_seed(0)
+    imgs, cond = torch.rand(5, 1, 8, 8, generator=g), torch.rand(5, 2, 8, 8, generator=g)
+    maps = birdcage_maps(2, (8, 8))
+    x = torch.complex(torch.randn(4, 1, 8, 8, generator=g), torch.randn(4, 1, 8, 8, generator=g))
+    masks = torch.stack([random_lines_mask(8, 2, 2, generator=g)[0] for _ in range(4)])
+    ks = KSpaceSampler(sense_expand(x, maps, masks), masks, maps)
+    clear = torch.rand(3, 4, 16, 16, generator=g)
+    scenes = SceneSampler(clear, clear.flip(-1), torch.randn(3, 2, 16, 16, generator=g), crop=8)
+    blur = BlurOperatorSampler(imgs, torch.stack([gaussian_kernel(s, 3) for s in (0.6, 1.0)]), sigma=(0.01, 0.02))
+    mri = MRIOperatorSampler(x, maps, (2, 3), ("random", "equispaced"), (2, 2))
+    trainers = {
+        "dsm": DenoisingScoreTrainer(_wake(diffusion_unet(2, 1, cond_channels=2, size="tiny"), 61), sch, TensorSampler(imgs, cond, True), out_dir, cfg,
+                                     progress=False),
+        "msm": MSMTrainer(_wake(diffusion_unet(2, 2, size="tiny"), 62), sch, ks, out_dir, cfg, progress=False, eta=0.05, sure_batch=1),
+        "msm0": MSMTrainer(_wake(diffusion_unet(2, 2, size="tiny"), 62), sch, ks, out_dir, cfg, progress=False),
+        "selfdb": SelfDBTrainer(_wake(diffusion_unet(2, 2, size="tiny"), 63), sch, ks, out_dir, cfg, progress=False, center_lines=2),
+        "bridge": BridgeTrainer(_wake(dbcr_network(size="tiny"), 64), sch, scenes, out_dir, cfg, progress=False),
+        "denoiser": GaussianDenoiserTrainer(DnCNN(1, 3, 8), None, TensorSampler(imgs), out_dir, cfg, progress=False),
+        "unfold_blur": UnfoldingTrainer(_wake(unfolded_denoiser(sch.alphas_cumprod, 1, num_unroll=1, size="tiny"), 65), sch, blur, out_dir, cfg,
+                                        progress=False),
+        "unfold_mri": UnfoldingTrainer(_wake(unfolded_denoiser(sch.alphas_cumprod, 2, num_unroll=1, size="tiny"), 66), sch, mri, out_dir, cfg,
+                                       progress=False),
+    }
+    align_net = _wake(diffusion_unet(2, 1, size="tiny"), 67)
+    meas, mmask = torch.rand(4, 1, 8, 8, generator=g), (torch.rand(4, 1, 8, 8, generator=g) > 0.3).float()
+
+    def run():
+        out = {}
+        for name, tr in trainers.items():
+            gen = _g(70)
+            batch = tr.sampler(gen, 2)
+            out.update({f"{name}.batch.{k}": v for k, v in batch.items() if torch.is_tensor(v)})
+            out[f"{name}.loss"] = tr.loss(batch, gen).detach()
+        out["masked_eps"] = masked_eps_loss(align_net, meas, mmask, sch.alphas_cumprod, _g(71)).detach()
+        res = align_prior(align_net, sch, meas, mmask, AlignConfig(max_epochs=1, batch_size=2))
+        out["align_curve"] = torch.tensor(res["val_curve"])
+        return out
+
+    return run
+
+
+@case
+def cohorts():
+    from monai_diffrecon.data.mri_sim import mr_phantom
+    from monai_diffrecon.training.mri_cohort import mri_acquisition
+    from monai_diffrecon.training.selfdb import subsample_lines
+    from monai_diffrecon.training.spect_cohort import simulate_volume
+    from monai_diffrecon.training.unfolding import _pick
+
+    def run():
+        out = {}
+        for mode in ("lowdose", "fewview", None):
+            v = simulate_volume(5, size=16, voxel_mm=24.0, views=12, mode=mode, init_iterations=1, init_subsets=2)
+            out.update({f"spect_{mode}.{k}": v[k] for k in ("cond", "target", "counts", "x_init")})
+        acq = mri_acquisition(mr_phantom(32, _g(80)), 3, 2.0, 16, 2, 0.01, 16)
+        out.update({f"mri.{k}": v for k, v in acq.items() if torch.is_tensor(v)})
+        out["subsample"] = subsample_lines(torch.ones(3, 1, 1, 12), 0.5, 2, _g(81))
+        out["pick"] = torch.tensor(_pick([3, 5, 7, 9], _g(82)))
+        return out
+
+    return run
+
+
 def record() -> dict:
     torch.set_num_threads(1)
     return {name: setup()() for name, setup in CASES.items()}

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from monai_diffrecon.errors import InvalidValueError, unwrap
-from monai_diffrecon.io.staging import staged_directory
+from monai_diffrecon.io.staging import check_output, staged_directory
 
 __all__ = ["CaseWorkflow", "summarize", "make_summary", "case_ids", "SUMMARY"]
 
@@ -108,6 +108,7 @@ class CaseWorkflow:
     def run(self) -> list[dict]:
         """Reconstruct every case and write ``output_dir`` (module doc); returns the per-case metrics."""
         n = len(self.dataset)
+        check_output(self.output_dir, [self.input_dir], self.overwrite)  # the output rule first, whatever the input holds
         if n == 0:
             raise self._empty()
         raw = list(getattr(self.dataset, "data", self.dataset))  # MONAI Dataset: its raw datalist; a list: itself

@@ -25,6 +25,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from monai_diffrecon.errors import InvalidValueError, unwrap
 from monai_diffrecon.io.staging import check_output, staged_directory
@@ -66,6 +67,21 @@ def case_ids(names: list[str]) -> list[str]:
     return out
 
 
+def _to_cpu(obj):
+    """Tensors of a sampler output (dataclass, dict, list) moved to the CPU."""
+    import dataclasses
+
+    if isinstance(obj, torch.Tensor):
+        return obj.cpu()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.replace(obj, **{f.name: _to_cpu(getattr(obj, f.name)) for f in dataclasses.fields(obj)})
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
 def _item_name(item, i: int) -> str:
     """The study's name from a raw datalist item: its ``case`` entry (a folder or file), else case_NNN."""
     p = item.get("case") if isinstance(item, dict) else None
@@ -88,13 +104,30 @@ class CaseWorkflow:
         progress: progress bars and one log line per case (to stderr).
         input_dir: the input the user gave; the output may not equal, contain or sit inside it (nor any datalist path).
         overwrite: replace an earlier, unmodified diffrecon output in ``output_dir``.
+        device: where the sampler runs (``"cpu"``, ``"cuda"``, ``torch.device("cuda:1")``, the bundle's ``device`` key):
+            :meth:`sample` moves the sampler (its priors), the measurement and the operator there and brings the
+            result back to the CPU for writing; every random draw comes from a CPU generator seeded by ``seed``, so
+            the noise is the same on every device.
     """
 
     empty_error: type[Exception] = InvalidValueError
 
-    def __init__(self, dataset, output_dir, progress: bool = True, input_dir=None, overwrite: bool = False) -> None:
+    def __init__(self, dataset, output_dir, progress: bool = True, input_dir=None, overwrite: bool = False, device=None) -> None:
         self.dataset, self.output_dir, self.progress = dataset, Path(output_dir), progress
         self.input_dir, self.overwrite = input_dir, bool(overwrite)
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+
+    def sample(self, y: torch.Tensor, operator, seed: int | torch.Generator, num_samples: int = 1):
+        """``self.sampler(y, operator, …)`` on :attr:`device` (class doc); ``seed``: an int or a CPU generator to
+        continue. Returns the :class:`~monai_diffrecon.samplers.SamplerOutput` with its tensors on the CPU (the workflows
+        build operators on the CPU; ``operator`` is moved back there afterwards)."""
+        g = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(int(seed))
+        self.sampler.to(self.device)
+        op = operator.to(self.device) if operator is not None else None
+        out = self.sampler(y.to(self.device), op, generator=g, num_samples=num_samples, progress=self.progress)
+        if op is not None:
+            op.to("cpu")  # nn.Module.to moves in place: give the caller its operator back where it was made
+        return _to_cpu(out)
 
     def reconstruct(self, item: dict) -> tuple[dict, dict]:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -107,8 +107,9 @@ class MRIReconstruction(CaseWorkflow):
 
     def __init__(self, dataset, output_dir, sampler, num_samples: int = 1, seed: int = 0, acceleration: float | None = None,
                  center_lines: int = 20, calib_size: int = 20, pixel_mm: float = 1.0, method: str = "diffusion", model_sha256: str | None = None,
-                 body_part: str = "BRAIN", progress: bool = True, input_dir=None, overwrite: bool = False) -> None:
-        super().__init__(dataset, output_dir, progress, input_dir, overwrite)
+                 body_part: str = "BRAIN", progress: bool = True, input_dir=None, overwrite: bool = False,
+                 device=None) -> None:
+        super().__init__(dataset, output_dir, progress, input_dir, overwrite, device)
         if num_samples < 1:
             raise InvalidValueError(f"num_samples: must be ≥ 1, got {num_samples}")
         self.sampler, self.num_samples, self.seed, self.acceleration = sampler, num_samples, seed, acceleration
@@ -163,7 +164,7 @@ class MRIReconstruction(CaseWorkflow):
             A = MultiCoilMRI(maps[s:s + 1], mask)
             y = k[s:s + 1] * mask
             c = acs_scale(y, maps[s:s + 1], mask)  # the networks were trained on data normalised the same way
-            out = self.sampler(y / c, A, generator=g, num_samples=self.num_samples, progress=self.progress)
+            out = self.sample(y / c, A, g, self.num_samples)
             means.append(out.mean[0, 0] * c)
             stds.append(out.std[0, 0].abs() * c)
             zfs.append(sense_combine(y, maps[s:s + 1])[0, 0])

@@ -101,8 +101,9 @@ class NaturalRestoration(CaseWorkflow):
 
     def __init__(self, dataset, output_dir, sampler, num_samples: int = 1, seed: int = 0, blind: bool = False, kernel_size: int = 64,
                  init_kernel_sigma: float = 1.0, method: str = "diffusion", task: str = "deblur", sr_factor: int = 4,
-                 progress: bool = True, input_dir=None, overwrite: bool = False) -> None:
-        super().__init__(dataset, output_dir, progress, input_dir, overwrite)
+                 progress: bool = True, input_dir=None, overwrite: bool = False,
+                 device=None) -> None:
+        super().__init__(dataset, output_dir, progress, input_dir, overwrite, device)
         self.measurement = _measurement(task)
         if blind and task != "deblur":
             raise InvalidValueError(f"blind restoration estimates a blur kernel: task must be 'deblur', got {task!r}")
@@ -119,7 +120,7 @@ class NaturalRestoration(CaseWorkflow):
         y = read_png(case / self.measurement)
         op, k, ref = self._operator(case, y)
         ys = 2 * y - 1  # the priors' range; every operator here is linear and preserves constants, so the offset commutes
-        out = self.sampler(ys, op, generator=torch.Generator().manual_seed(self.seed), num_samples=self.num_samples, progress=self.progress)
+        out = self.sample(ys, op, self.seed, self.num_samples)
         restored = ((out.mean + 1) / 2).clamp(0, 1)[0, 0]
         shown = y if self.task != "sr" else torch.nn.functional.interpolate(y, scale_factor=self.sr_factor, mode="bicubic").clamp(0, 1)
         res = {"blurred": shown[0, 0], "restored": restored, "std": out.std[0, 0] / 2}

@@ -67,8 +67,9 @@ class SatelliteCloudRemoval(CaseWorkflow):
     :class:`~monai_diffrecon.samplers.DBCR`), num_samples, seed, use_sar (False: the SAR raster is not read)."""
 
     def __init__(self, dataset, output_dir, sampler, num_samples: int = 1, seed: int = 0, use_sar: bool = True, method: str = "DB-CR",
-                 progress: bool = True, input_dir=None, overwrite: bool = False) -> None:
-        super().__init__(dataset, output_dir, progress, input_dir, overwrite)
+                 progress: bool = True, input_dir=None, overwrite: bool = False,
+                 device=None) -> None:
+        super().__init__(dataset, output_dir, progress, input_dir, overwrite, device)
         self.sampler, self.num_samples, self.seed, self.use_sar, self.method = sampler, num_samples, seed, use_sar, method
 
     def _empty(self) -> Exception:
@@ -85,7 +86,7 @@ class SatelliteCloudRemoval(CaseWorkflow):
             raise InvalidValueError(f"{case}: SAR {tuple(sar_db.shape[-2:])} and optical {tuple(cloudy_dn.shape[-2:])} are not co-registered")
         cloudy, sar = sen12ms_normalize(cloudy_dn, sar_db)
         y = torch.cat([cloudy, sar])[None] if self.use_sar else cloudy[None]
-        out = self.sampler(y, None, generator=torch.Generator().manual_seed(self.seed), num_samples=self.num_samples, progress=self.progress)
+        out = self.sample(y, None, self.seed, self.num_samples)
         pred = out.mean.clamp(0, 1)
         res = {"cloudy": cloudy, "pred": pred[0], "sar": sar, "std": out.std[0]}
         metrics = {"case": case.name, "seconds": round(time.perf_counter() - t0, 2), "nfe": out.nfe, "num_samples": self.num_samples}

@@ -20,6 +20,7 @@ Errors are typed (:mod:`monai_diffrecon.errors`) and raised before anything is w
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -82,19 +83,34 @@ def simulated_studies(out_dir: str | Path, n_studies: int = 20, seed: int = 30_0
                 st = simulate_spect_study(tmp, seed=seed + 7 * i, size=size, voxel_mm=voxel_mm, views=views, total_counts=total_counts)
                 np.save(tmp / "truth.npy", (st.activity.double() * st.counts_per_unit).numpy())
         nm, ct = find_study(d)
-        items.append({"case": str(d), "projections": str(nm), "ct": None if ct is None else str(ct), "truth": str(truth_file)})
+        items.append(_study_item(d, nm, ct))
     return items
 
 
+def _study_item(folder: Path, nm: Path, ct: Path | None) -> dict:
+    """A datalist item; a ``truth.npy`` in the study folder (as ``diffrecon simulate spect`` writes) is its reference."""
+    item = {"case": str(folder), "projections": str(nm), "ct": None if ct is None else str(ct)}
+    if (folder / "truth.npy").is_file():
+        item["truth"] = str(folder / "truth.npy")
+    return item
+
+
 def spect_datalist(input_dir: str | Path) -> list[dict]:
-    """One study per sub-folder holding NM TOMO projections (or the folder itself): ``[{"case", "projections", "ct"}]``."""
+    """One study per sub-folder holding NM TOMO projections (or the folder itself): ``[{"case", "projections", "ct"}]``,
+    plus ``"truth"`` where the study folder holds a reference ``truth.npy`` (image metrics are then reported)."""
     root = Path(input_dir)
     if not root.is_dir():
         raise DicomError(input_dir, "input folder not found")
     subdirs = sorted(p for p in root.iterdir() if p.is_dir())
     try:
         nm, ct = find_study(root)
-        return [{"case": str(root), "projections": str(nm), "ct": None if ct is None else str(ct)}]
+        # the study's own folder: the sub-folder of `root` holding both the NM file and the CT (a folder holding one
+        # study folder, like `diffrecon simulate spect` writes, names the case after it and finds its truth.npy)
+        common = Path(os.path.commonpath([nm.parent, ct or nm.parent]))
+        folder = root if common == root or root not in common.parents else root / common.relative_to(root).parts[0]
+        if folder != root and ct is None and folder == nm.parent:
+            folder = root  # NM only, in its own series folder: the study is `root`
+        return [_study_item(folder, nm, ct)]
     except DicomError as e:
         if "found 0" in e.problem or not subdirs:
             items = []
@@ -103,7 +119,7 @@ def spect_datalist(input_dir: str | Path) -> list[dict]:
                     nm, ct = find_study(d)
                 except DicomError:
                     continue
-                items.append({"case": str(d), "projections": str(nm), "ct": None if ct is None else str(ct)})
+                items.append(_study_item(d, nm, ct))
             if items:
                 return items
         raise
@@ -128,12 +144,13 @@ class SPECTReconstruction(CaseWorkflow):
 
     def __init__(self, dataset, output_dir, sampler, num_samples: int = 1, seed: int = 0, views: int | None = None,
                  dose_fraction: float | None = None, truth: torch.Tensor | None = None, model_sha256: str | None = None,
-                 progress: bool = True, input_dir=None, overwrite: bool = False) -> None:
+                 progress: bool = True, input_dir=None, overwrite: bool = False,
+                 device=None) -> None:
         if num_samples < 1:
             raise InvalidValueError(f"num_samples: must be ≥ 1, got {num_samples}")
         if dose_fraction is not None and not 0 < dose_fraction <= 1:
             raise InvalidValueError(f"dose_fraction: must be in (0, 1], got {dose_fraction}")
-        super().__init__(dataset, output_dir, progress, input_dir, overwrite)
+        super().__init__(dataset, output_dir, progress, input_dir, overwrite, device)
         self.sampler = sampler
         self.num_samples, self.seed, self.views, self.dose_fraction = num_samples, seed, views, dose_fraction
         self.truth, self.model_sha256 = truth, model_sha256
@@ -166,9 +183,8 @@ class SPECTReconstruction(CaseWorkflow):
         meta = item["projections"].meta
         counts = item["projections"].as_tensor()[None] if hasattr(item["projections"], "as_tensor") else item["projections"][None]
         counts, projector = self.select(counts, item["projector"])
-        g = torch.Generator().manual_seed(self.seed)
-        out = self.sampler(counts, projector, generator=g, num_samples=self.num_samples, progress=self.progress)
-        x_init = self.sampler.prepare(counts, projector)[0][0, 0] if hasattr(self.sampler, "prepare") else None
+        out = self.sample(counts, projector, self.seed, self.num_samples)
+        x_init = out.init[0, 0] if out.init is not None else None  # the sampler's OSEM warm start, computed once
         seconds = time.perf_counter() - t0
         truth = self.reference(item)
         est = projector(out.mean)

@@ -337,7 +337,13 @@ def operators():
 
 @case
 def noise_and_masks():
-    from monai_diffrecon.physics import GaussianNoise, PoissonNoise, equispaced_mask, poisson_disc_mask, random_lines_mask
+    from monai_diffrecon.physics import (
+        GaussianNoise,
+        PoissonNoise,
+        equispaced_mask,
+        poisson_disc_mask,
+        random_lines_mask,
+    )
 
     y = torch.rand(2, 3, 6, 5, generator=_g(24), dtype=torch.float64)
     yc = torch.complex(y, -y)
@@ -362,7 +368,7 @@ def recon():
     ct = ParallelBeamCT(torch.arange(0, 180, 12.0), 12, (10, 10))
     sino = ct(torch.rand(2, 1, 10, 10, generator=_g(27)))
     mop, my = _mri_data(28, coils=3)
-    return lambda: {"osem": osem(P, y, 2, 4), "osem_x0_additive": osem(P, y, 1, 2, x0=torch.full((1, 1, 16, 16, 4), 2.0), additive=0.1 + 0 * y),
+    return lambda: {"osem": osem(P, y, 2, 4), "osem_x0_additive": osem(P, y, 1, 2, x0=torch.full((1, 1, 16, 16, 4), 2.0, device=y.device), additive=0.1 + 0 * y),
                     "mlem": mlem(P, y, 2), "fbp": fbp(ct, sino), "fbp_hann": fbp(ct, sino, "hann"), "cg_sense": cg_sense(mop, my, 0.01, 5)}
 
 
@@ -372,7 +378,7 @@ def tv():
 
     v = torch.rand(2, 1, 6, 5, 4, generator=_g(29), dtype=torch.float64)
     return lambda: {"aniso": tv_prox(v, 0.05), "iso_circ": tv_prox(v, 0.05, isotropic=True, boundary="circular"),
-                    "z": tv_prox(v, torch.full((2, 1, 1, 1, 1), 0.02, dtype=torch.float64), dims=(-1,)),
+                    "z": tv_prox(v, torch.full((2, 1, 1, 1, 1), 0.02, dtype=torch.float64, device=v.device), dims=(-1,)),
                     "exact": tv_prox_exact(v, 0.05, max_iter=5), "norm": tv_norm(v, isotropic=True)}
 
 
@@ -513,6 +519,45 @@ def cohorts():
         return out
 
     return run
+
+
+#: cases whose data stay on the CPU by design (simulators writing files, trainers drawing batches on the CPU)
+CPU_ONLY = ("simulators", "training_losses", "cohorts")
+
+
+def move_to(run: Callable, device) -> Callable:
+    """Move everything a case's ``run`` closure holds — tensors, modules (operators, priors, samplers), and the
+    containers and plain objects around them — to ``device``, in place; returns ``run``. Generators stay on the CPU,
+    so the draws are those of the CPU reference (``benchmarks/gpu_check.py`` compares a GPU run with it)."""
+    seen: set[int] = set()
+
+    def mv(obj):
+        if isinstance(obj, torch.Tensor):
+            return obj.to(device)
+        if id(obj) in seen or isinstance(obj, (str, bytes, int, float, complex, bool, type(None), torch.Generator)):
+            return obj
+        seen.add(id(obj))
+        if isinstance(obj, torch.nn.Module):
+            return obj.to(device)
+        if isinstance(obj, dict):
+            for k in list(obj):
+                obj[k] = mv(obj[k])
+            return obj
+        if isinstance(obj, list):
+            obj[:] = [mv(v) for v in obj]
+            return obj
+        if isinstance(obj, tuple):
+            return type(obj)(*[mv(v) for v in obj]) if hasattr(obj, "_fields") else tuple(mv(v) for v in obj)
+        if callable(obj) and getattr(obj, "__closure__", None):
+            for cell in obj.__closure__:
+                cell.cell_contents = mv(cell.cell_contents)
+            return obj
+        if hasattr(obj, "__dict__") and type(obj).__module__.startswith(("monai_diffrecon", "tests")):
+            for k, v in vars(obj).items():
+                setattr(obj, k, mv(v))
+        return obj
+
+    return mv(run)
 
 
 def record() -> dict:

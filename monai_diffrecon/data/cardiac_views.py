@@ -9,7 +9,8 @@ separate regions) is kept, and the intensity-weighted principal axes of its voxe
 * VLA (vertical long axis) and HLA (horizontal long axis): planes containing the long axis, one closer to the
   patient's vertical (Y, anterior–posterior) and the other orthogonal to it.
 
-Axes are in the object's voxel-index frame (X left, Y posterior, Z superior).
+Axes are in the object's voxel-index frame (X left, Y posterior, Z superior). The ventricle is found with scipy on a
+CPU copy; the axes and views are returned on the volume's device.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def lv_axes(volume: torch.Tensor, threshold: float = 0.5) -> tuple[torch.Tensor,
 
     from monai_diffrecon.physics.blur import Blur, gaussian_kernel
 
-    v = volume.double()
+    v = volume.detach().double().cpu()
     sm = Blur(gaussian_kernel((0.7, 0.7, 0.7), size=(3, 3, 3), dtype=torch.float64))(v[None, None])[0, 0]
     mask = (sm > threshold * sm.max()).numpy()
     labels, _ = ndimage.label(mask)
@@ -37,7 +38,7 @@ def lv_axes(volume: torch.Tensor, threshold: float = 0.5) -> tuple[torch.Tensor,
     zz, yy, xx = np.mgrid[-r : r + 1, -r : r + 1, -r : r + 1]
     ball = zz**2 + yy**2 + xx**2 <= r * r
     cavity = ndimage.binary_closing(np.pad(myo, r), structure=ball)[r:-r, r:-r, r:-r] & ~myo
-    idx = torch.stack(torch.meshgrid(*[torch.arange(n, dtype=torch.float64) for n in v.shape], indexing="ij"), -1)
+    idx = torch.stack(torch.meshgrid(*[torch.arange(n, dtype=torch.float64, device="cpu") for n in v.shape], indexing="ij"), -1)
     m_pts = idx[torch.from_numpy(myo)]
     c_myo = m_pts.mean(0)
     if cavity.sum() < 10:  # no cavity found: fall back to the myocardium's own principal axis
@@ -50,13 +51,14 @@ def lv_axes(volume: torch.Tensor, threshold: float = 0.5) -> tuple[torch.Tensor,
     axis = evecs[:, -1]
     if float((c_myo - c) @ axis) < 0:  # the closed apex carries more wall than the open base
         axis = -axis
-    return c_myo if cavity.sum() < 10 else c, axis
+    return (c_myo if cavity.sum() < 10 else c).to(volume.device), axis.to(volume.device)
 
 
 def _plane(volume: torch.Tensor, centre: torch.Tensor, u: torch.Tensor, v: torch.Tensor, half: int) -> torch.Tensor:
-    s = torch.arange(-half, half + 1, dtype=torch.float64)
-    pts = centre + s[:, None, None] * u + s[None, :, None] * v  # (n, n, 3) voxel coords
-    size = torch.tensor(volume.shape, dtype=torch.float64)
+    dev = volume.device
+    s = torch.arange(-half, half + 1, dtype=torch.float64, device=dev)
+    pts = centre.to(dev) + s[:, None, None] * u.to(dev) + s[None, :, None] * v.to(dev)  # (n, n, 3) voxel coords
+    size = torch.tensor(volume.shape, dtype=torch.float64, device=dev)
     grid = (2 * pts / (size - 1) - 1).flip(-1)  # grid_sample wants (x=W, y=H, z=D) = reversed axes
     out = torch.nn.functional.grid_sample(volume.double()[None, None], grid[None, None].to(torch.float64), mode="bilinear", align_corners=True)
     return out[0, 0, 0].float()
@@ -68,11 +70,11 @@ def cardiac_views(volume: torch.Tensor, centre: torch.Tensor | None = None, axis
     if centre is None or axis is None:
         centre, axis = lv_axes(volume)
     half = half or max(8, min(volume.shape) // 4)
-    ref = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)  # anterior–posterior
+    ref = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64, device=axis.device)  # anterior–posterior
     a = axis / axis.norm()
     p = ref - (ref @ a) * a
     if float(p.norm()) < 1e-6:
-        p = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64) - a[0] * a
+        p = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64, device=axis.device) - a[0] * a
     p = p / p.norm()
     q = torch.linalg.cross(a, p)
     return {  # display conventions: VLA with the apex to the right, HLA with the apex up

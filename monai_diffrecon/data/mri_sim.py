@@ -26,21 +26,22 @@ import numpy as np
 import torch
 
 from monai_diffrecon.physics import GaussianNoise, MultiCoilMRI, birdcage_maps, equispaced_mask, poisson_disc_mask, random_lines_mask
+from monai_diffrecon.physics.functional.devices import rand, randint
 
 __all__ = ["mr_phantom", "real_mr_slices", "simulate_multicoil", "MultiCoilSample", "write_mri_dataset", "smooth_field"]
 
 
 def _coords(n: int) -> torch.Tensor:
-    return (torch.arange(n, dtype=torch.float64) - n / 2) / (n / 2)
+    return (torch.arange(n, dtype=torch.float64, device="cpu") - n / 2) / (n / 2)
 
 
 def smooth_field(shape: tuple[int, int], order: int, scale: float, generator: torch.Generator) -> torch.Tensor:
     """Random 2D polynomial field of total degree ≤ ``order`` with coefficients ~ U(−scale, scale)."""
     yy, xx = torch.meshgrid(_coords(shape[0]), _coords(shape[1]), indexing="ij")
-    f = torch.zeros(shape, dtype=torch.float64)
+    f = torch.zeros(shape, dtype=torch.float64, device="cpu")
     for i in range(order + 1):
         for j in range(order + 1 - i):
-            c = (2 * torch.rand((), generator=generator, dtype=torch.float64) - 1) * scale
+            c = (2 * rand((), generator, dtype=torch.float64) - 1) * scale
             f = f + c * yy**i * xx**j
     return f
 
@@ -50,7 +51,7 @@ def mr_phantom(n: int = 128, generator: torch.Generator | None = None, phase_sca
     g = generator if generator is not None else torch.Generator().manual_seed(0)
 
     def r(lo, hi):
-        return lo + (hi - lo) * float(torch.rand((), generator=g, dtype=torch.float64))
+        return lo + (hi - lo) * float(rand((), g, dtype=torch.float64))
 
     yy, xx = torch.meshgrid(_coords(n), _coords(n), indexing="ij")
 
@@ -64,7 +65,7 @@ def mr_phantom(n: int = 128, generator: torch.Generator | None = None, phase_sca
     brain = ell(0, 0, ay - 0.07, ax - 0.07, th)
     # contrast weights: (skull/fat, white matter, grey matter, CSF)
     w_fat, w_wm, w_gm, w_csf = r(0.6, 1.0), r(0.5, 0.9), r(0.3, 0.7), r(0.05, 1.0)
-    img = torch.zeros(n, n, dtype=torch.float64)
+    img = torch.zeros(n, n, dtype=torch.float64, device="cpu")
     img[head] = w_fat
     img[brain] = w_gm
     wm = ell(r(-0.05, 0.05), r(-0.05, 0.05), (ay - 0.07) * r(0.55, 0.7), (ax - 0.07) * r(0.55, 0.7), th) & brain
@@ -159,7 +160,7 @@ def simulate_multicoil(
         mask = poisson_disc_mask((H, W), acceleration, (center_lines, center_lines), generator=g)
     else:
         raise ValueError(f"mask_type: random, equispaced or poisson, got {mask_type!r}")
-    full = MultiCoilMRI(maps, torch.ones(1, 1, 1, 1))(x)
+    full = MultiCoilMRI(maps, torch.ones(1, 1, 1, 1, device="cpu"))(x)
     A = MultiCoilMRI(maps, mask)
     y = A(x)
     noisy = A.mask * GaussianNoise(noise_sigma)(y, generator=g)
@@ -275,17 +276,17 @@ def mni_mr_slice(vols: dict, z: int, generator: torch.Generator, augment: bool =
     g = generator
 
     def r(lo, hi):
-        return lo + (hi - lo) * float(torch.rand((), generator=g, dtype=torch.float64))
+        return lo + (hi - lo) * float(rand((), g, dtype=torch.float64))
 
     weights = {"t1": (0.45, 0.85, 0.1), "t2": (0.55, 0.4, 1.0), "pd": (0.8, 0.7, 0.9)}  # (gm, wm, csf)
-    mix = torch.rand(3, generator=g, dtype=torch.float64) ** 4
+    mix = rand(3, g, dtype=torch.float64) ** 4
     mix = mix / mix.sum()
     w = [sum(float(m) * weights[k][i] for m, k in zip(mix, weights)) * r(0.85, 1.15) for i in range(3)]
     img = w[0] * vols["gm"][z] + w[1] * vols["wm"][z] + w[2] * vols["csf"][z] + r(0.5, 1.0) * vols["scalp"][z]
     if augment:
         import torchio as tio
 
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+        seed = int(randint(0, 2**31 - 1, (1,), g))
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             tf = tio.Compose([tio.RandomAffine(scales=0.1, degrees=(0, 0, 0, 0, -10, 10), default_pad_value=0.0),
@@ -305,7 +306,7 @@ def mni_mr_slices(split: str, n: int, size: int = 128, seed: int = 0, augment: b
     zs = mni_split_slices(split)
     g = torch.Generator().manual_seed(seed)
     aug = (split == "train") if augment is None else augment
-    out = [mni_mr_slice(vols, zs[int(torch.randint(len(zs), (1,), generator=g))], g, augment=aug) for _ in range(n)]
+    out = [mni_mr_slice(vols, zs[int(randint(0, len(zs), (1,), g))], g, augment=aug) for _ in range(n)]
     return torch.stack(out)
 
 

@@ -16,6 +16,8 @@ import math
 import numpy as np
 import torch
 
+from monai_diffrecon.physics.functional.devices import rand, randint, randn
+
 __all__ = ["SKIMAGE_TRAIN", "SKIMAGE_TEST", "load_skimage", "random_patches", "motion_blur_kernel"]
 
 SKIMAGE_TRAIN = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina", "grass",
@@ -57,17 +59,17 @@ def random_patches(images: list[torch.Tensor], size: int, n: int, generator: tor
     90° rotations if ``augment``)."""
     out = []
     for _ in range(n):
-        img = images[int(torch.randint(len(images), (1,), generator=generator))]
+        img = images[int(randint(0, len(images), (1,), generator))]
         C, H, W = img.shape
         if H < size or W < size:
             raise ValueError(f"image {tuple(img.shape)} smaller than the patch size {size}")
-        i = int(torch.randint(H - size + 1, (1,), generator=generator))
-        j = int(torch.randint(W - size + 1, (1,), generator=generator))
+        i = int(randint(0, H - size + 1, (1,), generator))
+        j = int(randint(0, W - size + 1, (1,), generator))
         p = img[:, i : i + size, j : j + size]
         if augment:
-            if bool(torch.rand((), generator=generator) < 0.5):
+            if bool(rand((), generator) < 0.5):
                 p = p.flip(-1)
-            p = torch.rot90(p, int(torch.randint(4, (1,), generator=generator)), dims=(-2, -1))
+            p = torch.rot90(p, int(randint(0, 4, (1,), generator)), dims=(-2, -1))
         out.append(p)
     return torch.stack(out)
 
@@ -75,8 +77,8 @@ def random_patches(images: list[torch.Tensor], size: int, n: int, generator: tor
 def motion_blur_kernel(size: int = 64, intensity: float = 0.5, generator: torch.Generator | None = None, steps: int = 2000) -> torch.Tensor:
     """Random camera-shake kernel ``(size, size)`` float32, sum 1 (see module doc)."""
     g = generator if generator is not None else torch.Generator().manual_seed(0)
-    rnd = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64).numpy()  # noqa: E731
-    uni = lambda: float(torch.rand((), generator=g, dtype=torch.float64))  # noqa: E731
+    rnd = lambda *s: randn(s, g, dtype=torch.float64).numpy()  # noqa: E731
+    uni = lambda: float(rand((), g, dtype=torch.float64))  # noqa: E731
     max_len = 0.75 * size * max(0.05, min(1.0, intensity))
     anxiety = 0.005 * uni()
     centripetal = 0.7 * uni()

@@ -26,6 +26,8 @@ import math
 
 import torch
 
+from monai_diffrecon.physics.functional.devices import rand
+
 __all__ = ["satellite_scene", "sen12ms_normalize", "BANDS", "LAND_COVER"]
 
 BANDS = ("B2", "B3", "B4", "B8")
@@ -43,10 +45,10 @@ _CLOUD = (0.75, 0.74, 0.73, 0.68)
 def _field(size: int, g: torch.Generator, fmin: float, fmax: float, n: int = 48) -> torch.Tensor:
     """Smooth random field in [0, 1]: sum of ``n`` random cosines with frequencies in [fmin, fmax] cycles/image
     and amplitude ∝ 1/f."""
-    yy, xx = torch.meshgrid(torch.arange(size, dtype=torch.float64) / size, torch.arange(size, dtype=torch.float64) / size, indexing="ij")
-    f = torch.zeros(size, size, dtype=torch.float64)
+    yy, xx = torch.meshgrid(torch.arange(size, dtype=torch.float64, device="cpu") / size, torch.arange(size, dtype=torch.float64, device="cpu") / size, indexing="ij")
+    f = torch.zeros(size, size, dtype=torch.float64, device="cpu")
     for _ in range(n):
-        r = torch.rand(3, generator=g, dtype=torch.float64)
+        r = rand(3, g, dtype=torch.float64)
         freq = fmin * (fmax / fmin) ** float(r[0])
         th = 2 * math.pi * float(r[1])
         f = f + torch.cos(2 * math.pi * freq * (math.cos(th) * xx + math.sin(th) * yy) + 2 * math.pi * float(r[2])) / freq
@@ -67,13 +69,13 @@ def satellite_scene(size: int = 128, generator: torch.Generator | None = None, c
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     elev = _field(size, g, 1.0, 8.0)
     use = _field(size, g, 2.0, 16.0)
-    lc = torch.full((size, size), 1, dtype=torch.long)  # vegetation
+    lc = torch.full((size, size), 1, dtype=torch.long, device="cpu")  # vegetation
     lc[use > 0.62] = 2  # soil
     lc[use > 0.8] = 3  # urban
     lc[elev < 0.22] = 0  # water
     tex = 0.85 + 0.3 * _field(size, g, 12.0, 64.0)
-    clear = torch.zeros(4, size, size, dtype=torch.float64)
-    sar_db = torch.zeros(2, size, size, dtype=torch.float64)
+    clear = torch.zeros(4, size, size, dtype=torch.float64, device="cpu")
+    sar_db = torch.zeros(2, size, size, dtype=torch.float64, device="cpu")
     for k, name in enumerate(LAND_COVER):
         m = lc == k
         refl, (vv, vh) = _SPECTRA[name]
@@ -83,18 +85,18 @@ def satellite_scene(size: int = 128, generator: torch.Generator | None = None, c
     clear = clear * tex
     sar_db = sar_db + 2.0 * (_field(size, g, 8.0, 48.0) - 0.5)
     # Gamma speckle with mean 1 on intensity
-    shape = torch.full((2, size, size), float(looks), dtype=torch.float64)
+    shape = torch.full((2, size, size), float(looks), dtype=torch.float64, device="cpu")
     gamma = torch._standard_gamma(shape, generator=g) / looks
     sar = 10 * torch.log10((10 ** (sar_db / 10)) * gamma)
 
-    cover = float(0.1 + 0.7 * torch.rand((), generator=g, dtype=torch.float64)) if cloud_cover is None else float(cloud_cover)
+    cover = float(0.1 + 0.7 * rand((), g, dtype=torch.float64)) if cloud_cover is None else float(cloud_cover)
     cf = _field(size, g, 1.5, 24.0)
     thr = torch.quantile(cf.flatten(), 1 - cover)
     tau = ((cf - thr) / (1 - thr + 1e-9) * 2.5).clamp(0, 1)
-    th = 2 * math.pi * float(torch.rand((), generator=g))
+    th = 2 * math.pi * float(rand((), g))
     shift = (int(round(0.06 * size * math.sin(th))), int(round(0.06 * size * math.cos(th))))
     shadow = 0.6 * torch.roll(tau, shifts=shift, dims=(0, 1)) * (1 - tau)
-    cloud_spec = torch.tensor(_CLOUD, dtype=torch.float64)[:, None, None]
+    cloud_spec = torch.tensor(_CLOUD, dtype=torch.float64, device="cpu")[:, None, None]
     cloudy = ((1 - tau) * clear * (1 - shadow) + tau * cloud_spec)
     dn = lambda r: (r * 10000).clamp(0, 10000).float()  # noqa: E731
     return {

@@ -14,6 +14,8 @@ import math
 
 import torch
 
+from monai_diffrecon.physics.functional.devices import rand
+
 __all__ = ["cardiac_phantom", "grid_affine_lps", "MU_WATER_140KEV", "MU_LUNG_140KEV", "MU_BONE_140KEV"]
 
 MU_WATER_140KEV = 0.154  # cm⁻¹
@@ -23,7 +25,7 @@ MU_BONE_140KEV = 0.280
 
 def _grid(shape, voxel_mm, center_mm=(0.0, 0.0, 0.0)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     vs = (voxel_mm,) * 3 if isinstance(voxel_mm, (int, float)) else tuple(voxel_mm)
-    ax = [(torch.arange(n, dtype=torch.float64) - (n - 1) / 2) * v + c for n, v, c in zip(shape, vs, center_mm)]
+    ax = [(torch.arange(n, dtype=torch.float64, device="cpu") - (n - 1) / 2) * v + c for n, v, c in zip(shape, vs, center_mm)]
     return torch.meshgrid(*ax, indexing="ij")
 
 
@@ -69,7 +71,7 @@ def cardiac_phantom(
     def jit(v: float, rel: float = 0.1) -> float:
         if generator is None:
             return v
-        return v * (1 + rel * (2 * float(torch.rand((), generator=generator, dtype=torch.float64)) - 1))
+        return v * (1 + rel * (2 * float(rand((), generator, dtype=torch.float64)) - 1))
 
     x, y, z = _grid(shape, voxel_size_mm, center_mm)
     body = ((x / jit(165.0)) ** 2 + (y / jit(115.0)) ** 2) < 1
@@ -93,8 +95,8 @@ def cardiac_phantom(
     myo = (outer < 1) & (inner >= 1) & base
     pool = (inner < 1) & base
 
-    act = torch.zeros(shape, dtype=torch.float64)
-    wedge = torch.zeros(shape, dtype=torch.bool)
+    act = torch.zeros(shape, dtype=torch.float64, device="cpu")
+    wedge = torch.zeros(shape, dtype=torch.bool, device="cpu")
     act[body] = jit(0.08)
     act[lung_l | lung_r] = jit(0.02)
     act[liver] = jit(0.55)
@@ -105,13 +107,13 @@ def cardiac_phantom(
         if generator is None:
             centre, half, u_min, residual = 0.0, 30.0, -30.0, 0.35
         else:
-            r = torch.rand(4, generator=generator, dtype=torch.float64).tolist()
+            r = rand(4, generator, dtype=torch.float64).tolist()
             centre, half, u_min, residual = 360.0 * r[0], 15.0 + 35.0 * r[1], -long_ax * (0.2 + 0.8 * r[2]), 0.2 + 0.5 * r[3]
         ang = torch.rad2deg(torch.atan2(v, w))
         dang = torch.remainder(ang - centre + 180.0, 360.0) - 180.0
         wedge = myo & (dang.abs() < half) & (u > u_min)
         act[wedge] *= residual
-    mu = torch.zeros(shape, dtype=torch.float64)
+    mu = torch.zeros(shape, dtype=torch.float64, device="cpu")
     mu[body] = MU_WATER_140KEV
     mu[(lung_l | lung_r) & body] = MU_LUNG_140KEV
     mu[spine] = MU_BONE_140KEV

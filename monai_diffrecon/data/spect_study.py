@@ -25,6 +25,7 @@ import torch
 
 from monai_diffrecon.data.spect_phantom import cardiac_phantom, grid_affine_lps
 from monai_diffrecon.physics import LEHR, Blur, CollimatorPSF, PoissonNoise, SPECTProjector, gaussian_kernel
+from monai_diffrecon.physics.functional.devices import binomial, rand, randint
 
 __all__ = ["SPECTStudy", "simulate_spect_study", "thin_counts", "few_view_indices", "study_geometry"]
 
@@ -64,14 +65,14 @@ def thin_counts(counts: torch.Tensor, fraction: float, generator: torch.Generato
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction: must be in (0, 1], got {fraction}")
     c = counts.to(torch.float64)
-    return torch.binomial(c, torch.full_like(c, fraction), generator=generator).to(counts.dtype)
+    return binomial(c, torch.full_like(c, fraction), generator).to(counts.dtype)
 
 
 def few_view_indices(num_views: int, keep: int) -> torch.Tensor:
     """``keep`` views spread evenly over ``num_views`` (the same rule as :meth:`SPECTProjector.few_view`)."""
     if not 1 <= keep <= num_views:
         raise ValueError(f"keep: must be in [1, {num_views}], got {keep}")
-    return torch.floor(torch.arange(keep, dtype=torch.float64) * num_views / keep).long()
+    return torch.floor(torch.arange(keep, dtype=torch.float64, device="cpu") * num_views / keep).long()
 
 
 def simulate_spect_study(
@@ -102,8 +103,8 @@ def simulate_spect_study(
     if views % 2:
         raise ValueError("views: must be even (two opposed heads)")
     g = torch.Generator().manual_seed(seed)
-    has_defect = bool(torch.rand((), generator=g) < 0.5) if defect is None else defect
-    anat_seed = int(torch.randint(0, 2**62, (1,), generator=g))
+    has_defect = bool(rand((), g) < 0.5) if defect is None else defect
+    anat_seed = int(randint(0, 2**62, (1,), g))
     shape = (size, size, size)
     ph = cardiac_phantom(shape, voxel_mm, has_defect, torch.Generator().manual_seed(anat_seed) if randomize else None)
     alpha, theta = study_geometry(views)

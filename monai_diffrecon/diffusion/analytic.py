@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from monai_diffrecon.diffusion.schedule import alpha_bar_at
+from monai_diffrecon.physics.functional.devices import device_of
 
 __all__ = ["GaussianEpsilon"]
 
@@ -20,14 +21,15 @@ class GaussianEpsilon(nn.Module):
 
     def __init__(self, alphas_cumprod: torch.Tensor, mean: float | torch.Tensor = 0.0, std: float | torch.Tensor = 1.0) -> None:
         super().__init__()
-        self.register_buffer("alphas_cumprod", torch.as_tensor(alphas_cumprod, dtype=torch.float64).clone())
-        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float64).clone())
-        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float64).clone())
+        dev = device_of(alphas_cumprod, mean, std)
+        self.register_buffer("alphas_cumprod", torch.as_tensor(alphas_cumprod, dtype=torch.float64, device=dev).clone())
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float64, device=dev).clone())
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float64, device=dev).clone())
         self.calls = 0
 
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor, context=None) -> torch.Tensor:
         self.calls += 1
-        a = alpha_bar_at(self.alphas_cumprod, timesteps.detach().to(torch.float64).cpu()).to(x.device)
+        a = alpha_bar_at(self.alphas_cumprod, timesteps.detach()).to(x.device)
         a = a.reshape(-1, *([1] * (x.ndim - 1))).to(x.dtype)
         mu, s = self.mean.to(x.dtype), self.std.to(x.dtype)
         return torch.sqrt(1 - a) * (x - torch.sqrt(a) * mu) / (a * s**2 + 1 - a)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from monai_diffrecon.diffusion.schedule import alpha_bar_at, t_of_sigma
+from monai_diffrecon.physics.functional.devices import device_of
 
 __all__ = ["DiffusionPrior", "encode_mean"]
 
@@ -55,7 +56,10 @@ class DiffusionPrior(nn.Module):
         self.scheduler = scheduler
         self.autoencoder = autoencoder
         self.latent_scale = float(latent_scale)
-        self.register_buffer("alphas_cumprod", torch.as_tensor(scheduler.alphas_cumprod, dtype=torch.float64).clone(), persistent=False)
+        # ᾱ next to the network's weights, so that ``.to(device)`` moves both and ᾱ(t) is indexed on that device
+        dev = device_of(network, scheduler.alphas_cumprod)
+        self.register_buffer("alphas_cumprod", torch.as_tensor(scheduler.alphas_cumprod, dtype=torch.float64, device=dev).clone(),
+                             persistent=False)
 
     @property
     def num_train_timesteps(self) -> int:

@@ -5,6 +5,10 @@ by linear interpolation of ᾱ between integer steps (the score_pnp code interpo
 down to t = −1 (ᾱ = 1, no noise) so that noise levels below the first step remain reachable.
 The equivalent variance-exploding noise level is ``σ(t) = √((1 − ᾱ_t)/ᾱ_t)`` (increasing in t); :func:`t_of_sigma`
 inverts it piecewise-linearly, so ``σ(t_of_sigma(σ))`` equals σ to float64 round-off inside the schedule's range.
+
+Devices: ᾱ(t) and t(σ) are computed on the device of ``alphas_cumprod`` (a prior moved to a GPU indexes its own
+schedule there, without a copy back to the CPU per step); timestep sequences, which the samplers iterate in Python,
+are CPU tensors.
 """
 
 from __future__ import annotations
@@ -12,19 +16,22 @@ from __future__ import annotations
 import torch
 
 from monai_diffrecon.errors import InvalidValueError
+from monai_diffrecon.physics.functional.devices import device_of
 
 __all__ = ["alpha_bar_at", "sigma_of_t", "t_of_sigma", "make_scheduler", "timestep_sequence"]
 
 
 def _ab(alphas_cumprod: torch.Tensor) -> torch.Tensor:
-    return alphas_cumprod.detach().to(torch.float64).cpu()
+    """ᾱ in float64 with ᾱ(−1) = 1 prepended (index k ↔ t = k − 1), on the schedule's device."""
+    ac = torch.as_tensor(alphas_cumprod, device=device_of(alphas_cumprod)).detach().to(torch.float64)
+    return torch.cat([torch.ones(1, dtype=torch.float64, device=ac.device), ac])
 
 
 def alpha_bar_at(alphas_cumprod: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
     """ᾱ at continuous ``t`` ∈ [−1, T−1]: linear between schedule steps, and between ᾱ(−1) = 1 (clean data) and
     ᾱ₀ on [−1, 0] (so noise levels below the first step, σ < σ(0), stay reachable); ``t ≤ −1`` gives 1."""
-    ab = torch.cat([torch.ones(1, dtype=torch.float64), _ab(alphas_cumprod)])  # index k ↔ t = k − 1
-    tt = torch.as_tensor(t, dtype=torch.float64).detach().cpu()  # the schedule lives on the CPU (callers move ᾱ)
+    ab = _ab(alphas_cumprod)
+    tt = torch.as_tensor(t, dtype=torch.float64, device=ab.device).detach()  # computed where the schedule lives
     T = ab.numel()
     tc = (tt + 1).clamp(0, T - 1)
     lo = tc.floor().long().clamp(0, T - 1)
@@ -42,8 +49,8 @@ def sigma_of_t(alphas_cumprod: torch.Tensor, t: torch.Tensor | float) -> torch.T
 def t_of_sigma(alphas_cumprod: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
     """Continuous t with σ(t) = sigma: ᾱ = 1/(1 + σ²) located between schedule steps, interpolated linearly in ᾱ
     (consistent with :func:`alpha_bar_at`). Raises if σ is outside ``[σ(0), σ(T−1)]``."""
-    ab = torch.cat([torch.ones(1, dtype=torch.float64), _ab(alphas_cumprod)])  # index k ↔ t = k − 1
-    s = torch.as_tensor(sigma, dtype=torch.float64)
+    ab = _ab(alphas_cumprod)
+    s = torch.as_tensor(sigma, dtype=torch.float64, device=ab.device)
     if bool((s < 0).any()):
         raise InvalidValueError(f"sigma: must be ≥ 0, got {s.tolist()}")
     s_max = torch.sqrt((1 - ab[-1]) / ab[-1])
@@ -88,11 +95,11 @@ def timestep_sequence(scheduler, num_steps: int, t_start: float | None = None, s
         raise InvalidValueError(f"spacing: 'uniform' or 'quad', got {spacing!r}")
     if t_start is None and spacing == "quad" and num_steps > 1:
         T = int(scheduler.num_train_timesteps)
-        seq = torch.sqrt(torch.linspace(0.0, float(T) ** 2, num_steps, dtype=torch.float64)).floor().clamp_max(T - 1)
+        seq = torch.sqrt(torch.linspace(0.0, float(T) ** 2, num_steps, dtype=torch.float64, device="cpu")).floor().clamp_max(T - 1)
         return torch.unique(T - 1 - seq).flip(0)
     if t_start is None:
         scheduler.set_timesteps(num_steps)
         return scheduler.timesteps.to(torch.float64).cpu()
     if t_start <= 0:  # below the first training step: one step straight to the clean estimate
-        return torch.tensor([float(t_start)], dtype=torch.float64)
-    return torch.linspace(float(t_start), 0.0, num_steps, dtype=torch.float64)
+        return torch.tensor([float(t_start)], dtype=torch.float64, device="cpu")
+    return torch.linspace(float(t_start), 0.0, num_steps, dtype=torch.float64, device="cpu")

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from monai_diffrecon.errors import InvalidValueError, ShapeError
+from monai_diffrecon.physics.functional.devices import randn_like
 
 __all__ = ["ShiftEstimate", "kl_from_denoisers", "denoiser_from_prior", "default_sigmas", "read_measurements"]
 
@@ -51,7 +52,7 @@ class ShiftEstimate:
 
 def default_sigmas(n: int = 40, sigma_min: float = 0.002, sigma_max: float = 80.0, grid: int = 100) -> torch.Tensor:
     """The paper code's σ grid: the first ``n`` points of a ``grid``-point linear grid ``sigma_min → sigma_max``."""
-    return torch.linspace(sigma_min, sigma_max, grid, dtype=torch.float64)[:n]
+    return torch.linspace(sigma_min, sigma_max, grid, dtype=torch.float64, device="cpu")[:n]
 
 
 def kl_from_denoisers(denoise_p: Denoiser, denoise_q: Denoiser, samples: torch.Tensor, sigmas: torch.Tensor | None = None,
@@ -66,7 +67,7 @@ def kl_from_denoisers(denoise_p: Denoiser, denoise_q: Denoiser, samples: torch.T
         power: the exponent p of ``W = E[P]^{-p}`` (module doc: 1/2 is exact for independent coordinates).
         noise_draws: noise realisations per sample and σ.
     """
-    sig = (default_sigmas() if sigmas is None else torch.as_tensor(sigmas, dtype=torch.float64)).flatten()
+    sig = (default_sigmas() if sigmas is None else torch.as_tensor(sigmas, dtype=torch.float64, device="cpu")).flatten()
     if sig.numel() < 2 or bool((sig <= 0).any()) or bool((sig[1:] <= sig[:-1]).any()):
         raise InvalidValueError("sigmas: at least two increasing positive values required")
     if samples.ndim < 2 or samples.shape[0] < 1:
@@ -81,14 +82,13 @@ def kl_from_denoisers(denoise_p: Denoiser, denoise_q: Denoiser, samples: torch.T
         w2 = pi ** (-2 * power)
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     N = samples.shape[0]
-    vals = torch.zeros(sig.numel(), dtype=torch.float64)
+    vals = torch.zeros(sig.numel(), dtype=torch.float64, device="cpu")
     for k, s in enumerate(sig.tolist()):
         acc = 0.0
         for _ in range(noise_draws):
             for i in range(0, N, batch_size):
                 x = samples[i:i + batch_size]
-                n = torch.randn(x.shape, generator=g, dtype=x.real.dtype) if not x.is_complex() else torch.complex(
-                    torch.randn(x.shape, generator=g, dtype=x.real.dtype), torch.randn(x.shape, generator=g, dtype=x.real.dtype)) / 2**0.5
+                n = randn_like(x, g) / (2**0.5 if x.is_complex() else 1)  # complex: E|n|² = 1
                 if masks is None:
                     d = denoise_p(x + s * n, s) - denoise_q(x + s * n, s)
                     acc += float((d.abs() ** 2).sum())
@@ -119,7 +119,7 @@ def denoiser_from_prior(prior) -> Denoiser:
         s = min(max(float(sigma), lo * (1 + 1e-9)), hi * (1 - 1e-9))
         t = t_of_sigma(ac, s)
         a = float(alpha_bar_at(ac, t))
-        eps = prior.eps((a**0.5) * x_sigma, torch.full((x_sigma.shape[0],), float(t)))
+        eps = prior.eps((a**0.5) * x_sigma, torch.full((x_sigma.shape[0],), float(t), device=x_sigma.device))
         step = float(sigma) ** 2 / s if float(sigma) < s else s  # Tweedie extrapolation below σ_lo; clamp above σ_hi
         return (x_sigma - step * eps).to(x_sigma.dtype)
 

@@ -5,6 +5,8 @@
 * NRMSE ``‖x − t‖/‖t‖``, PSNR (peak = max of t) and 3D SSIM (scikit-image, on the mask's bounding box) inside it;
 * defect contrast ``(mean normal myocardium − mean defect)/mean normal myocardium`` and defect contrast-to-noise
   ``(mean normal − mean defect)/std normal``, given the myocardium and defect masks.
+
+The mask and the SSIM run in scipy / scikit-image, so they work on CPU copies; inputs may live on any device.
 """
 
 from __future__ import annotations
@@ -20,18 +22,18 @@ __all__ = ["heart_mask", "volume_metrics", "defect_metrics"]
 def heart_mask(truth: torch.Tensor, margin: int = 2) -> torch.Tensor:
     from scipy import ndimage
 
-    t = truth.detach().double().numpy()
+    t = truth.detach().double().cpu().numpy()
     sm = ndimage.gaussian_filter(t, 0.7)
     lab, _ = ndimage.label(sm > 0.5 * sm.max())
     core = lab == lab[np.unravel_index(int(np.argmax(sm)), sm.shape)]
-    return torch.from_numpy(ndimage.binary_dilation(core, iterations=margin))
+    return torch.from_numpy(ndimage.binary_dilation(core, iterations=margin)).to(truth.device)
 
 
 def volume_metrics(x: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor | None = None) -> dict:
     from skimage.metrics import structural_similarity
 
-    m = heart_mask(truth) if mask is None else mask
-    xx, tt = x.detach().double(), truth.detach().double()
+    m = (heart_mask(truth) if mask is None else mask).cpu()
+    xx, tt = x.detach().double().cpu(), truth.detach().double().cpu()
     err = xx[m] - tt[m]
     nrmse = float(err.norm() / tt[m].norm().clamp_min(1e-12))
     peak = float(tt[m].max())
@@ -45,7 +47,8 @@ def volume_metrics(x: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor | No
 
 
 def defect_metrics(x: torch.Tensor, myocardium: torch.Tensor, defect: torch.Tensor) -> dict:
-    normal = myocardium & ~defect
+    defect = defect.to(x.device)
+    normal = myocardium.to(x.device) & ~defect
     if not bool(defect.any()) or not bool(normal.any()):
         return {"defect_contrast": float("nan"), "defect_cnr": float("nan")}
     xn, xd = x[normal].double(), x[defect].double()

@@ -29,6 +29,7 @@ from torch import nn
 
 from monai_diffrecon.errors import InvalidValueError
 from monai_diffrecon.networks.unet import diffusion_unet
+from monai_diffrecon.physics.functional.devices import device_of
 
 __all__ = ["UnfoldedDenoiser", "unfolded_denoiser"]
 
@@ -57,8 +58,9 @@ class UnfoldedDenoiser(nn.Module):
             raise InvalidValueError(f"sigma_y: must be > 0, got {sigma_y}")
         self.blocks = blocks
         self.num_unroll, self.sigma_y, self.cg_iters = int(num_unroll), float(sigma_y), int(cg_iters)
-        self.log_rho = nn.Parameter(torch.full((num_unroll,), math.log(rho_init)))
-        self.register_buffer("alphas_cumprod", torch.as_tensor(alphas_cumprod, dtype=torch.float32).clone(), persistent=False)
+        dev = device_of(blocks, alphas_cumprod)  # next to the prior blocks' weights
+        self.log_rho = nn.Parameter(torch.full((num_unroll,), math.log(rho_init), device=dev))
+        self.register_buffer("alphas_cumprod", torch.as_tensor(alphas_cumprod, dtype=torch.float32, device=dev).clone(), persistent=False)
 
     def alpha_bar(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         from monai_diffrecon.diffusion.schedule import alpha_bar_at

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from monai_diffrecon.errors import WeightsError
+from monai_diffrecon.physics.functional.devices import device_of
 
 __all__ = ["sha256_file", "load_verified"]
 
@@ -21,9 +22,15 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def load_verified(network: nn.Module, path: str | Path, sha256: str | None = None, strict: bool = True) -> nn.Module:
+def load_verified(network: nn.Module, path: str | Path, sha256: str | None = None, strict: bool = True,
+                  map_location: str | torch.device | None = None) -> nn.Module:
     """Load a state dict into ``network`` after checking its sha256 (if given); returns the network in eval mode
     with gradients off.
+
+    Args:
+        map_location: the device to put the network on (``"cuda"``, ``torch.device("cuda:1")``, …): the tensors are
+            loaded straight onto it and the network is moved there. ``None``: the network stays where it is and the
+            tensors are loaded onto its device (the CPU for a network without parameters or buffers).
 
     Raises:
         WeightsError: missing file, sha256 mismatch, not loadable with ``weights_only=True`` (e.g. a pickle with
@@ -36,8 +43,9 @@ def load_verified(network: nn.Module, path: str | Path, sha256: str | None = Non
         got = sha256_file(p)
         if got != sha256.lower():
             raise WeightsError(f"{p}: sha256 {got} does not match the recorded {sha256}")
+    device = torch.device(map_location) if map_location is not None else device_of(network)
     try:
-        sd = torch.load(p, map_location="cpu", weights_only=True)
+        sd = torch.load(p, map_location=device, weights_only=True)
     except Exception as e:  # noqa: BLE001
         raise WeightsError(f"{p}: not a plain state dict ({type(e).__name__})") from None
     if isinstance(sd, dict) and "ema" in sd and "model" in sd:  # a trainer checkpoint: take the EMA weights
@@ -46,4 +54,4 @@ def load_verified(network: nn.Module, path: str | Path, sha256: str | None = Non
         network.load_state_dict(sd, strict=strict)
     except (RuntimeError, TypeError) as e:
         raise WeightsError(f"{p}: weights do not fit the network ({str(e)[:300]})") from None
-    return network.eval().requires_grad_(False)
+    return network.to(device).eval().requires_grad_(False)

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from monai_diffrecon.errors import DTypeError, InvalidValueError, ShapeError
+from monai_diffrecon.physics.functional.devices import device_of, randn
 
 __all__ = [
     "LinearOperator",
@@ -108,7 +109,7 @@ def check_tensor(
 
 def check_angles(angles_deg: object, name: str = "angles_deg") -> torch.Tensor:
     """Projection angles as a non-empty, finite, 1-D float64 tensor (degrees)."""
-    angles = torch.as_tensor(angles_deg, dtype=torch.float64).flatten()
+    angles = torch.as_tensor(angles_deg, dtype=torch.float64, device=device_of(angles_deg)).flatten()
     if angles.numel() == 0:
         raise ShapeError(f"{name}: need at least one view")
     return check_tensor(angles, name)
@@ -318,18 +319,20 @@ class LinearOperator(nn.Module):
             shape: shape of ``x`` to iterate on; defaults to ``in_shape`` with free dims set to 1 (error if the
                 operator does not know its input size).
             max_iter: iteration cap. tol: relative change of the estimate at which to stop.
-            generator: random generator for the start vector (default: a fresh one seeded with 0).
+            generator: random generator for the start vector (default: a fresh CPU one seeded with 0, so the start
+                vector is the same on every device); drawn on its own device, then moved to the operator's.
             dtype: dtype of the iterate (default float64 / complex128 for accuracy).
         """
         if shape is None:
             if self.in_shape is None or any(s is None for s in self.in_shape[1:]):
                 raise ShapeError(f"{type(self).__name__}.norm(): pass `shape`, the input size is not fixed")
             shape = tuple(1 if s is None else s for s in self.in_shape)
-        gen = generator if generator is not None else torch.Generator(device=self._device()).manual_seed(0)
+        dev = self._device()
+        gen = generator if generator is not None else torch.Generator(device="cpu").manual_seed(0)
         real = torch.float64 if dtype is None else (dtype.to_real() if dtype.is_complex else dtype)
-        v = torch.randn(tuple(shape), generator=gen, dtype=real, device=self._device())
+        v = randn(tuple(shape), gen, dtype=real, device=dev)
         if self.in_complex or (dtype is not None and dtype.is_complex):
-            v = torch.complex(v, torch.randn(tuple(shape), generator=gen, dtype=real, device=self._device()))
+            v = torch.complex(v, randn(tuple(shape), gen, dtype=real, device=dev))
         v = v / v.abs().pow(2).sum().sqrt()
         lam = 0.0
         for _ in range(max_iter):

@@ -18,17 +18,19 @@ from monai_diffrecon.physics.base import LinearOperator, _positive, check_tensor
 __all__ = ["Blur", "KernelBlur", "gaussian_kernel"]
 
 
-def gaussian_kernel(sigma: float | tuple[float, ...], size: int | tuple[int, ...] | None = None, dtype=torch.float32) -> torch.Tensor:
-    """Normalised Gaussian kernel (sum 1). ``sigma`` per axis in pixels; ``size`` defaults to ``2·ceil(3σ)+1``."""
+def gaussian_kernel(sigma: float | tuple[float, ...], size: int | tuple[int, ...] | None = None, dtype=torch.float32,
+                    device: torch.device | str = "cpu") -> torch.Tensor:
+    """Normalised Gaussian kernel (sum 1). ``sigma`` per axis in pixels; ``size`` defaults to ``2·ceil(3σ)+1``.
+    Computed in float64 on the CPU (the same kernel on every device), returned in ``dtype`` on ``device``."""
     sig = (sigma, sigma) if isinstance(sigma, (int, float)) else tuple(sigma)
-    if size is None:
-        size = tuple(2 * int(torch.ceil(torch.tensor(3.0 * s)).item()) + 1 for s in sig)
+    if size is None:  # 3σ rounded to float32 first, as the kernel sizes have always been computed
+        size = tuple(2 * int(torch.ceil(torch.tensor(3.0 * s, device="cpu")).item()) + 1 for s in sig)
     elif isinstance(size, int):
         size = (size,) * len(sig)
-    grids = torch.meshgrid(*[torch.arange(n, dtype=torch.float64) - n // 2 for n in size], indexing="ij")
+    grids = torch.meshgrid(*[torch.arange(n, dtype=torch.float64, device="cpu") - n // 2 for n in size], indexing="ij")
     r2 = sum((g / max(s, 1e-12)) ** 2 for g, s in zip(grids, sig))
     k = torch.exp(-0.5 * r2)
-    return (k / k.sum()).to(dtype)
+    return (k / k.sum()).to(device=device, dtype=dtype)
 
 
 class Blur(LinearOperator):
@@ -119,7 +121,7 @@ class Blur(LinearOperator):
     def norm(self, shape=None, **kwargs) -> float:
         if shape is None:
             raise ShapeError("Blur.norm(): pass `shape` (the image size sets the frequency grid)")
-        return float(self.transfer_function(torch.zeros(shape, dtype=self.kernel.dtype)).abs().max())
+        return float(self.transfer_function(torch.zeros(shape, dtype=self.kernel.dtype, device=self.kernel.device)).abs().max())
 
 
 class KernelBlur(LinearOperator):

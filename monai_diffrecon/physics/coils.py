@@ -33,6 +33,7 @@ def birdcage_maps(
     radius: float = 1.5,
     rings: int = 1,
     dtype: torch.dtype = torch.complex64,
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """Simulated birdcage coil sensitivities.
 
@@ -44,15 +45,16 @@ def birdcage_maps(
             with its distance to the ring.
 
     Returns:
-        complex ``(1, C, *shape)`` with ``Σ_c |S_c|² = 1`` at every voxel.
+        complex ``(1, C, *shape)`` with ``Σ_c |S_c|² = 1`` at every voxel, on ``device`` (computed in float64 on the
+        CPU: the same maps on every device).
     """
     if num_coils < 1 or len(shape) not in (2, 3):
         raise ShapeError(f"birdcage_maps: need num_coils ≥ 1 and a 2D/3D shape, got {num_coils}, {shape}")
     if len(shape) == 3 and num_coils % rings:
         raise InvalidValueError(f"rings: {rings} does not divide num_coils {num_coils}")
     H, W = shape[-2:]
-    y = (torch.arange(H, dtype=torch.float64) - H / 2) / (H / 2)
-    x = (torch.arange(W, dtype=torch.float64) - W / 2) / (W / 2)
+    y = (torch.arange(H, dtype=torch.float64, device="cpu") - H / 2) / (H / 2)
+    x = (torch.arange(W, dtype=torch.float64, device="cpu") - W / 2) / (W / 2)
     yy, xx = torch.meshgrid(y, x, indexing="ij")
     per_ring = num_coils // rings if len(shape) == 3 else num_coils
     maps = []
@@ -64,13 +66,13 @@ def birdcage_maps(
         s = torch.polar(1.0 / rho, torch.atan2(dy, dx) - phi)
         if len(shape) == 3:
             D = shape[0]
-            z = (torch.arange(D, dtype=torch.float64) - D / 2) / (D / 2)
+            z = (torch.arange(D, dtype=torch.float64, device="cpu") - D / 2) / (D / 2)
             ring = c // per_ring
             zc = -1 + (2 * ring + 1) / rings
             s = s[None] / torch.sqrt(1 + ((z - zc) / (2.0 / rings)) ** 2)[:, None, None]
         maps.append(s)
     m = torch.stack(maps)[None]
-    return (m / rss(m)).to(dtype)
+    return (m / rss(m)).to(device=device, dtype=dtype)
 
 
 def estimate_coil_maps(
@@ -113,7 +115,7 @@ def estimate_coil_maps(
         _, s, vh = torch.linalg.svd(A, full_matrices=False)
         keep = s > threshold * s[0]
         kernels = vh[keep].reshape(-1, C, kernel_size, kernel_size)  # signal-subspace patch vectors
-        pad = torch.zeros(kernels.shape[0], C, H, W, dtype=kernels.dtype)
+        pad = torch.zeros(kernels.shape[0], C, H, W, dtype=kernels.dtype, device=kernels.device)
         oy, ox = H // 2 - kernel_size // 2, W // 2 - kernel_size // 2
         pad[:, :, oy : oy + kernel_size, ox : ox + kernel_size] = kernels
         a = ifftc(pad) * math.sqrt(H * W)  # unnormalised inverse DFT of each kernel: (n, C, H, W)

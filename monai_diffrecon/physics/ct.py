@@ -86,10 +86,10 @@ class ParallelBeamCT(LinearOperator):
         H, W = self.image_shape
         D = self.num_detectors
         dev = self.angles_deg.device
-        angles = self.angles_deg.detach().to("cpu", torch.float64)
-        bins = (torch.arange(D, dtype=torch.float64) - (D - 1) / 2) * (self.detector_spacing / self.pixel_size)
+        angles = self.angles_deg.detach().to("cpu", torch.float64)  # the tables are built on the CPU, then moved
+        bins = (torch.arange(D, dtype=torch.float64, device="cpu") - (D - 1) / 2) * (self.detector_spacing / self.pixel_size)
         L = padded_size(max(H, W), min(H, W))
-        depths = torch.arange(L, dtype=torch.float64) - (L - 1) / 2
+        depths = torch.arange(L, dtype=torch.float64, device="cpu") - (L - 1) / 2
         csr = bilinear_matrix(H, W, angles, bins, depths, depth_weight=self.pixel_size, fold_depth=True, dtype=torch.float64)
         register_csr_pair(self, "_radon", csr, dtype, dev)
 

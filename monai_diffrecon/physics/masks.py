@@ -1,6 +1,7 @@
 """Cartesian k-space sampling masks (deterministic given a ``torch.Generator``).
 
-All masks are real ``float32`` 0/1 tensors ready for :class:`~monai_diffrecon.physics.MultiCoilMRI`:
+All masks are real ``float32`` 0/1 tensors ready for :class:`~monai_diffrecon.physics.MultiCoilMRI`, on the
+device the caller names (``device=``; random masks default to their generator's device, where they are drawn):
 line masks are ``(1, 1, 1, W)`` (phase-encode lines along the last axis, fully sampled along ``H``, as in
 fastMRI), 2D masks are ``(1, 1, H, W)``. The k-space centre is at index ``n // 2`` (centred FFT).
 """
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 
 from monai_diffrecon.errors import InvalidValueError
+from monai_diffrecon.physics.functional.devices import rand, randint
 
 __all__ = ["random_lines_mask", "equispaced_mask", "poisson_disc_mask"]
 
@@ -30,7 +32,7 @@ def _center_slice(n: int, width: int) -> slice:
 
 
 def random_lines_mask(
-    num_cols: int, acceleration: float, center_lines: int = 20, *, generator: torch.Generator
+    num_cols: int, acceleration: float, center_lines: int = 20, *, generator: torch.Generator, device=None
 ) -> torch.Tensor:
     """Uniform random phase-encode lines plus a fully sampled centre (fastMRI ``RandomMaskFunc`` rule).
 
@@ -43,13 +45,13 @@ def random_lines_mask(
     _check(acceleration, center_lines, num_cols)
     n_target = num_cols / acceleration
     prob = max(0.0, (n_target - center_lines) / max(num_cols - center_lines, 1))
-    keep = torch.rand(num_cols, generator=generator, dtype=torch.float64) < prob
+    keep = rand(num_cols, generator, dtype=torch.float64) < prob
     keep[_center_slice(num_cols, center_lines)] = True
-    return keep.to(torch.float32).reshape(1, 1, 1, num_cols)
+    return keep.to(device=device, dtype=torch.float32).reshape(1, 1, 1, num_cols)
 
 
 def equispaced_mask(num_cols: int, acceleration: float, center_lines: int = 20, offset: int = 0, *,
-                    match_acceleration: bool = False) -> torch.Tensor:
+                    match_acceleration: bool = False, device: torch.device | str = "cpu") -> torch.Tensor:
     """Equispaced lines plus the centre block; ``(1, 1, 1, W)``.
 
     By default every ``acceleration``-th line (starting at ``offset``) is kept and the ACS block is added on top, so
@@ -58,7 +60,7 @@ def equispaced_mask(num_cols: int, acceleration: float, center_lines: int = 20, 
     lines in all (fastMRI's ``EquispacedMaskFractionFunc`` rule: spacing ``R (n_acs − W) / (n_acs R − W)``).
     """
     _check(acceleration, center_lines, num_cols)
-    keep = torch.zeros(num_cols, dtype=torch.bool)
+    keep = torch.zeros(num_cols, dtype=torch.bool, device="cpu")
     if match_acceleration:
         if center_lines * acceleration >= num_cols:
             raise InvalidValueError(f"center_lines: {center_lines} ACS lines alone reach R = {num_cols / max(center_lines, 1):.2f} "
@@ -69,7 +71,7 @@ def equispaced_mask(num_cols: int, acceleration: float, center_lines: int = 20, 
     else:
         keep[offset % int(acceleration) :: int(acceleration)] = True
     keep[_center_slice(num_cols, center_lines)] = True
-    return keep.to(torch.float32).reshape(1, 1, 1, num_cols)
+    return keep.to(device=device, dtype=torch.float32).reshape(1, 1, 1, num_cols)
 
 
 def _poisson_disc(shape: tuple[int, int], scale: float, power: float, calib: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -111,6 +113,7 @@ def poisson_disc_mask(
     power: float = 1.0,
     tol: float = 0.03,
     max_iter: int = 20,
+    device=None,
 ) -> torch.Tensor:
     """Variable-density Poisson-disc 2D mask (for 3D Cartesian ``ky × kz`` or 2D random sampling).
 
@@ -118,13 +121,13 @@ def poisson_disc_mask(
     sampled fraction is within ``tol`` (relative) of ``1 / acceleration``.
 
     Returns:
-        ``(1, 1, H, W)`` float32 mask with a fully sampled ``calib`` centre.
+        ``(1, 1, H, W)`` float32 mask with a fully sampled ``calib`` centre, on ``device`` (default: the generator's).
     """
     H, W = int(shape[0]), int(shape[1])
     _check(acceleration, 0, 0)
     if calib[0] > H or calib[1] > W:
         raise InvalidValueError(f"calib: {calib} larger than the mask {shape}")
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    seed = int(randint(0, 2**62, (1,), generator))
     target = 1.0 / acceleration
     lo, hi = 0.3, max(H, W) / 2.0
     best = None
@@ -140,4 +143,4 @@ def poisson_disc_mask(
             lo = mid
         else:
             hi = mid
-    return torch.from_numpy(best.astype(np.float32)).reshape(1, 1, H, W)
+    return torch.from_numpy(best.astype(np.float32)).reshape(1, 1, H, W).to(generator.device if device is None else device)

@@ -80,21 +80,20 @@ class MultiCoilMRI(LinearOperator):
     def _build(self) -> None:
         """Fold the centring phase ramps of the centred FFT into the maps and the mask (no shifts at run time):
         ``M ⊙ fftc(S x) = (M b) ⊙ fft((S a) x)`` — see :func:`~monai_diffrecon.physics.functional.centering_phases`."""
-        cd = self.coil_maps.dtype
+        cd, dev = self.coil_maps.dtype, self.coil_maps.device
         a = b = None
         for i, n in enumerate(self.spatial_shape):
-            ai, bi = centering_phases(n, cd)
+            ai, bi = centering_phases(n, cd, dev)
             shape = [1] * len(self.spatial_shape)
             shape[i] = n
             a = ai.reshape(shape) if a is None else a * ai.reshape(shape)
             b = bi.reshape(shape) if b is None else b * bi.reshape(shape)
-        dev = self.coil_maps.device
-        self.register_buffer("_maps_mod", self.coil_maps * a.to(dev), persistent=False)
-        self.register_buffer("_mask_mod", self.mask.to(cd) * b.to(dev), persistent=False)
+        self.register_buffer("_maps_mod", self.coil_maps * a, persistent=False)
+        self.register_buffer("_mask_mod", self.mask.to(cd) * b, persistent=False)
 
     @property
     def _unit_single_coil(self) -> bool:
-        return self.num_coils == 1 and bool(torch.allclose(self.coil_maps.abs(), torch.ones(()).to(self.mask), atol=1e-6))
+        return self.num_coils == 1 and bool(torch.allclose(self.coil_maps.abs(), self.mask.new_ones(()), atol=1e-6))
 
     def _fft(self, t: torch.Tensor) -> torch.Tensor:
         return torch.fft.fftn(t, dim=self._dims, norm="ortho")

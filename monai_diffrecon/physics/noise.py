@@ -3,6 +3,9 @@
 * :class:`GaussianNoise`: ``y + σ n``. For complex ``y`` the real and imaginary parts each get variance ``σ²``
   (so ``E|n|² = 2σ²``), the convention of real/imaginary-channel libraries such as deepinv.
 * :class:`PoissonNoise`: ``Poisson(gain · y) / gain`` (``normalize=True``) or raw counts ``Poisson(gain · y)``.
+
+Draws are made on the generator's own device and moved to ``y``'s (:mod:`~monai_diffrecon.physics.functional.devices`):
+a CPU generator gives the same noise whether ``y`` is on the CPU or a GPU.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from torch import nn
 
 from monai_diffrecon.errors import InvalidValueError
 from monai_diffrecon.physics.base import check_tensor
+from monai_diffrecon.physics.functional.devices import poisson, randn_like
 
 __all__ = ["GaussianNoise", "PoissonNoise"]
 
@@ -39,12 +43,7 @@ class GaussianNoise(nn.Module):
 
     def forward(self, y: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
         y = check_tensor(y, "y")
-        gen = _need_generator(generator)
-        real = y.real.dtype if y.is_complex() else y.dtype
-        n = torch.randn(y.shape, generator=gen, dtype=real, device=y.device)
-        if y.is_complex():
-            n = torch.complex(n, torch.randn(y.shape, generator=gen, dtype=real, device=y.device))
-        return y + self.sigma * n
+        return y + self.sigma * randn_like(y, _need_generator(generator))
 
     def extra_repr(self) -> str:
         return f"sigma={self.sigma}"
@@ -70,7 +69,7 @@ class PoissonNoise(nn.Module):
         gen = _need_generator(generator)
         if bool((y < 0).any()):
             raise InvalidValueError(f"y: Poisson rates must be ≥ 0, min is {float(y.min()):.4g}")
-        counts = torch.poisson(y * self.gain, generator=gen)
+        counts = poisson(y * self.gain, gen)
         return counts / self.gain if self.normalize else counts
 
     def extra_repr(self) -> str:

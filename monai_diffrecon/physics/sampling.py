@@ -111,14 +111,15 @@ class Downsample(Compose):
     """
 
     def __init__(self, factor: int, filter: str | torch.Tensor | None = "gaussian", spatial_dims: int = 2) -> None:
+        # built on the CPU like every operator's buffers (``.to(device)`` moves them); a given kernel keeps its device
         if isinstance(filter, torch.Tensor):
             kernel = filter
         elif filter == "gaussian":
             kernel = gaussian_kernel((factor / 2.0,) * spatial_dims)
         elif filter == "box":
-            kernel = torch.ones((int(factor),) * spatial_dims) / float(factor) ** spatial_dims
+            kernel = torch.ones((int(factor),) * spatial_dims, device="cpu") / float(factor) ** spatial_dims
         elif filter is None:
-            kernel = torch.ones((1,) * spatial_dims)
+            kernel = torch.ones((1,) * spatial_dims, device="cpu")
         else:
             raise InvalidValueError(f"filter: expected 'gaussian', 'box', None or a tensor, got {filter!r}")
         super().__init__(Decimate(factor, spatial_dims), Blur(kernel))

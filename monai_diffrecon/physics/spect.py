@@ -29,6 +29,7 @@ import torch
 
 from monai_diffrecon.errors import InvalidValueError, ShapeError
 from monai_diffrecon.physics.base import LinearOperator, check_angles, check_tensor
+from monai_diffrecon.physics.functional.devices import device_of
 from monai_diffrecon.physics.functional.psf import FWHM_TO_SIGMA, fwhm_at_distance, gaussian_toeplitz
 from monai_diffrecon.physics.functional.rotate import apply_csr, bilinear_matrix, padded_size, register_csr_pair, spmm
 
@@ -108,13 +109,14 @@ class SPECTProjector(LinearOperator):
         dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__()
-        angles = check_angles(angles_deg)
+        dev = device_of(angles_deg, attenuation_map, radii_mm)  # the buffers go where the tensors given are (else CPU)
+        angles = check_angles(angles_deg).to(dev)
         V = angles.numel()
         sx, _, sz = _voxel_size(voxel_size_mm)
 
         mu = None
         if attenuation_map is not None:
-            mu = torch.as_tensor(attenuation_map)
+            mu = torch.as_tensor(attenuation_map, device=dev)
             while mu.ndim > 3 and mu.shape[0] == 1:
                 mu = mu[0]
             check_tensor(mu, "attenuation_map", (None, None, None), complex_=False)
@@ -136,7 +138,7 @@ class SPECTProjector(LinearOperator):
         if psf is not None and not isinstance(psf, CollimatorPSF):
             psf = CollimatorPSF(*psf)
         if radii_mm is not None:
-            radii = torch.as_tensor(radii_mm, dtype=torch.float64).flatten()
+            radii = torch.as_tensor(radii_mm, dtype=torch.float64, device=dev).flatten()
             if radii.numel() == 1:
                 radii = radii.expand(V).clone()
             if radii.numel() != V:
@@ -155,7 +157,7 @@ class SPECTProjector(LinearOperator):
         self.in_shape = (None, 1, X, Y, Z)
         self.out_shape = (None, 1, V, X, Z)
         self.register_buffer("angles_deg", angles.to(dtype))
-        self.register_buffer("voxel_size_mm", torch.tensor([sx, sx, sz], dtype=dtype))
+        self.register_buffer("voxel_size_mm", torch.tensor([sx, sx, sz], dtype=dtype, device=dev))
         self.register_buffer("radii_mm", None if radii is None else radii.to(dtype))
         self.register_buffer("attenuation_map", None if mu is None else mu.to(dtype).clone())
         self._build(dtype)
@@ -166,11 +168,11 @@ class SPECTProjector(LinearOperator):
         """(Re)compute the derived tables from the persistent parameters."""
         X, Y, Z = self.object_shape
         dev = self.angles_deg.device
-        angles = self.angles_deg.detach().to("cpu", torch.float64)
+        angles = self.angles_deg.detach().to("cpu", torch.float64)  # the tables are built on the CPU, then moved
         V, K, L = angles.numel(), X, padded_size(X, Y)
         sx, sz = float(self.voxel_size_mm[0]), float(self.voxel_size_mm[2])
-        bins = torch.arange(K, dtype=torch.float64) - (K - 1) / 2
-        depths = torch.arange(L, dtype=torch.float64) - (L - 1) / 2
+        bins = torch.arange(K, dtype=torch.float64, device="cpu") - (K - 1) / 2
+        depths = torch.arange(L, dtype=torch.float64, device="cpu") - (L - 1) / 2
         self._dims = (V, K, L)
         crow, col, val, shape = csr = bilinear_matrix(X, Y, angles, bins, depths, dtype=torch.float64)
         register_csr_pair(self, "_rot", csr, dtype, dev)
@@ -272,7 +274,7 @@ class SPECTProjector(LinearOperator):
 
     def select_views(self, index: torch.Tensor | Sequence[int]) -> SPECTProjector:
         """A projector for a subset of the views (OSEM subsets, few-view acquisitions); shares μ and PSF."""
-        idx = torch.as_tensor(index, dtype=torch.long).flatten()
+        idx = torch.as_tensor(index, dtype=torch.long, device=self.angles_deg.device).flatten()
         if idx.numel() == 0 or int(idx.min()) < 0 or int(idx.max()) >= self.num_views:
             raise ShapeError(f"index: view indices must lie in [0, {self.num_views}), got {idx.tolist()}")
         return SPECTProjector(
@@ -290,7 +292,7 @@ class SPECTProjector(LinearOperator):
         """Keep ``num_views`` views spread evenly over the acquisition; returns ``(projector, view_indices)``."""
         if not 1 <= num_views <= self.num_views:
             raise ShapeError(f"num_views: must be in [1, {self.num_views}], got {num_views}")
-        idx = torch.floor(torch.arange(num_views, dtype=torch.float64) * self.num_views / num_views).long()
+        idx = torch.floor(torch.arange(num_views, dtype=torch.float64, device=self.angles_deg.device) * self.num_views / num_views).long()
         return self.select_views(idx), idx
 
     def extra_repr(self) -> str:

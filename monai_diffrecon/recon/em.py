@@ -57,7 +57,7 @@ def osem(
         raise InvalidValueError("x0: must be ≥ 0")
     parts = []
     for m in range(subsets):
-        idx = torch.arange(m, projector.num_views, subsets)
+        idx = torch.arange(m, projector.num_views, subsets, device=counts.device)
         op = projector if subsets == 1 else projector.select_views(idx)
         y_m = counts[:, :, idx]
         s_m = None if additive is None else additive[:, :, idx]

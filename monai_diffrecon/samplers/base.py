@@ -3,7 +3,13 @@
 A sampler is built from a prior (first argument) plus hyper-parameters with defaults, and called as
 ``sampler(y, operator, generator=g, num_samples=1, progress=True)``. It draws ``num_samples`` independent posterior
 samples (one chain each; chains that average within the chain, like PnP-DM, contribute their own estimate) and
-returns :class:`SamplerOutput`.
+returns :class:`SamplerOutput`. Work that depends on the data alone — the starting reconstruction (OSEM, SENSE, a
+Tikhonov image) — is done once per call by :meth:`Sampler.initialise`, shared by the chains and returned as
+``SamplerOutput.init``.
+
+Devices: everything follows ``y`` (and the operator and prior, which the caller puts on the same device); random
+draws come from the explicit generator on its own device and are moved to ``y``'s
+(:mod:`~monai_diffrecon.physics.functional.devices`), so a CPU generator gives the same chains on every device.
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ class SamplerOutput:
             method without within-chain averaging).
         nfe: network function evaluations spent in total.
         extras: further per-call estimates, each the mean over samples (e.g. Blind-PnPDM's ``"kernel"``).
+        init: the starting reconstruction the sampler computed from the data, once per call (shape and domain of
+            ``mean``; e.g. SPECT25D's OSEM), or ``None`` when the chains start from noise — see
+            :meth:`Sampler.initialise` of each method. A workflow reads it instead of recomputing it.
     """
 
     x: torch.Tensor
@@ -44,6 +53,7 @@ class SamplerOutput:
     std: torch.Tensor
     nfe: int
     extras: dict = field(default_factory=dict)
+    init: torch.Tensor | None = None
 
 
 class Counter:
@@ -58,18 +68,24 @@ class Counter:
 
 
 class Sampler(nn.Module):
-    """Base: loops over independent samples; subclasses implement :meth:`sample_one`.
+    """Base: loops over independent samples; subclasses implement :meth:`sample_one` (and :meth:`initialise` when
+    they start from a reconstruction of the data).
 
-    ``sample_one(y, operator, generator, counter, progress)`` returns ``(x, chain_mean, chain_var)`` where the last
-    two may be ``None`` (no within-chain statistics), optionally followed by a dict of further estimates (averaged over
-    samples into :attr:`SamplerOutput.extras`).
+    ``sample_one(y, operator, generator, counter, progress, init)`` returns ``(x, chain_mean, chain_var)`` where the
+    last two may be ``None`` (no within-chain statistics), optionally followed by a dict of further estimates (averaged
+    over samples into :attr:`SamplerOutput.extras`); ``init`` is what :meth:`initialise` returned for this call.
     """
 
     def __init__(self, prior: nn.Module) -> None:
         super().__init__()
         self.prior = prior
 
-    def sample_one(self, y, operator, generator, counter, progress):  # pragma: no cover - abstract
+    def initialise(self, y, operator) -> torch.Tensor | None:
+        """The starting reconstruction computed from the data alone, once per call and shared by every chain
+        (returned as :attr:`SamplerOutput.init`); ``None`` (the default) when the chains start from noise."""
+        return None
+
+    def sample_one(self, y, operator, generator, counter, progress, init=None):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def forward(self, y: torch.Tensor, operator, generator: torch.Generator | None = None, num_samples: int = 1, progress: bool = True) -> SamplerOutput:
@@ -78,9 +94,11 @@ class Sampler(nn.Module):
         if num_samples < 1:
             raise InvalidValueError(f"num_samples: must be ≥ 1, got {num_samples}")
         counter = Counter()
+        init = self.initialise(y, operator)
+        init = None if init is None else init.detach()
         xs, means, second, extras = [], [], [], {}
         for _ in range(num_samples):
-            x, m, v, *more = self.sample_one(y, operator, generator, counter, progress)
+            x, m, v, *more = self.sample_one(y, operator, generator, counter, progress, init)
             for k, val in (more[0] if more else {}).items():
                 extras.setdefault(k, []).append(val.detach())
             xs.append(x.detach())
@@ -89,4 +107,4 @@ class Sampler(nn.Module):
             second.append(m.abs() ** 2 + (torch.zeros_like(m.abs()) if v is None else v.detach()))
         mean = torch.stack(means).mean(0)
         var = (torch.stack(second).mean(0) - mean.abs() ** 2).clamp_min(0)  # law of total variance over chains
-        return SamplerOutput(torch.stack(xs), mean, var.sqrt(), counter.n, {k: torch.stack(v).mean(0) for k, v in extras.items()})
+        return SamplerOutput(torch.stack(xs), mean, var.sqrt(), counter.n, {k: torch.stack(v).mean(0) for k, v in extras.items()}, init)

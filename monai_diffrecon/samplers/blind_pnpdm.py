@@ -78,7 +78,11 @@ class BlindPnPDM(Sampler):
             k = torch.where(k > self.kernel_threshold * k.amax(dim=(-2, -1), keepdim=True), k, 0.0)  # outweighs a thin path
         return k / k.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
 
-    def sample_one(self, y, operator, generator, counter, progress):
+    def initialise(self, y, operator):
+        """The image chain starts at the blurred measurement itself (``x₀ = y``)."""
+        return y
+
+    def sample_one(self, y, operator, generator, counter, progress, init=None):
         if not isinstance(operator, Blur) or y.ndim != 4:
             raise ShapeError("BlindPnPDM: y (B, C, H, W) and a Blur operator carrying the initial kernel are required")
         if self.kernel_scale == "max" and y.shape[0] != 1:

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from monai_diffrecon.diffusion.bridge import bridge_state
 from monai_diffrecon.errors import InvalidValueError
+from monai_diffrecon.physics.functional.devices import randn
 
 __all__ = ["bridge_times", "bridge_state", "run_bridge"]
 
@@ -34,13 +35,13 @@ def bridge_times(num_steps: int, t_start: float = 1.0) -> list[float]:
 def run_bridge(x1: torch.Tensor, endpoint: Callable, num_steps: int, sigma_max: float, generator: torch.Generator,
                t_start: float = 1.0, noise: Callable | None = None, counter=None, progress: bool = False):
     """Run the bridge from the degraded state ``x1`` at ``t_start`` to t = 0; returns the last ``endpoint`` output
-    (``(x̂₀ state, image)``). ``noise(shape, generator)`` draws ε in the state space (default: real or complex
-    standard normal like ``x1``)."""
+    (``(x̂₀ state, image)``). ``noise(shape, generator)`` draws ε in the state space on ``x1``'s device (default: real
+    or complex standard normal like ``x1``, drawn on the generator's device)."""
     if noise is None:
         def noise(shape, g):
             if x1.is_complex():
-                return torch.complex(torch.randn(shape, generator=g), torch.randn(shape, generator=g)).to(x1.dtype)
-            return torch.randn(shape, generator=g, dtype=x1.dtype)
+                return torch.complex(randn(shape, g), randn(shape, g)).to(device=x1.device, dtype=x1.dtype)
+            return randn(shape, g, dtype=x1.dtype, device=x1.device)
     times = bridge_times(num_steps, t_start)
     x_t = x1
     out = None

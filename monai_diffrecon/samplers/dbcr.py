@@ -28,7 +28,11 @@ class DBCR(Sampler):
         super().__init__(prior)
         self.num_steps, self.sigma_max, self.num_train_steps = num_steps, sigma_max, num_train_steps
 
-    def sample_one(self, y, operator, generator, counter, progress):
+    def initialise(self, y, operator):
+        """The bridge starts at the cloudy optical image ``y[:, :C_opt]`` (returned as ``SamplerOutput.init``)."""
+        return y[:, :self.prior.optical_channels]
+
+    def sample_one(self, y, operator, generator, counter, progress, init=None):
         c = self.prior.optical_channels
         need = c + (self.prior.sar_channels if self.prior.use_sar else 0)
         if y.ndim != 4 or y.shape[1] != need:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from monai_diffrecon.errors import ShapeError
+from monai_diffrecon.physics.functional.devices import device_of, randn
 from monai_diffrecon.samplers.base import Sampler
 from monai_diffrecon.samplers.consistency import ClampX0, ProxConsistency, RangeNullSpace
 from monai_diffrecon.samplers.engine import DiffusionLoop, ddim_noise, diffpir_noise, dps_guidance
@@ -45,11 +46,11 @@ class DiffusionSampler(Sampler):
         """What the prior is conditioned on for this call (the fixed ``cond`` channels by default)."""
         return self.cond
 
-    def sample_one(self, y, operator, generator, counter, progress):
+    def sample_one(self, y, operator, generator, counter, progress, init=None):
         shape = self.init_shape(y, operator)
         dtype = torch.float64 if (y is not None and y.dtype == torch.float64) else torch.float32
-        x = torch.randn(shape, generator=generator, dtype=dtype)
-        x = x.to(y.device) if torch.is_tensor(y) else x
+        # on y's device; without data (unconditional sampling) on the prior's
+        x = randn(shape, generator, dtype=dtype, device=y.device if torch.is_tensor(y) else device_of(self.prior))
         ts = self.loop.timesteps(self.num_steps, spacing=self.spacing)
         traj = [] if self.trajectory_png else None
         x = self.loop.run(x, ts, generator, y, operator, self.condition(y, operator), counter, progress, traj)
@@ -63,10 +64,10 @@ def save_trajectory(trajectory: list, path: str, panels: int = 8) -> None:
     """PNG of x̂₀ at ``panels`` evenly spaced steps (first batch element, first channel, mid-slice if 3D)."""
     from monai_diffrecon.data.preview import save_panels
 
-    idx = torch.linspace(0, len(trajectory) - 1, min(panels, len(trajectory))).round().long().tolist()
+    idx = torch.linspace(0, len(trajectory) - 1, min(panels, len(trajectory)), device="cpu").round().long().tolist()
     imgs = []
     for i in idx:
-        a = trajectory[i][0, 0].float()
+        a = trajectory[i][0, 0].detach().float().cpu()
         while a.ndim > 2:
             a = a[..., a.shape[-1] // 2]
         imgs.append((f"step {i + 1}/{len(trajectory)}", a.abs().numpy() if a.is_complex() else a.numpy(), "gray"))

@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from monai_diffrecon.diffusion.schedule import timestep_sequence
+from monai_diffrecon.physics.functional.devices import randn
 
 __all__ = ["DiffusionLoop", "ddim_noise", "diffpir_noise", "dps_guidance"]
 
@@ -80,12 +81,12 @@ class DiffusionLoop:
         self.shared_noise = shared_noise
 
     def draw(self, shape, generator: torch.Generator, dtype, device=None) -> torch.Tensor:
-        """Standard normal noise; with ``shared_noise`` one draw is shared by the whole batch (DDPET-3D's trick for
-        the slices of one volume processed as a batch)."""
-        # drawn on the generator's (CPU) device, then moved: the same stream on every device
+        """Standard normal noise on ``device`` (``None``: the generator's); with ``shared_noise`` one draw is shared
+        by the whole batch (DDPET-3D's trick for the slices of one volume processed as a batch). Drawn on the
+        generator's device, then moved: the same stream on every device."""
         if self.shared_noise:
-            return torch.randn((1, *shape[1:]), generator=generator, dtype=dtype).to(device).expand(shape)
-        return torch.randn(shape, generator=generator, dtype=dtype).to(device)
+            return randn((1, *shape[1:]), generator, dtype=dtype, device=device).expand(shape)
+        return randn(shape, generator, dtype=dtype, device=device)
 
     def timesteps(self, num_steps: int, t_start: float | None = None, spacing: str = "uniform") -> torch.Tensor:
         return timestep_sequence(self.prior.scheduler, num_steps, t_start, spacing)

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import math
 
-import torch
-
+from monai_diffrecon.physics.functional.devices import randn
 from monai_diffrecon.samplers.base import Sampler, regularised_start
 from monai_diffrecon.samplers.engine import DiffusionLoop, ddim_noise
 
@@ -26,8 +25,8 @@ __all__ = ["PnPDM", "gaussian_likelihood_sample", "denoise_from_level"]
 
 def gaussian_likelihood_sample(x, y, operator, rho: float, sigma_y: float, generator, cg_iters: int = 50):
     """Exact sample of ``N(z; mean, (AᴴA/σ_y² + I/ρ²)⁻¹)`` by perturb-and-MAP (real-valued data)."""
-    nx = torch.randn(x.shape, generator=generator, dtype=x.dtype)
-    ny = torch.randn(y.shape, generator=generator, dtype=y.dtype)
+    nx = randn(x.shape, generator, dtype=x.dtype, device=x.device)
+    ny = randn(y.shape, generator, dtype=y.dtype, device=y.device)
     return operator.prox_l2(x + rho * nx, y + sigma_y * ny, rho**2 / sigma_y**2, tol=1e-8, max_iter=cg_iters)
 
 
@@ -62,8 +61,12 @@ class PnPDM(Sampler):
     def prior_step(self, z, rho: float, generator, counter):
         return denoise_from_level(self.loop, z, rho, self.prior_steps, generator, counter, self.cond)
 
-    def sample_one(self, y, operator, generator, counter, progress):
-        x = regularised_start(y, operator, self.sigma_y)
+    def initialise(self, y, operator):
+        """The Tikhonov start :func:`~monai_diffrecon.samplers.base.regularised_start` (once per call)."""
+        return regularised_start(y, operator, self.sigma_y)
+
+    def sample_one(self, y, operator, generator, counter, progress, init=None):
+        x = init if init is not None else self.initialise(y, operator)
         total, total2, kept = None, None, 0
         for k in range(self.num_iters):
             rho = max(self.rho0 * self.rho_decay**k, self.rho_min)

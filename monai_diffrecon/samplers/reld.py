@@ -42,9 +42,13 @@ class RELD(Sampler):
         self.output = output
         self.num_iters, self.beta, self.lam, self.step, self.sigma, self.sigma_y = num_iters, beta, lam, step, sigma, sigma_y
 
-    def sample_one(self, y, operator, generator, counter, progress):
-        x0 = operator.adjoint(y)
-        x0 = y if x0.shape == y.shape else regularised_start(y, operator, self.sigma_y)
+    def initialise(self, y, operator):
+        """The data-consistent start: ``b`` itself when it is an image of x's shape (denoising, deblurring), else
+        the Tikhonov start (e.g. super-resolution)."""
+        return y if operator.adjoint(y).shape == y.shape else regularised_start(y, operator, self.sigma_y)
+
+    def sample_one(self, y, operator, generator, counter, progress, init=None):
+        x0 = init if init is not None else self.initialise(y, operator)
         with torch.no_grad():
             v = self.prior.encode(x0)
             shape = tuple(self.prior.decode(v).shape)

@@ -33,10 +33,14 @@ class ScorePnP(Sampler):
         if algorithm not in ("admm", "hqs", "red", "pgm"):
             raise InvalidValueError(f"algorithm: admm, hqs, red or pgm, got {algorithm!r}")
         self.algorithm, self.num_iters, self.lam, self.sigma_y = algorithm, num_iters, lam, sigma_y
-        self.sigmas = torch.logspace(math.log10(sigma_start), math.log10(sigma_end), num_iters, dtype=torch.float64).tolist()
+        self.sigmas = torch.logspace(math.log10(sigma_start), math.log10(sigma_end), num_iters, dtype=torch.float64, device="cpu").tolist()
         self.red_step, self.pgm_alpha, self.cond = red_step, pgm_alpha, cond
 
-    def sample_one(self, y, operator, generator, counter, progress):
+    def initialise(self, y, operator):
+        """The Tikhonov start :func:`~monai_diffrecon.samplers.base.regularised_start` (once per call)."""
+        return regularised_start(y, operator, self.sigma_y)
+
+    def sample_one(self, y, operator, generator, counter, progress, init=None):
         def D(v, s):
             counter.__iadd__(1)
             with torch.no_grad():
@@ -45,7 +49,7 @@ class ScorePnP(Sampler):
         def prox(v, s):
             return operator.prox_l2(v, y, s**2 / (self.lam * self.sigma_y**2), max_iter=30)
 
-        x = regularised_start(y, operator, self.sigma_y)
+        x = init if init is not None else self.initialise(y, operator)
         z, u = x.clone(), torch.zeros_like(x)
         for s in self.sigmas:
             if self.algorithm == "admm":

@@ -38,7 +38,14 @@ class SelfDBSampler(Sampler):
         self.num_steps, self.t_start, self.sigma_max, self.gamma, self.support = num_steps, t_start, sigma_max, gamma, support
         self.num_train_steps = num_train_steps
 
-    def sample_one(self, y, operator, generator, counter, progress):
+    def initialise(self, y, operator):
+        """The bridge starts at the acquired k-space; its image, the zero-filled coil combination ``Sᴴ Fᴴ y``
+        (complex ``(B, 1, H, W)``), is returned as ``SamplerOutput.init``."""
+        if y is None or not y.is_complex() or y.ndim != 4:
+            raise ShapeError("y: complex multi-coil k-space (B, C, H, W) expected")
+        return sense_combine(y.to(torch.complex64), operator.coil_maps.to(torch.complex64))
+
+    def sample_one(self, y, operator, generator, counter, progress, init=None):
         if y is None or not y.is_complex() or y.ndim != 4:
             raise ShapeError("y: complex multi-coil k-space (B, C, H, W) expected")
         maps = operator.coil_maps.to(torch.complex64)
@@ -47,7 +54,7 @@ class SelfDBSampler(Sampler):
         B = y.shape[0]
 
         def endpoint(y_t, t):
-            x = selfdb_predict(self.prior, y_t, maps, torch.full((B,), float(t)), self.num_train_steps)
+            x = selfdb_predict(self.prior, y_t, maps, torch.full((B,), float(t), device=y.device), self.num_train_steps)
             k = sense_expand(x, maps)
             if self.gamma:
                 k = k - self.gamma * acq * (k - y)
@@ -55,6 +62,6 @@ class SelfDBSampler(Sampler):
             return (acq * k if self.support == "acquired" else k), img
 
         _, img = run_bridge(y, endpoint, self.num_steps, self.sigma_max, generator, self.t_start,
-                            noise=lambda shape, g: complex_randn(shape, g) * (acq if self.support == "acquired" else 1.0),
+                            noise=lambda shape, g: complex_randn(shape, g, device=y.device) * (acq if self.support == "acquired" else 1.0),
                             counter=counter, progress=progress)
         return img, None, None

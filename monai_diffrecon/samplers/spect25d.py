@@ -14,7 +14,8 @@ Per volume:
    along z (``tv_weight``; ``tv_3d`` for all three axes), then the DDIM/DDPM step.
 
 Works on full-dose data too (enhancement mode). The result is in the measured data's units (counts per voxel of
-this acquisition), so it can be written as a derived series next to the OSEM.
+this acquisition), so it can be written as a derived series next to the OSEM. The OSEM runs once per call, whatever
+``num_samples``, and is returned as ``SamplerOutput.init`` ``(1, 1, X, Y, Z)``, so a workflow need not repeat it.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def spect_scale(x_init: torch.Tensor, quantile: float = 0.995) -> torch.Tensor:
     """Robust intensity scale of a ``(1, 1, X, Y, Z)`` reconstruction: the ``quantile`` of its Gaussian-smoothed
     (σ = 1 voxel, per slice) values; never below 1e-6."""
     v = x_init[0].permute(3, 0, 1, 2)  # (Z, 1, X, Y)
-    sm = Blur(gaussian_kernel(1.0, size=5, dtype=v.dtype))(v)
+    sm = Blur(gaussian_kernel(1.0, size=5, dtype=v.dtype, device=v.device))(v)
     return torch.quantile(sm.flatten().float(), quantile).clamp_min(1e-6).to(x_init.dtype)
 
 
@@ -84,17 +85,28 @@ class SPECT25D(Sampler):
         self.init_iterations, self.init_subsets, self.shared_noise = init_iterations, init_subsets, shared_noise
         self.conditional, self.zeta, self.prox_lam, self.t_start = conditional, zeta, prox_lam, t_start
 
-    def prepare(self, y: torch.Tensor, projector) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(x_init, scale, cond)`` for measured counts ``y (1, 1, V, X, Z)``."""
+    def initialise(self, y: torch.Tensor, projector) -> torch.Tensor:
+        """``x_init``: the OSEM of the measured counts ``y (1, 1, V, X, Z)`` with the full system model, ``(1, 1, X, Y,
+        Z)`` — computed once per call and returned as ``SamplerOutput.init``."""
         if y.shape[0] != 1:
             raise ShapeError(f"y: one volume at a time, got batch {y.shape[0]}")
         subsets = max(1, min(self.init_subsets, projector.num_views))
-        x_init = osem(projector, y, self.init_iterations, subsets)
-        scale = spect_scale(x_init)
-        return x_init, scale, spect_condition(x_init, projector.attenuation_map, scale, self.neighbours)
+        return osem(projector, y, self.init_iterations, subsets)
 
-    def sample_one(self, y, operator, generator, counter, progress):
-        x_init, scale, cond = self.prepare(y, operator)
+    def condition_from(self, x_init: torch.Tensor, projector) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(scale, cond)`` derived from ``x_init`` (cheap: a blur, a quantile and the slice stacks)."""
+        scale = spect_scale(x_init)
+        return scale, spect_condition(x_init, projector.attenuation_map, scale, self.neighbours)
+
+    def prepare(self, y: torch.Tensor, projector) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(x_init, scale, cond)`` for measured counts ``y (1, 1, V, X, Z)`` (runs the OSEM; a sampler call returns
+        ``x_init`` as ``SamplerOutput.init`` without a second OSEM)."""
+        x_init = self.initialise(y, projector)
+        return (x_init, *self.condition_from(x_init, projector))
+
+    def sample_one(self, y, operator, generator, counter, progress, init=None):
+        x_init = init if init is not None else self.initialise(y, operator)
+        scale, cond = self.condition_from(x_init, operator)
         Z = x_init.shape[-1]
         A = operator @ SlicesToVolume(Z)
         steps = []
@@ -105,7 +117,7 @@ class SPECT25D(Sampler):
         noise = ddim_noise(self.eta) if self.zeta is None else diffpir_noise(self.zeta)
         loop = DiffusionLoop(self.prior, steps, noise, shared_noise=self.shared_noise)
         shape = (Z, 1, *x_init.shape[2:4])
-        x = loop.draw(shape, generator, torch.float32)
+        x = loop.draw(shape, generator, torch.float32, y.device)
         ts = loop.timesteps(self.num_steps, self.t_start)
         if self.t_start is not None:
             a = self.prior.alpha_bar(ts[0], x)

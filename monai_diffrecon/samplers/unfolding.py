@@ -51,12 +51,12 @@ class DiffUnfolding(DiffusionSampler):
     def condition(self, y, operator):
         return (y, operator)  # the unrolled network takes the measurement and the operator
 
-    def sample_one(self, y, operator, generator, counter, progress):
+    def sample_one(self, y, operator, generator, counter, progress, init=None):
         if not getattr(operator, "in_complex", False):
-            return super().sample_one(y, operator, generator, counter, progress)
+            return super().sample_one(y, operator, generator, counter, progress, init)
         # e.g. MultiCoilMRI: the network works on (real, imaginary) channels; the sample is returned complex
         from monai_diffrecon.physics import ChannelsToComplex
         from monai_diffrecon.physics.functional.sense import channels_to_complex
 
-        x, m, v = super().sample_one(y, operator @ ChannelsToComplex(), generator, counter, progress)
+        x, m, v = super().sample_one(y, operator @ ChannelsToComplex(), generator, counter, progress, init)
         return channels_to_complex(x), m, v

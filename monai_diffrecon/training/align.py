@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from monai_diffrecon.errors import ShapeError, TrainingError
+from monai_diffrecon.physics.functional.devices import device_of, randint, randn, randperm
 
 __all__ = ["AlignConfig", "masked_eps_loss", "align_prior"]
 
@@ -33,12 +34,13 @@ class AlignConfig:
 
 
 def masked_eps_loss(network, y: torch.Tensor, mask: torch.Tensor, alphas_cumprod: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Masked ε-MSE on corrupted measurements ``y`` (zero where ``mask`` is 0), ``t`` uniform over the schedule."""
+    """Masked ε-MSE on corrupted measurements ``y`` (zero where ``mask`` is 0), ``t`` uniform over the schedule. The
+    draws come from ``generator`` on its own device and are moved to ``y``'s (where the network must be)."""
     B = y.shape[0]
-    t = torch.randint(0, alphas_cumprod.numel(), (B,), generator=generator)
-    n = torch.randn(y.shape, generator=generator, dtype=y.dtype)
-    a = alphas_cumprod[t].to(y.dtype).reshape(B, *([1] * (y.ndim - 1)))
-    eps = network(a.sqrt() * y + (1 - a).sqrt() * n, t)
+    t = randint(0, alphas_cumprod.numel(), (B,), generator)
+    n = randn(y.shape, generator, dtype=y.dtype, device=y.device)
+    a = alphas_cumprod[t.to(alphas_cumprod.device)].to(device=y.device, dtype=y.dtype).reshape(B, *([1] * (y.ndim - 1)))
+    eps = network(a.sqrt() * y + (1 - a).sqrt() * n, t.to(y.device))
     return ((mask * (eps - n)) ** 2).sum() / mask.sum().clamp_min(1)
 
 
@@ -54,10 +56,11 @@ def align_prior(network: torch.nn.Module, scheduler, measurements: torch.Tensor,
     if N - n_val < 1:
         raise TrainingError(f"align_prior: {N} measurements leave none for training after {n_val} held out")
     g = torch.Generator().manual_seed(cfg.seed)
-    perm = torch.randperm(N, generator=g)
+    perm = randperm(N, g)
     tr, va = perm[n_val:], perm[:n_val]
-    ac = torch.as_tensor(scheduler.alphas_cumprod, dtype=torch.float32)
-    y, m = measurements.float(), masks.float()
+    ac = torch.as_tensor(scheduler.alphas_cumprod, dtype=torch.float32, device="cpu")
+    dev = device_of(network, measurements)  # the data go where the network is
+    y, m = measurements.float().to(dev), masks.float().to(dev)
     opt = torch.optim.Adam(network.parameters(), lr=cfg.lr)
 
     def val_loss() -> float:
@@ -73,7 +76,7 @@ def align_prior(network: torch.nn.Module, scheduler, measurements: torch.Tensor,
     curve.append(best)
     epoch = 0
     for epoch in range(1, cfg.max_epochs + 1):
-        order = tr[torch.randperm(tr.numel(), generator=g)]
+        order = tr[randperm(tr.numel(), g)]
         for i in range(0, order.numel(), cfg.batch_size):
             idx = order[i:i + cfg.batch_size]
             loss = masked_eps_loss(network, y[idx], m[idx], ac, g)

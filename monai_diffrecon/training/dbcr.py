@@ -12,6 +12,7 @@ import torch
 
 from monai_diffrecon.diffusion.bridge import bridge_state
 from monai_diffrecon.errors import TrainingError
+from monai_diffrecon.physics.functional.devices import rand, randint, randn
 from monai_diffrecon.training.dsm import DenoisingScoreTrainer
 
 __all__ = ["SceneSampler", "BridgeTrainer"]
@@ -37,16 +38,16 @@ class SceneSampler:
         self.crop, self.stacked = crop, stacked
 
     def __call__(self, generator: torch.Generator, batch_size: int) -> dict:
-        idx = torch.randint(self.clear.shape[0], (batch_size,), generator=generator)
+        idx = randint(0, self.clear.shape[0], (batch_size,), generator)
         out = {"clear": self.clear[idx], "cloudy": self.cloudy[idx], "sar": self.sar[idx]}
         if self.crop is not None:
             H, W = self.clear.shape[-2:]
-            i0 = int(torch.randint(H - self.crop + 1, (1,), generator=generator))
-            j0 = int(torch.randint(W - self.crop + 1, (1,), generator=generator))
+            i0 = int(randint(0, H - self.crop + 1, (1,), generator))
+            j0 = int(randint(0, W - self.crop + 1, (1,), generator))
             out = {k: v[..., i0:i0 + self.crop, j0:j0 + self.crop] for k, v in out.items()}
         if self.augment:
-            k = int(torch.randint(4, (1,), generator=generator))
-            flip = bool(torch.rand((), generator=generator) < 0.5)
+            k = int(randint(0, 4, (1,), generator))
+            flip = bool(rand((), generator) < 0.5)
             for key in out:
                 v = torch.rot90(out[key], k, dims=(-2, -1))
                 out[key] = v.flip(-1) if flip else v
@@ -74,8 +75,8 @@ class BridgeTrainer(DenoisingScoreTrainer):
         g, dev = generator, self.device
         clear, cloudy, sar = batch["clear"], batch["cloudy"], batch["sar"]
         B = clear.shape[0]
-        t = torch.ones(B) if self.regression else torch.rand(B, generator=g)
-        n = torch.randn(clear.shape, generator=g)
+        t = torch.ones(B, device=g.device) if self.regression else rand(B, g)
+        n = randn(clear.shape, g)
         x_t = bridge_state(clear, cloudy, t, self.sigma_max, n).to(dev)
         net = self.network
         pred = self.model(x_t, (t * (self.alphas_cumprod.numel() - 1)).to(dev), cloudy.to(dev), sar.to(dev) if net.use_sar else None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from monai_diffrecon.errors import TrainingError
+from monai_diffrecon.physics.functional.devices import rand, randn
 from monai_diffrecon.training.dsm import DenoisingScoreTrainer
 
 __all__ = ["GaussianDenoiserTrainer"]
@@ -29,6 +30,6 @@ class GaussianDenoiserTrainer(DenoisingScoreTrainer):
 
     def loss(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
         x = batch["image"].float()
-        sigma = self.sigma_max * torch.rand(x.shape[0], generator=generator)
-        noisy = x + sigma.reshape(-1, 1, 1, 1) * torch.randn(x.shape, generator=generator)
+        sigma = self.sigma_max * rand(x.shape[0], generator)
+        noisy = x + sigma.reshape(-1, 1, 1, 1) * randn(x.shape, generator)
         return torch.nn.functional.mse_loss(self.model(noisy.to(self.device), sigma.to(self.device)), x.to(self.device))

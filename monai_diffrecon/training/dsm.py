@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from monai_diffrecon.errors import TrainingError
+from monai_diffrecon.physics.functional.devices import rand, randint, randn
 
 __all__ = ["DSMConfig", "DenoisingScoreTrainer", "TensorSampler", "load_checkpoint", "validation_loss", "parameters_sha256"]
 
@@ -61,12 +62,12 @@ class TensorSampler:
         self.images, self.cond, self.augment = images, cond, augment
 
     def __call__(self, generator: torch.Generator, batch_size: int) -> dict:
-        idx = torch.randint(self.images.shape[0], (batch_size,), generator=generator)
+        idx = randint(0, self.images.shape[0], (batch_size,), generator)
         x = self.images[idx]
         c = None if self.cond is None else self.cond[idx]
         if self.augment:
             for dim in (-1, -2):
-                flip = torch.rand(batch_size, generator=generator) < 0.5
+                flip = rand(batch_size, generator) < 0.5
                 x = torch.where(flip.reshape(-1, *([1] * (x.ndim - 1))), x.flip(dim), x)
                 if c is not None:
                     c = torch.where(flip.reshape(-1, *([1] * (c.ndim - 1))), c.flip(dim), c)
@@ -118,7 +119,7 @@ class DenoisingScoreTrainer:
         self.interrupted = False
         self._stop = False
         # trainers of non-diffusion networks (denoisers, autoencoders) pass scheduler=None
-        self.alphas_cumprod = torch.as_tensor(scheduler.alphas_cumprod, dtype=torch.float32) if scheduler is not None else torch.ones(1)
+        self.alphas_cumprod = torch.as_tensor(scheduler.alphas_cumprod, dtype=torch.float32, device="cpu") if scheduler is not None else torch.ones(1, device="cpu")
 
     # ------------------------------------------------------------------ plumbing
     @staticmethod
@@ -190,12 +191,12 @@ class DenoisingScoreTrainer:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        loss = torch.tensor(self.losses)
+        loss = torch.tensor(self.losses, device="cpu")
         k = max(1, len(self.losses) // 50)
         smooth = torch.nn.functional.avg_pool1d(loss[None, None], k, stride=1)[0, 0] if len(loss) >= k else loss
         fig, ax = plt.subplots(figsize=(6, 3.5))
         ax.semilogy(loss.numpy(), alpha=0.3, label="loss")
-        ax.semilogy(torch.arange(len(smooth)).numpy() + k - 1, smooth.numpy(), label=f"moving mean ({k})")
+        ax.semilogy(torch.arange(len(smooth), device="cpu").numpy() + k - 1, smooth.numpy(), label=f"moving mean ({k})")
         ax.set_xlabel("iteration")
         ax.set_ylabel(self.loss_label)
         ax.legend()
@@ -211,8 +212,8 @@ class DenoisingScoreTrainer:
         x0, cond = batch["image"].float(), batch.get("cond")
         B = x0.shape[0]
         T = self.alphas_cumprod.numel()
-        t = torch.randint(0, T, (B,), generator=g)
-        noise = torch.randn(x0.shape, generator=g)  # drawn on the CPU so the stream does not depend on the device
+        t = randint(0, T, (B,), g)
+        noise = randn(x0.shape, g)  # drawn on the CPU so the stream does not depend on the device
         a = self.alphas_cumprod[t].reshape(B, *([1] * (x0.ndim - 1)))
         x_t = (a.sqrt() * x0 + (1 - a).sqrt() * noise).to(self.device)
         inp = x_t if cond is None else torch.cat([x_t, cond.float().to(self.device)], dim=1)
@@ -240,7 +241,7 @@ class DenoisingScoreTrainer:
                 be.copy_(b)
         value = float(loss.detach().cpu())
         if self.world > 1:
-            tl = torch.tensor([value])
+            tl = torch.tensor([value], device=self.device)  # NCCL reduces CUDA tensors only
             torch.distributed.all_reduce(tl)
             value = float(tl) / self.world
         self.iteration += 1
@@ -333,8 +334,8 @@ class validation_loss:  # noqa: N801 - used as a config component (``_target_``)
         for _ in range(self.n_batches):
             b = smp(g, self.batch_size)
             x0 = b["image"].float()
-            t = torch.randint(0, ab.numel(), (x0.shape[0],), generator=g)
-            n = torch.randn(x0.shape, generator=g)
+            t = randint(0, ab.numel(), (x0.shape[0],), g)
+            n = randn(x0.shape, g)
             a = ab[t].reshape(-1, *([1] * (x0.ndim - 1)))
             x_t = a.sqrt() * x0 + (1 - a).sqrt() * n
             inp = x_t if b["cond"] is None else torch.cat([x_t, b["cond"].float()], 1)

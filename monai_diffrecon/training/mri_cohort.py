@@ -60,7 +60,7 @@ def build_mri_cohort(out_path: str | Path, n_slices: int, split: str = "train", 
             out["images"].append(sense_combine(acq["kspace_full"][None], acq["maps"][None])[0])
             continue
         for k in keys:
-            out[k].append(torch.tensor(acq[k]) if k == "scale" else acq[k])
+            out[k].append(torch.tensor(acq[k], device="cpu") if k == "scale" else acq[k])
     data = {k: torch.stack(v) for k, v in out.items()}
     data["meta"] = {"split": split, "n": n_slices, "size": size, "acceleration": acceleration, "seed": base}
     return save_cohort(data, out_path)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import torch
 
 from monai_diffrecon.errors import TrainingError
+from monai_diffrecon.physics.functional.devices import randint
 from monai_diffrecon.physics.functional.sense import channels_to_complex, complex_randn, complex_to_channels, sense_combine, sense_expand
 from monai_diffrecon.training.dsm import DenoisingScoreTrainer
 
@@ -52,7 +53,7 @@ class KSpaceSampler:
         self.kspace, self.masks, self.maps = kspace, masks, maps
 
     def __call__(self, generator: torch.Generator, batch_size: int) -> dict:
-        idx = torch.randint(self.kspace.shape[0], (batch_size,), generator=generator)
+        idx = randint(0, self.kspace.shape[0], (batch_size,), generator)
         maps = self.maps if self.maps.shape[0] == 1 else self.maps[idx]
         return {"kspace": self.kspace[idx], "mask": self.masks[idx], "maps": maps}
 
@@ -104,7 +105,7 @@ class MSMTrainer(DenoisingScoreTrainer):
         s, mask, maps, m_count = kspace_batch(batch)
         B = s.shape[0]
         T = self.alphas_cumprod.numel()
-        t = torch.randint(0, T, (B,), generator=g)
+        t = randint(0, T, (B,), g)
         n = complex_randn(s.shape, g)
         a = self.alphas_cumprod[t].reshape(B, 1, 1, 1)
         s, mask, maps, n, a, t_dev, m_count = (v.to(dev) for v in (s, mask, maps, n, a, t, m_count))

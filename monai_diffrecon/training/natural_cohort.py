@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from monai_diffrecon.data.natural import SKIMAGE_TRAIN, load_skimage, motion_blur_kernel, random_patches
 from monai_diffrecon.physics.blur import gaussian_kernel
+from monai_diffrecon.physics.functional.devices import rand
 from monai_diffrecon.training.cohort_io import cached
 
 __all__ = ["cached_patch_cohort", "cached_kernel_cohort", "unit_kernels", "NATURAL_SEEDS"]
@@ -52,11 +53,11 @@ def cached_kernel_cohort(path: str | Path, n_kernels: int, size: int = 64, split
         g = torch.Generator().manual_seed(seed)
         ks = []
         for _ in tqdm(range(n_kernels), desc="kernels", disable=not progress):
-            if float(torch.rand((), generator=g)) < gaussian_fraction:
-                s = (0.5 + 3.5 * torch.rand(2, generator=g)).tolist()
+            if float(rand((), g)) < gaussian_fraction:
+                s = (0.5 + 3.5 * rand(2, g)).tolist()
                 k = gaussian_kernel(tuple(s), size=(size, size))
             else:
-                k = motion_blur_kernel(size, 0.2 + 0.6 * float(torch.rand((), generator=g)), g)
+                k = motion_blur_kernel(size, 0.2 + 0.6 * float(rand((), g)), g)
             ks.append(k / k.sum())
         k = torch.stack(ks)[:, None].float()
         mx = k.amax(dim=(-2, -1))

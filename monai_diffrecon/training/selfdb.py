@@ -17,6 +17,7 @@ import torch
 from monai_diffrecon.errors import TrainingError
 from monai_diffrecon.physics.functional.sense import channels_to_complex, complex_randn, complex_to_channels, sense_combine, sense_expand
 from monai_diffrecon.diffusion.bridge import bridge_state
+from monai_diffrecon.physics.functional.devices import rand
 from monai_diffrecon.training.dsm import DenoisingScoreTrainer
 from monai_diffrecon.training.msm import kspace_batch
 
@@ -26,7 +27,7 @@ __all__ = ["SelfDBTrainer", "subsample_lines", "selfdb_predict"]
 def subsample_lines(mask: torch.Tensor, keep: float, center_lines: int, generator: torch.Generator) -> torch.Tensor:
     """Keep each sampled non-ACS line of ``mask (B, 1, 1, W)`` with probability ``keep``; ACS lines always."""
     B, W = mask.shape[0], mask.shape[-1]
-    draw = (torch.rand(B, 1, 1, W, generator=generator) < keep).float()
+    draw = (rand((B, 1, 1, W), generator, device=mask.device) < keep).float()
     lo = W // 2 - center_lines // 2
     draw[..., lo:lo + center_lines] = 1.0
     return mask * draw
@@ -60,7 +61,7 @@ class SelfDBTrainer(DenoisingScoreTrainer):
         B = y.shape[0]
         m_bar = subsample_lines(mask, self.keep1, self.center_lines, g)
         m_prime = subsample_lines(m_bar, self.keep2, self.center_lines, g)
-        t = torch.rand(B, generator=g)
+        t = rand(B, g)
         n = complex_randn(y.shape, g)
         y, mask, maps, m_bar, m_prime, n, t, count = (v.to(dev) for v in (y, mask, maps, m_bar, m_prime, n, t, count))
         y_t = bridge_state(m_bar * y, m_prime * y, t, self.sigma_max, m_bar * n)

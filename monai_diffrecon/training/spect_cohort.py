@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from monai_diffrecon.data.spect_phantom import cardiac_phantom
 from monai_diffrecon.physics import LEHR, SPECTProjector
+from monai_diffrecon.physics.functional.devices import poisson, rand, randint
 from monai_diffrecon.recon.em import osem
 from monai_diffrecon.samplers.spect25d import spect_condition, spect_scale
 from monai_diffrecon.training.cohort_io import save_cohort
@@ -38,31 +39,31 @@ def simulate_volume(seed: int, size: int = 64, voxel_mm: float = 6.0, views: int
                     init_iterations: int = 4, init_subsets: int = 8) -> dict:
     """One simulated acquisition with its condition and target (see module doc); deterministic in ``seed``."""
     g = torch.Generator().manual_seed(seed)
-    has_defect = bool(torch.rand((), generator=g) < 0.6)
+    has_defect = bool(rand((), g) < 0.6)
     ph = cardiac_phantom((size,) * 3, voxel_mm, has_defect, torch.Generator().manual_seed(seed + 1))
-    angles = torch.arange(views, dtype=torch.float64) * (360.0 / views)
+    angles = torch.arange(views, dtype=torch.float64, device="cpu") * (360.0 / views)
     radii = 250.0 - 20.0 * torch.sin(torch.deg2rad(angles)).abs()
     P = SPECTProjector(angles, voxel_mm, ph["mu"], LEHR, radii_mm=radii)
     act = ph["activity"][None, None]
     expected = P(act)
     c = full_counts / float(expected.sum())
     if mode is None:
-        r = float(torch.rand((), generator=g))
+        r = float(rand((), g))
         mode = "lowdose" if r < 0.5 else ("fewview" if r < 0.85 else "full")
     if mode == "lowdose":
-        f = dose if dose is not None else math.exp(math.log(0.01) + float(torch.rand((), generator=g)) * (math.log(0.5) - math.log(0.01)))
-        idx = torch.arange(views)
+        f = dose if dose is not None else math.exp(math.log(0.01) + float(rand((), g)) * (math.log(0.5) - math.log(0.01)))
+        idx = torch.arange(views, device="cpu")
     elif mode == "fewview":
         f = 1.0 if dose is None else dose
-        n = kept_views if kept_views is not None else int(torch.randint(1, 10, (1,), generator=g))
-        off = float(torch.rand((), generator=g)) * views / n
-        idx = torch.unique(torch.floor(off + torch.arange(n) * views / n).long() % views)
+        n = kept_views if kept_views is not None else int(randint(1, 10, (1,), g))
+        off = float(rand((), g)) * views / n
+        idx = torch.unique(torch.floor(off + torch.arange(n, device="cpu") * views / n).long() % views)
     elif mode == "full":
-        f, idx = 1.0, torch.arange(views)
+        f, idx = 1.0, torch.arange(views, device="cpu")
     else:
         raise ValueError(f"mode: lowdose, fewview or full, got {mode!r}")
     Pm = P if len(idx) == views else P.select_views(idx)
-    y = torch.poisson(expected[:, :, idx] * (c * f), generator=g)
+    y = poisson(expected[:, :, idx] * (c * f), g)
     x_init = osem(Pm, y, init_iterations, max(1, min(init_subsets, len(idx))))
     scale = spect_scale(x_init)
     cond = spect_condition(x_init, ph["mu"], scale, neighbours)

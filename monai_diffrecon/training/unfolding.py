@@ -17,13 +17,14 @@ from collections.abc import Sequence
 import torch
 
 from monai_diffrecon.errors import TrainingError
+from monai_diffrecon.physics.functional.devices import rand, randint, randn
 from monai_diffrecon.training.dsm import DenoisingScoreTrainer
 
 __all__ = ["UnfoldingTrainer", "MRIOperatorSampler", "BlurOperatorSampler"]
 
 
 def _pick(seq: Sequence, generator: torch.Generator):
-    return seq[int(torch.randint(len(seq), (1,), generator=generator))]
+    return seq[int(randint(0, len(seq), (1,), generator))]
 
 
 class MRIOperatorSampler:
@@ -57,22 +58,22 @@ class MRIOperatorSampler:
         from monai_diffrecon.physics.functional.sense import complex_randn, complex_to_channels
 
         g = generator
-        idx = torch.randint(self.images.shape[0], (batch_size,), generator=g)
+        idx = randint(0, self.images.shape[0], (batch_size,), g)
         x = self.images[idx].to(torch.complex64)
         if self.augment:
             for dim in (-1, -2):
-                flip = (torch.rand(batch_size, generator=g) < 0.5).reshape(-1, 1, 1, 1)
+                flip = (rand(batch_size, g) < 0.5).reshape(-1, 1, 1, 1)
                 x = torch.where(flip, x.flip(dim), x)
         maps = self.maps if self.maps.shape[0] == 1 else self.maps[idx]
         W = x.shape[-1]
-        j = int(torch.randint(len(self.accelerations), (1,), generator=g))
+        j = int(randint(0, len(self.accelerations), (1,), g))
         R, acs, kind = self.accelerations[j], self.center_lines[j], _pick(self.kinds, g)
         if kind == "random":
             n_masks = 1 if self.shared_mask else batch_size
             mask = torch.stack([random_lines_mask(W, R, acs, generator=g) for _ in range(n_masks)])
             mask = mask.expand(batch_size, *mask.shape[1:])
         elif kind == "equispaced":
-            mask = equispaced_mask(W, int(R), acs, offset=int(torch.randint(int(R), (1,), generator=g)))
+            mask = equispaced_mask(W, int(R), acs, offset=int(randint(0, int(R), (1,), g)))
             mask = mask.reshape(1, 1, 1, W).expand(batch_size, 1, 1, W)
         else:
             raise TrainingError(f"kinds: 'random' or 'equispaced', got {kind!r}")
@@ -103,16 +104,16 @@ class BlurOperatorSampler:
         from monai_diffrecon.physics import Blur
 
         g = generator
-        idx = torch.randint(self.images.shape[0], (batch_size,), generator=g)
+        idx = randint(0, self.images.shape[0], (batch_size,), g)
         x = self.images[idx]
         if self.augment:
             for dim in (-1, -2):
-                flip = (torch.rand(batch_size, generator=g) < 0.5).reshape(-1, 1, 1, 1)
+                flip = (rand(batch_size, g) < 0.5).reshape(-1, 1, 1, 1)
                 x = torch.where(flip, x.flip(dim), x)
-        k = self.kernels[torch.randint(self.kernels.shape[0], (batch_size,), generator=g)]
+        k = self.kernels[randint(0, self.kernels.shape[0], (batch_size,), g)]
         op = Blur(k[:, None])
         sigma = _pick(self.sigmas, g)
-        y = op(x) + sigma * torch.randn(x.shape, generator=g)
+        y = op(x) + sigma * randn(x.shape, g)
         return {"image": x, "y": y, "operator": op}
 
 
@@ -127,8 +128,8 @@ class UnfoldingTrainer(DenoisingScoreTrainer):
         g = generator
         x0, y, op = batch["image"].float(), batch["y"], batch["operator"]
         B = x0.shape[0]
-        t = torch.randint(0, self.alphas_cumprod.numel(), (B,), generator=g)
-        noise = torch.randn(x0.shape, generator=g)
+        t = randint(0, self.alphas_cumprod.numel(), (B,), g)
+        noise = randn(x0.shape, g)
         a = self.alphas_cumprod[t].reshape(B, *([1] * (x0.ndim - 1)))
         x_t = (a.sqrt() * x0 + (1 - a).sqrt() * noise).to(self.device)
         pred = self.model(x_t, t.to(self.device), y.to(self.device), op.to(self.device))

@@ -18,6 +18,7 @@ from monai.utils import TransformBackends
 
 from monai_diffrecon.errors import InvalidValueError, ShapeError
 from monai_diffrecon.physics import LinearOperator, equispaced_mask, poisson_disc_mask, random_lines_mask
+from monai_diffrecon.physics.functional.devices import binomial, randn_like
 
 __all__ = [
     "SimulateMeasurement",
@@ -33,11 +34,12 @@ __all__ = [
 
 
 def _torch_gen(R: np.random.RandomState) -> torch.Generator:
-    return torch.Generator().manual_seed(int(R.randint(0, 2**31 - 1)))
+    """A CPU generator seeded from MONAI's random state (draws are moved to the data's device)."""
+    return torch.Generator(device="cpu").manual_seed(int(R.randint(0, 2**31 - 1)))
 
 
 def _as_tensor(x: NdarrayOrTensor) -> torch.Tensor:
-    return x if isinstance(x, torch.Tensor) else torch.as_tensor(x)
+    return x if isinstance(x, torch.Tensor) else torch.as_tensor(x, device="cpu")
 
 
 class SimulateMeasurement(RandomizableTransform):
@@ -100,7 +102,7 @@ class ThinCounts(RandomizableTransform):
         c = _as_tensor(img)
         if bool((c < 0).any()) or not bool(torch.equal(c, c.round())):
             raise InvalidValueError("img: counts must be non-negative integers for binomial thinning")
-        out = torch.binomial(c.double(), torch.full_like(c, self.fraction, dtype=torch.float64), generator=self._gen)
+        out = binomial(c.double(), torch.full_like(c, self.fraction, dtype=torch.float64), self._gen)
         return out.to(c.dtype)
 
 
@@ -138,7 +140,7 @@ class SelectViews(RandomizableTransform):
             idx = np.floor(off + np.arange(n) * total / n).astype(np.int64) % total
         else:
             idx = self.R.choice(total, n, replace=False)
-        self.indices = torch.as_tensor(np.sort(idx))
+        self.indices = torch.as_tensor(np.sort(idx), device="cpu")
 
     def __call__(self, img: NdarrayOrTensor, randomize: bool = True) -> torch.Tensor:
         t = _as_tensor(img)
@@ -187,11 +189,10 @@ class UndersampleKSpace(RandomizableTransform):
             raise ShapeError(f"img: expected complex k-space (C, H, W), got {k.dtype} {tuple(k.shape)}")
         if randomize or self.mask is None:
             self.randomize(k.shape)
-        m = self.mask.to(k.real.dtype)
+        m = self.mask.to(device=k.device, dtype=k.real.dtype)
         out = k * m
         if self.noise_sigma > 0:
-            n = torch.complex(torch.randn(k.shape, generator=self._gen, dtype=k.real.dtype), torch.randn(k.shape, generator=self._gen, dtype=k.real.dtype))
-            out = out + self.noise_sigma * n * m
+            out = out + self.noise_sigma * randn_like(k, self._gen) * m
         return out
 
 
@@ -215,7 +216,7 @@ class Stack25D(Transform):
         if v.ndim != 4 or v.shape[0] != 1:
             raise ShapeError(f"img: expected (1, X, Y, Z), got {tuple(v.shape)}")
         Z, k = v.shape[-1], self.neighbours
-        idx = (torch.arange(Z)[:, None] + torch.arange(-k, k + 1)[None]).clamp(0, Z - 1)  # (Z, 2k+1)
+        idx = (torch.arange(Z, device=v.device)[:, None] + torch.arange(-k, k + 1, device=v.device)[None]).clamp(0, Z - 1)  # (Z, 2k+1)
         return v[0][..., idx].permute(2, 3, 0, 1).contiguous()  # (X, Y, Z, 2k+1) → (Z, 2k+1, X, Y)
 
 
@@ -309,7 +310,7 @@ class LoadSPECTStudy(Transform):
             "warnings": list(nm.warnings),
             "filename_or_obj": str(projections_path),
         }
-        counts = MetaTensor(nm.counts[0], affine=torch.eye(4, dtype=torch.float64), meta=meta)
+        counts = MetaTensor(nm.counts[0], affine=torch.eye(4, dtype=torch.float64, device="cpu"), meta=meta)
         return counts, mu_t, projector
 
 

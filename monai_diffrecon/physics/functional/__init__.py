@@ -1,5 +1,6 @@
 """Stateless torch kernels used by the operator modules (shapes documented per function)."""
 
+from monai_diffrecon.physics.functional.devices import binomial, device_of, poisson, rand, randint, randn, randn_like, randperm
 from monai_diffrecon.physics.functional.fft import fftc, ifftc
 from monai_diffrecon.physics.functional.psf import FWHM_TO_SIGMA, fwhm_at_distance, gaussian_toeplitz
 from monai_diffrecon.physics.functional.sense import channels_to_complex, complex_randn, complex_to_channels, sense_combine, sense_expand
@@ -29,4 +30,12 @@ __all__ = [
     "complex_to_channels",
     "channels_to_complex",
     "complex_randn",
+    "device_of",
+    "randn",
+    "rand",
+    "randint",
+    "randperm",
+    "randn_like",
+    "poisson",
+    "binomial",
 ]

@@ -25,7 +25,7 @@ def ifftc(k: torch.Tensor, dims: Sequence[int] = (-2, -1)) -> torch.Tensor:
     return torch.fft.fftshift(torch.fft.ifftn(torch.fft.ifftshift(k, dim=dims), dim=dims, norm="ortho"), dim=dims)
 
 
-def centering_phases(n: int, dtype: torch.dtype = torch.complex128) -> tuple[torch.Tensor, torch.Tensor]:
+def centering_phases(n: int, dtype: torch.dtype = torch.complex128, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """Phase ramps that turn the plain FFT into the centred one along an axis of length ``n``.
 
     With ``h = n // 2``: ``fftc(x)[k] = b[k] · fft(a ⊙ x)[k]`` where ``a[m] = exp(2πi h m / n)`` and
@@ -33,12 +33,12 @@ def centering_phases(n: int, dtype: torch.dtype = torch.complex128) -> tuple[tor
     ``b`` into the sampling mask removes the four shifts per forward/adjoint pair.
 
     Returns:
-        ``(a, b)``, each ``(n,)`` complex.
+        ``(a, b)``, each ``(n,)`` complex, on ``device`` (computed in float64 on the CPU: the same ramps everywhere).
     """
     h = n // 2
-    m = torch.arange(n, dtype=torch.float64)
-    a = torch.polar(torch.ones(n, dtype=torch.float64), 2 * torch.pi * h * m / n)
-    b = torch.polar(torch.ones(n, dtype=torch.float64), 2 * torch.pi * h * (m - h) / n)
+    m = torch.arange(n, dtype=torch.float64, device="cpu")
+    a = torch.polar(torch.ones(n, dtype=torch.float64, device="cpu"), 2 * torch.pi * h * m / n)
+    b = torch.polar(torch.ones(n, dtype=torch.float64, device="cpu"), 2 * torch.pi * h * (m - h) / n)
     if n % 2 == 0:  # exact ±1 (avoid rounding in cos/sin of multiples of π)
         a, b = a.real.round().to(a.dtype), b.real.round().to(b.dtype)
-    return a.to(dtype), b.to(dtype)
+    return a.to(device=device, dtype=dtype), b.to(device=device, dtype=dtype)

@@ -100,6 +100,7 @@ def bilinear_matrix(
         ``(crow, col, val, (n_rows, nx·ny))``; columns index pixel ``i·ny + j``.
     """
     V, K, L = angles_deg.numel(), bins.numel(), depths.numel()
+    dev = angles_deg.device  # the table is built where the angles are (the operators pass CPU angles, then move it)
     rows_per_view = K if fold_depth else K * L
     crow_counts = []
     cols, vals = [], []
@@ -108,7 +109,7 @@ def bilinear_matrix(
         xi, yi = xi[0], yi[0]  # (K, L)
         x0, y0 = torch.floor(xi), torch.floor(yi)
         fx, fy = xi - x0, yi - y0
-        row = torch.arange(K)[:, None].expand(K, L) if fold_depth else torch.arange(K * L).reshape(K, L)
+        row = torch.arange(K, device=dev)[:, None].expand(K, L) if fold_depth else torch.arange(K * L, device=dev).reshape(K, L)
         r_all, c_all, w_all = [], [], []
         for dx, dy, w in (
             (0, 0, (1 - fx) * (1 - fy)),
@@ -127,7 +128,7 @@ def bilinear_matrix(
         # coalesce duplicates (several samples of one ray hitting the same pixel) and sort by (row, col)
         key = r * (nx * ny) + c
         key, inv = torch.unique(key, sorted=True, return_inverse=True)
-        w = torch.zeros(key.numel(), dtype=torch.float64).index_add_(0, inv, w)
+        w = torch.zeros(key.numel(), dtype=torch.float64, device=dev).index_add_(0, inv, w)
         r, c = key // (nx * ny), key % (nx * ny)
         crow_counts.append(torch.bincount(r, minlength=rows_per_view))
         cols.append(c)
@@ -136,7 +137,7 @@ def bilinear_matrix(
     col = torch.cat(cols)
     val = torch.cat(vals).to(dtype)
     idx = _index_dtype(col.numel())
-    crow = torch.zeros(counts.numel() + 1, dtype=torch.int64)
+    crow = torch.zeros(counts.numel() + 1, dtype=torch.int64, device=dev)
     crow[1:] = torch.cumsum(counts, 0)
     return crow.to(idx), col.to(idx), val, (V * rows_per_view, nx * ny)
 
@@ -145,11 +146,11 @@ def csr_transpose(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, shap
     """CSR of the transposed matrix (so the adjoint is also a fast row-major sparse product)."""
     n_rows, n_cols = shape
     counts = crow[1:].to(torch.int64) - crow[:-1].to(torch.int64)
-    rows = torch.repeat_interleave(torch.arange(n_rows, dtype=torch.int64), counts)
+    rows = torch.repeat_interleave(torch.arange(n_rows, dtype=torch.int64, device=crow.device), counts)
     colsi = col.to(torch.int64)
     order = torch.argsort(colsi * n_rows + rows, stable=True)
     t_counts = torch.bincount(colsi, minlength=n_cols)
-    t_crow = torch.zeros(n_cols + 1, dtype=torch.int64)
+    t_crow = torch.zeros(n_cols + 1, dtype=torch.int64, device=crow.device)
     t_crow[1:] = torch.cumsum(t_counts, 0)
     idx = crow.dtype
     return t_crow.to(idx), rows[order].to(idx), val[order], (n_cols, n_rows)
@@ -163,7 +164,7 @@ def spmm(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, shape: tuple[
     if val.dtype != dense.dtype or val.device != dense.device:
         val = val.to(device=dense.device, dtype=dense.dtype)
         crow, col = crow.to(dense.device), col.to(dense.device)
-    m = torch.sparse_csr_tensor(crow, col, val, size=shape, check_invariants=False)
+    m = torch.sparse_csr_tensor(crow, col, val, size=shape, check_invariants=False, device=dense.device)
     return torch.sparse.mm(m, dense) if dense.requires_grad else m @ dense
 
 

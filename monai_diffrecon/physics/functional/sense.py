@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from monai_diffrecon.physics.functional.devices import randn
 from monai_diffrecon.physics.functional.fft import fftc, ifftc
 
 __all__ = ["sense_expand", "sense_combine", "complex_to_channels", "channels_to_complex", "complex_randn"]
@@ -39,8 +40,10 @@ def channels_to_complex(x: torch.Tensor) -> torch.Tensor:
     return torch.complex(x[:, :1].float(), x[:, 1:2].float())
 
 
-def complex_randn(shape, generator: torch.Generator, dtype: torch.dtype = torch.complex64) -> torch.Tensor:
+def complex_randn(shape, generator: torch.Generator, dtype: torch.dtype = torch.complex64, device=None) -> torch.Tensor:
     """Complex Gaussian whose real and imaginary parts are each N(0, 1) — the same per-channel noise a 2-channel
-    image diffusion adds, and (orthonormal FFT) the same in k-space as in image space."""
+    image diffusion adds, and (orthonormal FFT) the same in k-space as in image space. Drawn on the generator's
+    device, returned on ``device`` (default: the generator's)."""
     real_dtype = torch.float64 if dtype == torch.complex128 else torch.float32
-    return torch.complex(torch.randn(shape, generator=generator, dtype=real_dtype), torch.randn(shape, generator=generator, dtype=real_dtype))
+    z = torch.complex(randn(shape, generator, dtype=real_dtype), randn(shape, generator, dtype=real_dtype))
+    return z if device is None else z.to(device)

@@ -122,7 +122,8 @@ class CaseWorkflow:
         continue. Returns the :class:`~monai_diffrecon.samplers.SamplerOutput` with its tensors on the CPU (the workflows
         build operators on the CPU; ``operator`` is moved back there afterwards)."""
         g = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(int(seed))
-        self.sampler.to(self.device)
+        if isinstance(self.sampler, torch.nn.Module):  # the presets are modules holding their priors
+            self.sampler.to(self.device)
         op = operator.to(self.device) if operator is not None else None
         out = self.sampler(y.to(self.device), op, generator=g, num_samples=num_samples, progress=self.progress)
         if op is not None:

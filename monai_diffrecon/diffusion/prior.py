@@ -4,7 +4,7 @@
 ``network(x, timesteps, context=None)`` and a MONAI scheduler (for its VP schedule ᾱ_t):
 
 * ``eps(x_t, t)`` — ε̂; ``x0(x_t, t)`` — Tweedie ``(x_t − √(1−ᾱ) ε̂)/√ᾱ``; ``score(x_t, t) = −ε̂/√(1−ᾱ)``;
-* ``denoise(x, σ)`` — the VE Gaussian denoiser by parameter matching (arXiv 2412.11108, METHODS.md §0.2):
+* ``denoise(x, σ)`` — the VE Gaussian denoiser by parameter matching (arXiv 2412.11108):
   ``t*`` with ``√((1−ᾱ)/ᾱ) = σ`` (interpolated between schedule steps), ``c = √ᾱ(t*)``,
   ``D_σ(x) = x − σ·ε̂(c·x, t*)`` = ``x + c σ² s(c x, t*)``.
 

@@ -1,4 +1,4 @@
-"""VP schedule helpers shared by priors and samplers (METHODS.md §0.1–0.2).
+"""VP schedule helpers shared by priors and samplers.
 
 The discrete VP schedule of a MONAI scheduler (``alphas_cumprod`` ᾱ_t, t = 0 … T−1) is extended to continuous ``t``
 by linear interpolation of ᾱ between integer steps (the score_pnp code interpolates the schedule the same way), and

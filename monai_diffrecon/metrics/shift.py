@@ -1,4 +1,4 @@
-"""Distribution shift between two diffusion priors, estimated from their denoisers (arXiv 2505.11482; METHODS.md §3).
+"""Distribution shift between two diffusion priors, estimated from their denoisers (arXiv 2505.11482).
 
 Image domain (the paper's Eq. 4, with Tweedie ``∇log p_σ(x) = (D^p_σ(x) − x)/σ²``)::
 
@@ -13,7 +13,7 @@ added where P observes, ``ȳ_σ = ȳ + σ P n``, and the score difference on the
 
     KL(p‖q) ≈ ∫₀^∞ E_{P, ȳ} ‖W P (D^p_σ(ȳ_σ) − D^q_σ(ȳ_σ))‖² / σ³ dσ.
 
-**The weight's exponent.** METHODS.md transcribes the paper's W as ``E[P]^{-3/2}``. For independent coordinates
+**The weight's exponent.** A transcription of the paper's W reads ``E[P]^{-3/2}``. For independent coordinates
 (any factorised p and q, e.g. the Gaussian case in ``tests/metrics/test_shift.py``) coordinate i is observed with
 probability π_i, so ``E_P ‖P Δ‖²`` weights coordinate i by π_i and the exponent that returns the image-domain KL is
 **1/2** (``W² = E[P]^{-1}``); ``E[P]^{-3/2}`` over-weights rarely observed coordinates by a further π_i^{-2}. The

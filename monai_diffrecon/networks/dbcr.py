@@ -1,4 +1,4 @@
-"""DB-CR network (arXiv 2504.03607; METHODS.md §5): optical branch + SAR encoder fused by cross-attention.
+"""DB-CR network (arXiv 2504.03607): optical branch + SAR encoder fused by cross-attention.
 
 The optical branch is a MONAI ``DiffusionModelUNet`` on ``concat(x_t, cloudy)`` (2·C_opt channels) predicting the clear
 image x̂₀ (C_opt channels), timestep-embedded. The SAR branch is a small convolutional encoder of the co-registered

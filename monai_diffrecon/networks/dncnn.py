@@ -1,4 +1,4 @@
-"""A classical learned Gaussian denoiser for the score-based PnP comparison (arXiv 2412.11108, METHODS.md §9).
+"""A classical learned Gaussian denoiser for the score-based PnP comparison (arXiv 2412.11108).
 
 :class:`DnCNN` (Zhang et al., IEEE TIP 2017) with FFDNet's noise-level map as an extra input channel, so one network
 covers a range of σ: ``D(x, σ) = x − f([x, σ·1])`` (residual learning). It is trained only as a denoiser —

@@ -4,7 +4,7 @@ The network estimates ``D_θ(x_t, t, y, A) ≈ E[x₀ | x_t, y]`` by K unrolled 
 
     min_x ½‖y − A x‖²/σ_y² + ‖x_t − √ᾱ_t x‖²/(2(1−ᾱ_t)) + r(x)
 
-(the reconstruction in ../shared/research/METHODS.md §4; the paper's architecture is not public). Step k:
+(our reconstruction from the paper's equations; its architecture is not public). Step k:
 
 1. data + diffusion consistency, exact for the two quadratic terms plus a proximity term to the current prior
    estimate ``z_k`` with a learned precision ``ρ_k``: with ``λ_t = ᾱ_t/(1−ᾱ_t)`` (the precision of x given x_t),

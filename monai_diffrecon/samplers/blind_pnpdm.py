@@ -1,4 +1,4 @@
-"""Blind-PnPDM (arXiv 2505.22923; METHODS.md §1): split-Gibbs posterior sampling of the image *and* the blur kernel.
+"""Blind-PnPDM (arXiv 2505.22923): split-Gibbs posterior sampling of the image *and* the blur kernel.
 
 Target ``π(x, z, φ, m | y) ∝ exp(−‖y − φ⊛z‖²/2σ² − ‖y − m⊛x‖²/2σ² − r_x(x) − r_φ(φ) − ‖x − z‖²/2ρ_x² − ‖φ − m‖²/2ρ_φ²)``.
 Per iteration, with ρ_x, ρ_φ and the working noise σ annealed exponentially (``value_k = max(v₀·decay^k, v_min)``):

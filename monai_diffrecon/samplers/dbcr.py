@@ -1,4 +1,4 @@
-"""DB-CR sampling (arXiv 2504.03607; METHODS.md §5): the diffusion bridge from the cloudy image to the clear one.
+"""DB-CR sampling (arXiv 2504.03607): the diffusion bridge from the cloudy image to the clear one.
 
 The measurement is ``y = concat(cloudy optical (C_opt), SAR (C_sar))`` along channels (no forward operator: pass
 ``operator=None``). The bridge starts at the cloudy image at t = 1 (not at noise) and runs

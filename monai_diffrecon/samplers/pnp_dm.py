@@ -1,4 +1,4 @@
-"""PnP-DM: split-Gibbs posterior sampling with a diffusion prior (Wu et al., NeurIPS 2024; METHODS.md §0.3–0.4).
+"""PnP-DM: split-Gibbs posterior sampling with a diffusion prior (Wu et al., NeurIPS 2024).
 
 Alternates, with a coupling strength ρ annealed ``ρ_k = max(ρ₀·decay^k, ρ_min)``:
 

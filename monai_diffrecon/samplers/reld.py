@@ -1,4 +1,4 @@
-"""RELD: regularisation by a latent diffusion denoiser inside half-quadratic splitting (arXiv 2503.22563; METHODS.md §6).
+"""RELD: regularisation by a latent diffusion denoiser inside half-quadratic splitting (arXiv 2503.22563).
 
 Objective ``½‖A x − b‖² + λ R(x)`` with R induced (RED-style) by the latent denoiser of a latent diffusion prior
 (``prior.autoencoder`` for E/Dec, ``prior.denoise`` in latent space by parameter matching). Half-quadratic splitting

@@ -1,6 +1,6 @@
 """Score-based plug-and-play (Park et al., arXiv 2412.11108): the diffusion model as a Gaussian denoiser
 ``D_σ(x) = x − σ ε̂(c x, t*)`` (parameter matching, :meth:`DiffusionPrior.denoise`) inside classical PnP
-algorithms, with σ annealed geometrically from ``sigma_start`` to ``sigma_end`` (METHODS.md §9).
+algorithms, with σ annealed geometrically from ``sigma_start`` to ``sigma_end``.
 
 Data step: ``prox(v) = argmin ½‖Ax − y‖² + (1/2γ)‖x − v‖²`` with DPIR's weight ``γ_k = σ_k² / (λ σ_y²)``.
 

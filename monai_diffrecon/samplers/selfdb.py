@@ -1,4 +1,4 @@
-"""SelfDB inference: run the self-supervised bridge from the acquired k-space (arXiv 2501.03430; METHODS.md §7).
+"""SelfDB inference: run the self-supervised bridge from the acquired k-space (arXiv 2501.03430).
 
 State: multi-coil k-space. The degraded endpoint at ``t_start`` is the acquired ``y``. Each step the network predicts
 the image ``x̂ = f_θ(y_t, t)``; its k-space ``F S x̂`` gets the data step ``k̂ ← k̂ − γ M(k̂ − y)`` (γ = 1 puts the

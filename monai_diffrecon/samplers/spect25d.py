@@ -1,4 +1,4 @@
-"""DiffSPECT-3D-style sampler (Xie et al., arXiv 2412.16573; METHODS.md §8): 2.5D conditional diffusion with
+"""DiffSPECT-3D-style sampler (Xie et al., arXiv 2412.16573): 2.5D conditional diffusion with
 per-step projection consistency and a TV constraint across slices.
 
 Per volume:

@@ -1,4 +1,4 @@
-"""Diff-Unfolding sampling (arXiv 2505.11393; METHODS.md §4): few-step DDIM with x̂₀ from the unrolled network.
+"""Diff-Unfolding sampling (arXiv 2505.11393): few-step DDIM with x̂₀ from the unrolled network.
 
 The conditional denoiser :class:`~monai_diffrecon.networks.unfolding.UnfoldedDenoiser` gives
 ``x̂₀ = D_θ(x_t, t, y, A)``; :class:`UnfoldingPrior` turns it into the ε-prediction the one reverse-diffusion loop

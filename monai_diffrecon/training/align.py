@@ -1,4 +1,4 @@
-"""Score alignment (arXiv 2505.11482, METHODS.md §3): adapt an out-of-distribution prior with corrupted
+"""Score alignment (arXiv 2505.11482): adapt an out-of-distribution prior with corrupted
 in-distribution measurements only.
 
 The paper fine-tunes the OOD EDM denoiser on 64 or 128 corrupted images with the masked loss

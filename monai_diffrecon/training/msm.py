@@ -1,6 +1,6 @@
 """MSM training: measurement-score diffusion learned from undersampled (noisy) multi-coil k-space only.
 
-Park, Shoushtari, An, Kamilov, "Measurement Score-Based Diffusion Model", arXiv 2505.11853 (METHODS.md §2).
+Park, Shoushtari, An, Kamilov, "Measurement Score-Based Diffusion Model", arXiv 2505.11853.
 The full measurement is the multi-coil k-space ``z = F S x`` (S the coil maps); a training item is only
 ``s = M z + η n`` on its own random mask ``M`` (random Cartesian lines, R = 4, 20 ACS lines) — no clean image.
 

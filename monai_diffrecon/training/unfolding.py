@@ -1,4 +1,4 @@
-"""Diff-Unfolding training (arXiv 2505.11393; METHODS.md §4): conditional denoising score matching through the
+"""Diff-Unfolding training (arXiv 2505.11393): conditional denoising score matching through the
 unrolled network, with a random forward operator drawn for every batch.
 
 Loss: ``E_{x₀, A, n, t, ε} ‖D_θ(√ᾱ_t x₀ + √(1−ᾱ_t) ε, t, A x₀ + σ_y n, A) − x₀‖²`` (x₀-prediction; clean images are

@@ -27,6 +27,7 @@ import torch
 
 from monai_diffrecon.physics import GaussianNoise, MultiCoilMRI, birdcage_maps, equispaced_mask, poisson_disc_mask, random_lines_mask
 from monai_diffrecon.physics.functional.devices import rand, randint
+from monai_diffrecon.errors import DependencyError, InvalidValueError
 
 __all__ = ["mr_phantom", "real_mr_slices", "simulate_multicoil", "MultiCoilSample", "write_mri_dataset", "smooth_field"]
 
@@ -159,7 +160,7 @@ def simulate_multicoil(
     elif mask_type == "poisson":
         mask = poisson_disc_mask((H, W), acceleration, (center_lines, center_lines), generator=g)
     else:
-        raise ValueError(f"mask_type: random, equispaced or poisson, got {mask_type!r}")
+        raise InvalidValueError(f"mask_type: random, equispaced or poisson, got {mask_type!r}")
     full = MultiCoilMRI(maps, torch.ones(1, 1, 1, 1, device="cpu"))(x)
     A = MultiCoilMRI(maps, mask)
     y = A(x)
@@ -185,7 +186,7 @@ def write_mri_dataset(
     from monai_diffrecon.io.kspace import write_fastmri
 
     if split not in ("train", "val", "test"):
-        raise ValueError(f"split: train, val or test, got {split!r}")
+        raise InvalidValueError(f"split: train, val or test, got {split!r}")
     out = []
     for i, (name, img) in enumerate(images):
         g = torch.Generator().manual_seed(seed * 100003 + i)
@@ -231,7 +232,7 @@ def load_mni(size: int = 128) -> dict[str, torch.Tensor]:
     vols = {}
     for k, f in MNI_FILES.items():
         if not (d / f).is_file():
-            raise FileNotFoundError(f"{d / f}: MNI152 file missing from the nilearn installation")
+            raise DependencyError(f"{d / f}: MNI152 file missing from the nilearn installation (reinstall nilearn)")
         a = np.asarray(nib.load(d / f).dataobj, dtype=np.float64) / 255.0  # (X=197, Y=233, Z=189), RAS, 1 mm
         a = np.pad(a, ((18, 19), (1, 0), (0, 0)))  # → 234 × 234 in-plane, head centred
         t = torch.from_numpy(np.ascontiguousarray(np.rot90(a, 1, axes=(0, 1)))).permute(2, 0, 1)  # (Z, rows=A→P, cols)
@@ -254,7 +255,7 @@ def mni_split_slices(split: str) -> list[int]:
     after each test block is validation, the rest training; 3 slices at each block edge next to a different split
     are dropped so no training slice is within 3 mm of a test or validation slice."""
     if split not in ("train", "val", "test"):
-        raise ValueError(f"split: train, val or test, got {split!r}")
+        raise InvalidValueError(f"split: train, val or test, got {split!r}")
     lo, hi = MNI_Z_RANGE
     role = {}
     for b, start in enumerate(range(lo, hi, 10)):

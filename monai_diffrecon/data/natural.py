@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from monai_diffrecon.physics.functional.devices import rand, randint, randn
+from monai_diffrecon.errors import InvalidValueError, ShapeError
 
 __all__ = ["SKIMAGE_TRAIN", "SKIMAGE_TEST", "load_skimage", "random_patches", "motion_blur_kernel"]
 
@@ -33,7 +34,7 @@ def load_skimage(name: str, gray: bool = True) -> torch.Tensor:
     from skimage.color import gray2rgb, rgb2gray, rgba2rgb
 
     if name not in SKIMAGE_TRAIN + SKIMAGE_TEST:
-        raise ValueError(f"name: one of {SKIMAGE_TRAIN + SKIMAGE_TEST}, got {name!r}")
+        raise InvalidValueError(f"name: one of {SKIMAGE_TRAIN + SKIMAGE_TEST}, got {name!r}")
     loader = getattr(data, name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -62,7 +63,7 @@ def random_patches(images: list[torch.Tensor], size: int, n: int, generator: tor
         img = images[int(randint(0, len(images), (1,), generator))]
         C, H, W = img.shape
         if H < size or W < size:
-            raise ValueError(f"image {tuple(img.shape)} smaller than the patch size {size}")
+            raise ShapeError(f"image {tuple(img.shape)} smaller than the patch size {size}")
         i = int(randint(0, H - size + 1, (1,), generator))
         j = int(randint(0, W - size + 1, (1,), generator))
         p = img[:, i : i + size, j : j + size]

@@ -16,7 +16,6 @@ view subsets (:func:`few_view_indices`). Everything is deterministic given ``see
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import torch
 from monai_diffrecon.data.spect_phantom import cardiac_phantom, grid_affine_lps
 from monai_diffrecon.physics import LEHR, Blur, CollimatorPSF, PoissonNoise, SPECTProjector, gaussian_kernel
 from monai_diffrecon.physics.functional.devices import binomial, rand, randint
+from monai_diffrecon.errors import InvalidValueError
 
 __all__ = ["SPECTStudy", "simulate_spect_study", "thin_counts", "few_view_indices", "study_geometry"]
 
@@ -63,7 +63,7 @@ def thin_counts(counts: torch.Tensor, fraction: float, generator: torch.Generato
     Thinning a Poisson(λ) count gives exactly Poisson(fraction·λ), so this is a faithful low-dose acquisition.
     """
     if not 0 < fraction <= 1:
-        raise ValueError(f"fraction: must be in (0, 1], got {fraction}")
+        raise InvalidValueError(f"fraction: must be in (0, 1], got {fraction}")
     c = counts.to(torch.float64)
     return binomial(c, torch.full_like(c, fraction), generator).to(counts.dtype)
 
@@ -71,7 +71,7 @@ def thin_counts(counts: torch.Tensor, fraction: float, generator: torch.Generato
 def few_view_indices(num_views: int, keep: int) -> torch.Tensor:
     """``keep`` views spread evenly over ``num_views`` (the same rule as :meth:`SPECTProjector.few_view`)."""
     if not 1 <= keep <= num_views:
-        raise ValueError(f"keep: must be in [1, {num_views}], got {keep}")
+        raise InvalidValueError(f"keep: must be in [1, {num_views}], got {keep}")
     return torch.floor(torch.arange(keep, dtype=torch.float64, device="cpu") * num_views / keep).long()
 
 
@@ -101,7 +101,7 @@ def simulate_spect_study(
     from monai_diffrecon.io.dicom_write import EnergyWindow, StudyInfo, UIDFactory, write_ct_series, write_nm_tomo
 
     if views % 2:
-        raise ValueError("views: must be even (two opposed heads)")
+        raise InvalidValueError("views: must be even (two opposed heads)")
     g = torch.Generator().manual_seed(seed)
     has_defect = bool(rand((), g) < 0.5) if defect is None else defect
     anat_seed = int(randint(0, 2**62, (1,), g))
@@ -133,7 +133,7 @@ def simulate_spect_study(
 
     stack = np.stack([frames(counts), frames(sc_counts)])  # (W, D, V, rows, cols)
     if stack.max() > 65535:
-        raise ValueError("total_counts too high for 16-bit frames")
+        raise InvalidValueError("total_counts too high for 16-bit frames")
     aff = grid_affine_lps(shape, voxel_mm)
     z_top = aff[2, 3] + (size - 1) * voxel_mm
     study = StudyInfo(seed=seed, patient_id=f"SIM{seed:05d}")

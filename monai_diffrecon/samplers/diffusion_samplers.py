@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from monai_diffrecon.errors import ShapeError
+from monai_diffrecon.errors import InvalidValueError
 from monai_diffrecon.physics.functional.devices import device_of, randn
 from monai_diffrecon.samplers.base import Sampler
 from monai_diffrecon.samplers.consistency import ClampX0, ProxConsistency, RangeNullSpace
@@ -133,6 +133,6 @@ class DiffPIR(DiffusionSampler):
     def __init__(self, prior, num_steps: int = 100, lam: float = 7.0, zeta: float = 0.3, sigma_y: float = 0.05, cond=None,
                  clip: tuple[float, float] | None = None, spacing: str = "uniform") -> None:
         if sigma_y <= 0:
-            raise ShapeError("sigma_y: DiffPIR needs the measurement noise level (> 0)")
+            raise InvalidValueError("sigma_y: DiffPIR needs the measurement noise level (> 0)")
         steps = ([ClampX0(*clip)] if clip is not None else []) + [ProxConsistency(lam, sigma_y)]
         super().__init__(prior, num_steps, steps, noise=diffpir_noise(zeta), cond=cond, spacing=spacing)

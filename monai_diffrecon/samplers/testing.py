@@ -13,6 +13,7 @@ import torch
 
 from monai_diffrecon.diffusion import DiffusionPrior, GaussianEpsilon, make_scheduler
 from monai_diffrecon.physics import Blur, Mask, gaussian_kernel
+from monai_diffrecon.errors import InvalidValueError
 
 __all__ = ["GaussianProblem", "gaussian_prior", "gaussian_problem", "run_chains", "posterior_errors"]
 
@@ -41,7 +42,7 @@ def gaussian_problem(kind: str, sigma_y: float, seed: int = 0) -> GaussianProble
     elif kind == "blur":
         op = Blur(gaussian_kernel(0.7, size=3, dtype=torch.float64))
     else:
-        raise ValueError(f"kind: inpaint or blur, got {kind!r}")
+        raise InvalidValueError(f"kind: inpaint or blur, got {kind!r}")
     x = MU + S * torch.randn(1, 1, H, W, dtype=torch.float64, generator=g)
     y = op(x) + sigma_y * torch.randn(op(x).shape, dtype=torch.float64, generator=g)
     d = H * W

@@ -27,6 +27,7 @@ from monai_diffrecon.data.mri_sim import acs_scale, mni_mr_slices, simulate_mult
 from monai_diffrecon.physics import estimate_coil_maps
 from monai_diffrecon.physics.functional.sense import sense_combine
 from monai_diffrecon.training.cohort_io import save_cohort
+from monai_diffrecon.errors import InvalidValueError
 
 __all__ = ["MRI_SEEDS", "build_mri_cohort", "cached_mri_cohort", "mri_acquisition"]
 
@@ -48,7 +49,7 @@ def build_mri_cohort(out_path: str | Path, n_slices: int, split: str = "train", 
                      progress: bool = True) -> Path:
     """Simulate ``n_slices`` acquisitions of ``split`` and save them (see module doc for the keys per split)."""
     if split not in MRI_SEEDS:
-        raise ValueError(f"split: one of {sorted(MRI_SEEDS)}, got {split!r}")
+        raise InvalidValueError(f"split: one of {sorted(MRI_SEEDS)}, got {split!r}")
     base = MRI_SEEDS[split]
     images = mni_mr_slices("train" if split in ("train", "clean") else split, n_slices, size=size, seed=base)
     keys = {"train": ("kspace", "mask", "maps"), "clean": ("images",), "val": ("kspace", "mask", "maps", "kspace_full", "truth", "scale"),

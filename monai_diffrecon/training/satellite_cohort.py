@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from monai_diffrecon.data.satellite_sim import satellite_scene, sen12ms_normalize
 from monai_diffrecon.training.cohort_io import cached
+from monai_diffrecon.errors import InvalidValueError
 
 __all__ = ["SATELLITE_SEEDS", "cached_satellite_cohort"]
 
@@ -38,6 +39,6 @@ def _scenes(n_scenes: int, split: str, size: int, progress: bool) -> dict:
 def cached_satellite_cohort(path: str | Path, n_scenes: int, split: str = "train", size: int = 128, progress: bool = True) -> dict:
     """Load the cohort at ``path`` if its ``meta`` matches the request, else simulate and save it first."""
     if split not in SATELLITE_SEEDS:
-        raise ValueError(f"split: one of {sorted(SATELLITE_SEEDS)}, got {split!r}")
+        raise InvalidValueError(f"split: one of {sorted(SATELLITE_SEEDS)}, got {split!r}")
     meta = {"split": split, "n": n_scenes, "size": size, "seed": SATELLITE_SEEDS[split]}
     return cached(path, meta, lambda: _scenes(n_scenes, split, size, progress))

@@ -28,6 +28,7 @@ from monai_diffrecon.physics.functional.devices import poisson, rand, randint
 from monai_diffrecon.recon.em import osem
 from monai_diffrecon.samplers.spect25d import spect_condition, spect_scale
 from monai_diffrecon.training.cohort_io import save_cohort
+from monai_diffrecon.errors import InvalidValueError
 
 __all__ = ["SEED_BASE", "simulate_volume", "build_cohort", "load_cohort", "cached_cohort"]
 
@@ -61,7 +62,7 @@ def simulate_volume(seed: int, size: int = 64, voxel_mm: float = 6.0, views: int
     elif mode == "full":
         f, idx = 1.0, torch.arange(views, device="cpu")
     else:
-        raise ValueError(f"mode: lowdose, fewview or full, got {mode!r}")
+        raise InvalidValueError(f"mode: lowdose, fewview or full, got {mode!r}")
     Pm = P if len(idx) == views else P.select_views(idx)
     y = poisson(expected[:, :, idx] * (c * f), g)
     x_init = osem(Pm, y, init_iterations, max(1, min(init_subsets, len(idx))))

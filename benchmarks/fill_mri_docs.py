@@ -1,5 +1,6 @@
 """Copy the MRI evaluation (benchmarks/results/mri.json + mri.md) into the MSM and SelfDB bundle READMEs (between the
-``mri-results`` markers) and their metadata ``eval_metrics`` (the headline numbers ``diffrecon list`` prints).
+``mri-results`` markers). The metadata ``eval_metrics`` (the headline numbers ``diffrecon list`` prints) and the main
+README's table come from ``benchmarks/fill_readme.py``.
 
 Usage:  .venv/bin/python benchmarks/fill_mri_docs.py   (after benchmarks/mri.py --merge)
 """
@@ -64,13 +65,8 @@ def main() -> None:
         s = readme.read_text()
         start = s.index(BEGIN) + len(BEGIN)
         readme.write_text(s[:start] + perf + s[s.index(END):])
-        meta_p = ROOT / "bundles" / bundle / "configs" / "metadata.json"
-        meta = json.loads(meta_p.read_text())
-        meta["eval_metrics"] = {f"psnr_db_R{R}": {"ours": round(mean(R, ours, "psnr"), 2), "sense_cg": round(mean(R, "SENSE-CG", "psnr"), 2)}
-                                for R in Rs}
-        meta["eval_metrics"]["source"] = f"benchmarks/results/mri.md ({n} held-out slices)"
-        meta_p.write_text(json.dumps(meta, indent=4) + "\n")
     print(perf)
+    print("metadata eval_metrics and the main README table: benchmarks/fill_readme.py")
 
 
 if __name__ == "__main__":

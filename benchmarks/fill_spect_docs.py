@@ -35,14 +35,4 @@ s = s[:start] + perf.rstrip() + "\n" + s[s.index(end):]
 open(p, "w").write(s)
 print(perf)
 
-# headline numbers for `diffrecon list` / MONAI's metadata "eval_metrics" (measured, from the same spect.json)
-ours = next(k for k in methods if k.startswith("ours"))
-meta_p = f"{root}/bundles/spect_cardiac_diffusion/configs/metadata.json"
-meta = json.load(open(meta_p))
-meta["eval_metrics"] = {
-    f"heart_psnr_db_{s.replace(' ', '_').replace('%', 'pct')}": {"ours": round(m(s, ours, "psnr_heart"), 2),
-                                                                  "osem_filter": round(m(s, "OSEM + filter", "psnr_heart"), 2)}
-    for s in ("dose 5%", "9 views") if s in settings
-}
-meta["eval_metrics"]["source"] = f"benchmarks/results/spect.md ({n} held-out simulated phantoms)"
-open(meta_p, "w").write(json.dumps(meta, indent=4) + "\n")
+# metadata eval_metrics and the main README table: benchmarks/fill_readme.py (from the same spect.json)

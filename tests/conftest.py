@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from monai_diffrecon.data.spect_study import simulate_spect_study
@@ -9,3 +12,10 @@ from monai_diffrecon.data.spect_study import simulate_spect_study
 def study(tmp_path_factory):
     """A small simulated SPECT/CT study written as DICOM (32³, 12 mm voxels, 32 views, two heads)."""
     return simulate_spect_study(tmp_path_factory.mktemp("study"), seed=4, size=32, voxel_mm=12.0, views=32, total_counts=5e5)
+
+
+def case_dirs(out: str | Path) -> list[Path]:
+    """The per-case folders of a run's output ``out`` (``OUT/<case id>/``), in the order of ``summary.json``'s cases
+    (the order of the inputs). A failed case (cohort ``--keep-going``) is listed too; its folder does not exist."""
+    out = Path(out)
+    return [out / c["output"] for c in json.loads((out / "summary.json").read_text())["cases"]]

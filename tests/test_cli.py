@@ -17,6 +17,7 @@ import torch
 from monai_diffrecon.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PARTIAL, main
 from monai_diffrecon.cohort import shard
 from monai_diffrecon.data.spect_study import simulate_spect_study
+from tests.conftest import case_dirs
 
 
 def test_help_lists_examples_and_exit_codes(capsys):
@@ -127,9 +128,11 @@ def test_cohort_keep_going_is_partial(cohort, capsys):
     out = root / "out_mixed"
     assert main(["run", "spect_cardiac_diffusion", "--input", str(root / "mixed.json"), "--output", str(out), "--json", "--keep-going", *sets]) == EXIT_PARTIAL
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["ok"] == 2 and [f["case"] for f in summary["failed"]] == [1] and "DicomError" in summary["failed"][0]["error"]
-    assert (out / "case_000" / "recon.nii.gz").is_file() and (out / "case_002" / "recon.nii.gz").is_file()
-    assert not (out / "case_001").exists()
+    assert summary["ok"] == 2 and [f["case"] for f in summary["failed"]] == ["broken"] and "DicomError" in summary["failed"][0]["error"]
+    assert [c["input"] for c in summary["cases"]] == [dirs[0], str(root / "broken"), dirs[1]]
+    good0, bad, good2 = case_dirs(out)
+    assert (good0 / "recon.nii.gz").is_file() and (good2 / "recon.nii.gz").is_file()
+    assert not bad.exists()
     assert json.loads(capsys.readouterr().out)["ok"] == 2
     assert main(["run", "spect_cardiac_diffusion", "--input", str(root / "mixed.json"), "--output", str(root / "o2"), *sets]) == EXIT_BAD_INPUT
 
@@ -147,6 +150,7 @@ def test_cohort_under_torchrun_matches_single_process(cohort):
                         "--input", str(root / "good.json"), "--output", str(dist), *sets], capture_output=True, text=True, timeout=600, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads((dist / "summary.json").read_text())
-    assert summary["world_size"] == 2 and [c["case"] for c in summary["cases"]] == [0, 1] and [c["rank"] for c in summary["cases"]] == [0, 1]
-    for i in range(2):
-        np.testing.assert_array_equal(_recon(dist / f"case_{i:03d}"), _recon(single / f"case_{i:03d}"))
+    assert summary["world_size"] == 2 and [c["input"] for c in summary["cases"]] == dirs and [c["rank"] for c in summary["cases"]] == [0, 1]
+    assert [c.name for c in case_dirs(dist)] == [c.name for c in case_dirs(single)] == [Path(d).name for d in dirs]
+    for d, s in zip(case_dirs(dist), case_dirs(single)):
+        np.testing.assert_array_equal(_recon(d), _recon(s))

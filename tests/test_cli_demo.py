@@ -11,7 +11,9 @@ import pytest
 
 from monai_diffrecon import __version__
 from monai_diffrecon.cli import main
+from monai_diffrecon.errors import OutputError
 from monai_diffrecon.io import staged_directory
+from tests.conftest import case_dirs
 
 
 def test_version_and_help(capsys):
@@ -28,10 +30,13 @@ def test_bundle_demo_quick_writes_dicom_nifti_png(tmp_path, capsys):
     import nibabel as nib
     import pydicom
 
-    out = tmp_path / "demo"
-    assert main(["demo", "--output", str(out), "--quick", "--no-progress"]) == 0
+    root = tmp_path / "demo"
+    assert main(["demo", "--output", str(root), "--quick", "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert '"ours_psnr_heart"' in printed and "wrote" in printed
+    assert {"study", "summary.json", "manifest.json"} <= {p.name for p in root.iterdir()}
+    assert case_dirs(root) == [root / "study"]  # one case, named after the built-in study folder
+    out = root / "study"
     names = {p.name for p in out.iterdir()}
     assert {"dicom", "recon.nii.gz", "std.nii.gz", "osem.nii.gz", "recon.png", "metrics.json"} <= names
     series = sorted((out / "dicom").iterdir())
@@ -77,10 +82,16 @@ def test_staged_directory_leaves_nothing_on_failure_and_replaces_atomically(tmp_
     assert list(tmp_path.iterdir()) == []
     with staged_directory(final) as d:
         (d / "a.txt").write_text("1")
-    with staged_directory(final) as d:
+    with staged_directory(final, overwrite=True) as d:  # our own earlier output (its manifest.json) is replaced
         (d / "b.txt").write_text("2")
-    assert sorted(p.name for p in final.iterdir()) == ["b.txt"]
+    assert sorted(p.name for p in final.iterdir()) == ["b.txt", "manifest.json"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
-    with pytest.raises(FileExistsError):
+    with pytest.raises(OutputError):
         with staged_directory(final, overwrite=False):
             pass
+    (final / "user.txt").write_text("not ours")  # a changed folder is no longer ours: refused even with overwrite
+    with pytest.raises(OutputError):
+        with staged_directory(final, overwrite=True):
+            pass
+    assert sorted(p.name for p in final.iterdir()) == ["b.txt", "manifest.json", "user.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from monai_diffrecon.errors import DicomError, WeightsError
+from tests.conftest import case_dirs
 
 ROOT = Path(__file__).resolve().parents[1]
 CANARY = {"PatientName": "CANARYZEBRA^QUOKKA", "PatientID": "CANARY7741ID", "PatientBirthDate": "19010203"}
@@ -141,9 +142,11 @@ def _run_canary(study, w, tmp_path, capfd):
             data = f.read_bytes()
             texts[str(f.relative_to(out))] = gzip.decompress(data) if f.name.endswith(".gz") else data
     assert any(k.endswith("recon.nii.gz") for k in texts) and any(k.endswith("metrics.json") for k in texts)
+    assert "summary.json" in texts and "manifest.json" in texts  # the run's JSON sidecars at the output root
     hits = [(k, n.decode()) for k, v in texts.items() for n in NEEDLES if n in v]
     assert hits == []
     # the derived DICOM series itself carries the patient (it belongs to the study): the canary is there
-    dcm = next((out / "dicom").rglob("*.dcm"))
+    (case,) = case_dirs(out)
+    dcm = next((case / "dicom").rglob("*.dcm"))
     assert str(pydicom.dcmread(dcm).PatientID) == CANARY["PatientID"]
-    json.loads((out / "metrics.json").read_text())
+    json.loads((case / "metrics.json").read_text())

@@ -16,6 +16,7 @@ import torch
 
 from monai_diffrecon.bundles import BUNDLES_DIR, bundle_path, list_bundles, net_forward_args, run_bundle
 from monai_diffrecon.errors import InvalidValueError
+from tests.conftest import case_dirs
 
 from ..io.dicomtools import dciodvfy_errors
 
@@ -134,6 +135,7 @@ def test_spect_inference_config_workflow_dicom_in_dicom_out(study, tiny_weights,
                          model_path=str(p), model_sha256=sha, **{"network_def#size": "tiny"}, num_steps=2, num_samples=2,
                          progress=False, **{"inferer#init_iterations": 2})
     assert metrics[0]["nfe"] == 4
+    (out,) = case_dirs(out)
     names = {q.name for q in out.iterdir()}
     assert {"dicom", "recon.nii.gz", "std.nii.gz", "osem.nii.gz", "recon.png", "metrics.json"} <= names
     recon = sorted((out / "dicom").iterdir())[0]
@@ -161,7 +163,8 @@ def test_spect_monai_bundle_cli_runs_inference(study, tiny_weights, tmp_path):
            "--inferer#init_iterations", "1"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert (out / "recon.nii.gz").is_file() and (out / "recon.png").is_file()
+    (case,) = case_dirs(out)
+    assert (case / "recon.nii.gz").is_file() and (case / "recon.png").is_file()
 
 
 def test_spect_train_config_one_iteration(tmp_path):
@@ -183,11 +186,13 @@ def test_spect_evaluate_config_on_held_out_studies(tiny_weights, tmp_path):
     assert len(metrics) == 2 and all("ours_psnr_heart" in m and "osem_psnr_heart" in m for m in metrics)
     assert metrics[0]["dose_fraction"] == 0.05
     summary = json.loads((out / "cases" / "summary.json").read_text())
-    assert summary["n_cases"] == 2 and set(summary["ours_psnr_heart"]) == {"mean", "std"}
-    assert sorted(q.name for q in (out / "cases").iterdir()) == ["case_000", "case_001", "summary.json"]
+    assert summary["n_cases"] == 2 and set(summary["metrics"]["ours_psnr_heart"]) == {"mean", "std"}
+    cases = case_dirs(out / "cases")
+    assert len(cases) == 2 and all(c.is_dir() for c in cases)
+    assert sorted(q.name for q in (out / "cases").iterdir()) == sorted([c.name for c in cases] + ["manifest.json", "summary.json"])
 
 
-def test_cli_lists_and_verifies_bundles(capsys):
+def test_cli_lists_and_verifies_bundles(capsys, tmp_path):
     from monai_diffrecon.cli import main
 
     assert main(["bundles"]) == 0
@@ -195,4 +200,8 @@ def test_cli_lists_and_verifies_bundles(capsys):
     assert all(name in listing for name in BUNDLES)
     assert main(["verify", "spect_cardiac_diffusion", "--schema", str(SCHEMA)]) == 0
     assert '"weights": "ok"' in capsys.readouterr().out
-    assert main(["verify", "spect_cardiac_diffusion"]) == 1  # no local schema: reported, not crashed
+    assert main(["verify", "spect_cardiac_diffusion"]) == 0  # default: the schema copy shipped with the package
+    assert '"metadata": "ok"' in capsys.readouterr().out
+    missing = tmp_path / "no_schema.json"
+    assert main(["verify", "spect_cardiac_diffusion", "--schema", str(missing)]) == 1  # no local schema: reported, not crashed
+    assert "no such schema file" in capsys.readouterr().out and not missing.exists()

@@ -16,6 +16,7 @@ from monai_diffrecon.bundles import run_bundle
 from monai_diffrecon.data.mri_sim import mr_phantom, write_mri_dataset
 from monai_diffrecon.errors import KSpaceError
 from monai_diffrecon.networks import diffusion_unet
+from tests.conftest import case_dirs
 
 from ..io.dicomtools import dciodvfy_errors
 
@@ -48,8 +49,10 @@ def test_bundle_inference_writes_dicom_nifti_png_per_file(bundle, extra, nfe, ks
                          **SMALL, **extra)
     assert len(metrics) == 2 and all(m["nfe"] == 2 * nfe for m in metrics)  # 2 samples × NFE, one slice per file
     assert all("ours_psnr" in m and "zero_filled_psnr" in m for m in metrics)
-    assert sorted(p.name for p in out.iterdir()) == ["case_000", "case_001", "summary.json"]
-    case = out / "case_000"
+    cases = case_dirs(out)
+    assert sorted(c.name for c in cases) == sorted(p.stem for p in kspace_dir.glob("*.h5"))  # one folder per k-space file
+    assert sorted(p.name for p in out.iterdir()) == sorted([c.name for c in cases] + ["manifest.json", "summary.json"])
+    case = cases[0]
     assert {"dicom", "recon.nii.gz", "std.nii.gz", "zero_filled.nii.gz", "recon.png", "metrics.json"} <= {p.name for p in case.iterdir()}
     series = next((case / "dicom").iterdir())
     f = next(series.iterdir())

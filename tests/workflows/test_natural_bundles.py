@@ -11,6 +11,7 @@ import torch
 
 from monai_diffrecon.errors import InvalidValueError
 from monai_diffrecon.workflows.natural import NaturalRestoration, natural_datalist, read_png
+from tests.conftest import case_dirs
 
 TINY_AE = {"autoencoder_def#channels": [8, 8, 8], "autoencoder_def#norm_num_groups": 4}
 
@@ -43,7 +44,7 @@ def test_reld_bundle_inference_on_each_task(task, cases, weights, tmp_path):
     m = run_bundle("natural_reld", input_dir=str(cases), output_dir=str(out), task=task, progress=False, latent_scale=0.7,
                    **weights, **TINY_AE, **{"network_def#size": "tiny", f"reld_settings#{task}#iters": 2})
     assert len(m) == 2 and all(r["nfe"] == 2 and r["task"] == task and np.isfinite(r["ours_psnr"]) for r in m)
-    case = out / "case_000"
+    case = case_dirs(out)[0]
     assert {"restored.png", "comparison.png", "metrics.json"} <= {p.name for p in case.iterdir()}
     assert read_png(case / "restored.png").shape == (1, 1, 32, 32)  # full size for sr as well
     assert not (case / "kernel.npy").exists()
@@ -109,7 +110,8 @@ def test_unfolding_deblur_bundle_inference_two_steps(cases, unfolding_weights, t
     out = tmp_path / "out"
     m = run_bundle("natural_unfolding_deblur", input_dir=str(cases), output_dir=str(out), num_steps=2, progress=False, **unfolding_weights)
     assert len(m) == 2 and all(r["nfe"] == 2 and np.isfinite(r["ours_psnr"]) for r in m)
-    assert read_png(out / "case_001" / "restored.png").shape == (1, 1, 32, 32) and (out / "case_001" / "comparison.png").is_file()
+    case = case_dirs(out)[1]
+    assert read_png(case / "restored.png").shape == (1, 1, 32, 32) and (case / "comparison.png").is_file()
 
 
 def test_unfolding_deblur_bundle_trains_one_iteration(tmp_path):

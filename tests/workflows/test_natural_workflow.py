@@ -15,6 +15,7 @@ from monai_diffrecon.physics import gaussian_kernel
 from monai_diffrecon.samplers import PnPDM
 from monai_diffrecon.samplers.blind_pnpdm import BlindPnPDM
 from monai_diffrecon.workflows.natural import NaturalRestoration, natural_datalist, read_png
+from tests.conftest import case_dirs
 
 
 def _prior():
@@ -27,7 +28,7 @@ def test_non_blind_writes_png_and_metrics(cases, tmp_path):
     out = tmp_path / "out"
     m = NaturalRestoration(natural_datalist(cases), out, smp, num_samples=2, method="PnP-DM", progress=False).run()
     assert len(m) == 2 and all("ours_psnr" in r and "blurred_psnr" in r for r in m)
-    case = out / "case_000"
+    case = case_dirs(out)[0]
     assert {"restored.png", "std.png", "comparison.png", "metrics.json"} <= {p.name for p in case.iterdir()}
     assert read_png(case / "restored.png").shape == (1, 1, 32, 32)
     assert json.loads((out / "summary.json").read_text())["n_cases"] == 2
@@ -56,9 +57,11 @@ def test_blind_starts_from_init_kernel_or_a_gaussian_never_from_the_reference(ca
     assert torch.allclose(smp.starts[0], start / start.sum()) and torch.allclose(smp.starts[1], gaussian_kernel(1.0, 9))
     assert not torch.allclose(smp.starts[0], gaussian_kernel(1.2, 9))  # the reference kernel.npy is not the start
     assert "kernel_rmse" in m[0] and "kernel_rmse" not in m[1]  # the reference only scores the estimate
-    for c in ("case_000", "case_001"):
-        k = np.load(out / c / "kernel.npy")
-        assert k.shape == (9, 9) and abs(k.sum() - 1) < 1e-5 and (out / c / "kernel.png").is_file()
+    cases_out = case_dirs(out)
+    assert [c.name for c in cases_out] == ["image_0", "image_1"]  # case 0 had the explicit start: the order is the input's
+    for c in cases_out:
+        k = np.load(c / "kernel.npy")
+        assert k.shape == (9, 9) and abs(k.sum() - 1) < 1e-5 and (c / "kernel.png").is_file()
 
 
 def test_kernel_rmse_is_shift_invariant():
@@ -84,7 +87,7 @@ def test_bad_input_is_a_typed_error_and_nothing_is_written(corruption, match, ca
     smp = PnPDM(_prior(), sigma_y=0.02, num_iters=2, burn_in=0, prior_steps=3)
     with pytest.raises(InvalidValueError, match=match):
         NaturalRestoration(natural_datalist(cases), tmp_path / "o", smp, progress=False).run()
-    assert not (tmp_path / "o" / "case_000").exists()
+    assert not (tmp_path / "o").exists()  # the whole output is staged: nothing at all is written
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +113,9 @@ def test_blind_deblur_bundle_config_workflow(cases, tiny_prior_weights, tmp_path
                    kernel_model_path=path, kernel_model_sha256=sha, kernel_size=8, num_iters=2, burn_in=1, num_steps=2, progress=False,
                    **{"network_def#size": "tiny", "kernel_network_def#size": "tiny"})
     assert len(m) == 2 and all(np.isfinite(r["ours_psnr"]) for r in m)
-    k = np.load(out / "case_000" / "kernel.npy")
-    assert k.shape == (8, 8) and abs(k.sum() - 1) < 1e-5 and (out / "case_000" / "restored.png").is_file()
+    case = case_dirs(out)[0]
+    k = np.load(case / "kernel.npy")
+    assert k.shape == (8, 8) and abs(k.sum() - 1) < 1e-5 and (case / "restored.png").is_file()
 
 
 @pytest.mark.parametrize("config", ["train", "train_kernel"])
@@ -134,7 +138,8 @@ def test_score_pnp_demo_config_runs_non_blind_with_the_image_prior(cases, tiny_p
                    kernel_model_path=path, kernel_model_sha256=sha, score_pnp_iters=3, progress=False,
                    **{"network_def#size": "tiny", "kernel_network_def#size": "tiny"})
     assert len(m) == 2 and all(r["nfe"] == 3 and np.isfinite(r["ours_psnr"]) for r in m)
-    assert not (out / "case_000" / "kernel.npy").exists()  # non-blind: no kernel estimate written
+    case = case_dirs(out)[0]
+    assert (case / "restored.png").is_file() and not (case / "kernel.npy").exists()  # non-blind: no kernel estimate written
     with pytest.raises(InvalidValueError, match="needs the blur kernel"):
         (cases / "image_0" / "kernel.npy").unlink()
         run_bundle("natural_blind_deblur", "score_pnp", input_dir=str(cases), output_dir=str(tmp_path / "o2"), model_path=path,

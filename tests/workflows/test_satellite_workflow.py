@@ -17,6 +17,7 @@ from monai_diffrecon.networks.dbcr import dbcr_network
 from monai_diffrecon.samplers import DBCR
 from monai_diffrecon.simulate import simulate
 from monai_diffrecon.workflows.satellite import SatelliteCloudRemoval, satellite_datalist
+from tests.conftest import case_dirs
 
 
 def test_sam_of_known_spectra():
@@ -40,9 +41,10 @@ def test_cloud_removal_writes_geotiff_png_metrics(scenes, tmp_path, use_sar):
     out = tmp_path / "out"
     m = SatelliteCloudRemoval(satellite_datalist(scenes), out, smp, use_sar=use_sar, progress=False).run()
     assert len(m) == 2 and all(k in m[0] for k in ("ours_psnr", "ours_sam_deg", "ours_mae", "cloudy_psnr")) and m[0]["nfe"] == 2
-    pred = tifffile.imread(out / "case_000" / "clear_pred.tif")
+    case = case_dirs(out)[0]
+    pred = tifffile.imread(case / "clear_pred.tif")
     assert pred.shape == (4, 128, 128) and pred.dtype == np.uint16
-    assert (out / "case_000" / "preview.png").is_file() and json.loads((out / "summary.json").read_text())["n_cases"] == 2
+    assert (case / "preview.png").is_file() and json.loads((out / "summary.json").read_text())["n_cases"] == 2
 
 
 @pytest.mark.parametrize("corruption, match", [("bands", "expected 4 bands"), ("nan", "NaN"), ("missing_sar", "no sar"),
@@ -65,4 +67,4 @@ def test_bad_rasters_are_typed_errors(scenes, tmp_path, corruption, match):
     smp = DBCR(dbcr_network(size="tiny").eval())
     with pytest.raises(InvalidValueError, match=match):
         SatelliteCloudRemoval(satellite_datalist(case.parent), tmp_path / "o", smp, progress=False).run()
-    assert not (tmp_path / "o" / "case_000").exists() and not (tmp_path / "o" / "metrics.json").exists()
+    assert not (tmp_path / "o").exists()  # the whole output is staged: no case folder, no metrics.json, nothing

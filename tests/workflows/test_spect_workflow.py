@@ -18,6 +18,7 @@ from monai_diffrecon.networks import diffusion_unet
 from monai_diffrecon.samplers import SPECT25D
 from monai_diffrecon.transforms.dictionary import LoadSPECTStudyd
 from monai_diffrecon.workflows import SPECTReconstruction, spect_datalist
+from tests.conftest import case_dirs
 
 from ..io.dicomtools import dciodvfy_errors
 
@@ -73,7 +74,7 @@ def test_evaluator_writes_dicom_nifti_png_and_metrics(study, tiny_sampler, tmp_p
     truth = study.activity.double() * study.counts_per_unit
     wf = SPECTReconstruction(ds, tmp_path / "out", tiny_sampler, num_samples=2, views=8, truth=truth, progress=False)
     metrics = wf.run()[0]
-    out = tmp_path / "out"
+    (out,) = case_dirs(tmp_path / "out")
     names = {p.name for p in out.iterdir()}
     assert {"dicom", "recon.nii.gz", "std.nii.gz", "osem.nii.gz", "recon.png", "metrics.json"} <= names
     series = sorted((out / "dicom").iterdir())

@@ -19,6 +19,7 @@ import torch
 
 from monai_diffrecon.bundles import BUNDLES_DIR, run_bundle
 from monai_diffrecon.data.mri_sim import mr_phantom, write_mri_dataset
+from tests.conftest import case_dirs
 
 from ..io.dicomtools import dciodvfy_errors
 
@@ -79,7 +80,7 @@ def test_inference_writes_dicom_nifti_png(kspace_dir, tiny_weights, tmp_path):
                          **SMALL)
     assert len(metrics) == 2 and all(m["nfe"] == 4 for m in metrics)  # 2 samples × 2 steps, one slice per file
     assert all(np.isfinite(m["ours_psnr"]) and "zero_filled_psnr" in m for m in metrics)
-    case = out / "case_000"
+    case = case_dirs(out)[0]
     assert {"dicom", "recon.nii.gz", "std.nii.gz", "zero_filled.nii.gz", "recon.png", "metrics.json"} <= {p.name for p in case.iterdir()}
     f = next(next((case / "dicom").iterdir()).iterdir())
     assert dciodvfy_errors(f) == []
@@ -101,8 +102,9 @@ def test_monai_bundle_cli_overrides_num_steps(kspace_dir, tiny_weights, tmp_path
            "--center_lines", "12", "--calib_size", "12", "--progress", "False"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert json.loads((out / "case_000" / "metrics.json").read_text())["nfe"] == 1
-    assert (out / "case_001" / "recon.png").is_file()
+    first, second = case_dirs(out)
+    assert json.loads((first / "metrics.json").read_text())["nfe"] == 1
+    assert (second / "recon.png").is_file()
 
 
 def test_bundle_sampler_swaps_operators_and_stays_data_consistent(tiny_weights):

@@ -11,7 +11,9 @@ Every simulator writes through a staged folder (complete or absent) and only use
   ``truth.png`` and three measurements: ``blurred.png`` (camera-shake kernel ``kernel.npy``/``kernel.png``, σ = 0.02),
   ``noisy.png`` (σ = 0.05) and ``lowres.png`` (4× :class:`~monai_diffrecon.physics.Downsample`, σ = 0.02);
 * ``satellite`` — simulated scenes: ``cloudy.tif`` (4 bands, DN), ``sar.tif`` (VV, VH in dB), ``clear.tif``
-  (reference) and ``preview.png`` per scene.
+  (reference) and ``preview.png`` per scene. The three rasters are GeoTIFFs georeferenced like a Sentinel-2 10 m tile
+  (WGS 84 / UTM zone 33N, EPSG:32633, upper-left corner of tile T33UUP at E 399 960 m, N 5 900 040 m; scene ``i``
+  is the ``i``-th block of ``size`` pixels east of it), so the bundle's output can be checked to keep them.
 """
 
 from __future__ import annotations
@@ -59,20 +61,29 @@ def _natural(out: Path, n: int, seed: int, sigma: float = 0.02, size: int = 128,
     return files
 
 
+#: Sentinel-2 tile T33UUP (UTM zone 33N): EPSG code and the upper-left corner of the tile, metres
+S2_TILE = {"epsg": 32633, "easting": 399_960.0, "northing": 5_900_040.0, "pixel_m": 10.0}
+
+
 def _satellite(out: Path, n: int, seed: int, size: int = 128) -> list[Path]:
     import tifffile
 
     from monai_diffrecon.data.preview import preview_satellite
     from monai_diffrecon.data.satellite_sim import satellite_scene
+    from monai_diffrecon.io.rasters import utm_geotags
 
     files = []
     for i in range(n):
         s = satellite_scene(size, torch.Generator().manual_seed(seed + i))
         d = out / f"scene_{i:03d}"
         d.mkdir(parents=True)
-        tifffile.imwrite(d / "cloudy.tif", s["cloudy"].round().clamp(0, 10000).to(torch.int32).numpy().astype(np.uint16), photometric="minisblack")
-        tifffile.imwrite(d / "clear.tif", s["clear"].round().clamp(0, 10000).to(torch.int32).numpy().astype(np.uint16), photometric="minisblack")
-        tifffile.imwrite(d / "sar.tif", s["sar"].numpy().astype(np.float32), photometric="minisblack")
+        east = S2_TILE["easting"] + i * size * S2_TILE["pixel_m"]  # scenes side by side along the tile's top row
+        geo = {"photometric": "minisblack", "planarconfig": "separate",
+               "extratags": utm_geotags(S2_TILE["epsg"], east, S2_TILE["northing"], S2_TILE["pixel_m"])}
+        dn = {k: s[k].round().clamp(0, 10000).to(torch.int32).numpy().astype(np.uint16) for k in ("cloudy", "clear")}
+        tifffile.imwrite(d / "cloudy.tif", dn["cloudy"], **geo)
+        tifffile.imwrite(d / "clear.tif", dn["clear"], **geo)
+        tifffile.imwrite(d / "sar.tif", s["sar"].numpy().astype(np.float32), **geo)
         preview_satellite(s, d / "preview.png")
         files.append(d)
     return files

@@ -1,4 +1,6 @@
-"""I/O: defensive DICOM reading, strict series assembly, NM/CT readers, derived-series writers, k-space, NIfTI.
+"""I/O: defensive DICOM reading, strict series assembly, NM/CT readers, derived-series writers, k-space, NIfTI,
+guarded ``.npy``/TIFF rasters with GeoTIFF georeferencing (:mod:`~monai_diffrecon.io.rasters`) and the input-size
+guard of the bundles' networks (:mod:`~monai_diffrecon.io.shape_guard`).
 
 Readers raise :class:`~monai_diffrecon.errors.DicomError` (or :class:`~monai_diffrecon.errors.KSpaceError`) naming
 the file and the tag; writers stage their output and never leave a half-written series. :class:`NMReconReader`
@@ -21,7 +23,9 @@ from monai_diffrecon.io.dicom import (
 from monai_diffrecon.io.dicom_guard import check_structure, read_dataset
 from monai_diffrecon.io.dicom_write import Derivation, DicomSource, quantize, write_mr_series, write_nm_recon
 from monai_diffrecon.io.nifti import write_nifti
+from monai_diffrecon.io.rasters import GEOTIFF_TAGS, read_array, read_geotags, utm_geotags
 from monai_diffrecon.io.series import SeriesVolume, assemble_series
+from monai_diffrecon.io.shape_guard import check_spatial_size, spatial_divisor
 from monai_diffrecon.io.staging import staged_directory
 
 __all__ = [
@@ -47,6 +51,12 @@ __all__ = [
     "write_derived_series",
     "write_nifti",
     "staged_directory",
+    "GEOTIFF_TAGS",
+    "read_array",
+    "read_geotags",
+    "utm_geotags",
+    "spatial_divisor",
+    "check_spatial_size",
     "NMReconReader",
 ]
 
@@ -76,15 +86,20 @@ def write_derived_series(image, source, out_dir, modality: str = "NM", derivatio
 
     Returns:
         the written files.
+
+    Raises:
+        InvalidValueError: no ``affine_lps`` for a plain array, or a modality other than NM / MR.
     """
     import numpy as np
+
+    from monai_diffrecon.errors import InvalidValueError
 
     arr = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
     if arr.ndim == 4 and arr.shape[0] == 1:
         arr = arr[0]
     if affine_lps is None:
         if not hasattr(image, "affine"):
-            raise ValueError("affine_lps: required unless image is a MetaTensor")
+            raise InvalidValueError("affine_lps: required unless image is a MetaTensor (with an affine)")
         aff = np.asarray(image.affine, dtype=np.float64)
         space = str(getattr(image, "meta", {}).get("space", "RAS"))
         affine_lps = lps_to_ras(aff) if space.upper() == "RAS" else aff
@@ -93,4 +108,4 @@ def write_derived_series(image, source, out_dir, modality: str = "NM", derivatio
         return write_nm_recon(arr, affine_lps, source, out_dir, derivation, seed=seed, **kwargs)
     if modality.upper() == "MR":
         return write_mr_series(arr, affine_lps, source, out_dir, derivation, seed=seed, **kwargs)
-    raise ValueError(f"modality: NM or MR, got {modality!r}")
+    raise InvalidValueError(f"modality: NM or MR, got {modality!r}")

@@ -66,11 +66,27 @@ def _need_h5py():
     return h5py
 
 
+def _read(f, key: str, path, real: bool = False) -> np.ndarray:
+    """Dataset ``key`` of the open HDF5 file ``f`` as an array (``real``: checked real-numeric, as float32); typed
+    errors name the file and the dataset."""
+    h5py = _need_h5py()
+    if not isinstance(f[key], h5py.Dataset):
+        raise KSpaceError(path, f"'{key}' is not a dataset")
+    try:
+        a = np.asarray(f[key][()])
+    except (OSError, ValueError, TypeError) as e:
+        raise KSpaceError(path, f"'{key}' cannot be read ({type(e).__name__})") from None
+    if real and a.dtype.kind not in "biuf":
+        raise KSpaceError(path, f"'{key}' must be real numbers, got {a.dtype}")
+    return a.astype(np.float32) if real else a
+
+
 def read_fastmri(path: str | Path) -> KSpaceData:
     """Read a fastMRI-style HDF5 file (multi-coil or single-coil) with validation.
 
     Raises:
-        KSpaceError: not HDF5, no ``kspace`` dataset, wrong rank/dtype, NaN/Inf, mask of the wrong length.
+        KSpaceError: not HDF5, no ``kspace`` dataset, wrong rank/dtype, an empty axis, NaN/Inf, a mask of the wrong
+            length.
     """
     h5py = _need_h5py()
     try:
@@ -83,6 +99,8 @@ def read_fastmri(path: str | Path) -> KSpaceData:
         ds = f["kspace"]
         if ds.ndim not in (3, 4):
             raise KSpaceError(path, f"'kspace' must be [slices, (coils,) H, W], got shape {ds.shape}")
+        if 0 in ds.shape:
+            raise KSpaceError(path, f"'kspace' is empty, shape {ds.shape}")
         if ds.size * 8 > 8 * 1024**3:
             raise KSpaceError(path, f"'kspace' of shape {ds.shape} exceeds the 8 GiB limit")
         try:
@@ -102,7 +120,7 @@ def read_fastmri(path: str | Path) -> KSpaceData:
         W = k.shape[-1]
         mask = None
         if "mask" in f:
-            m = np.asarray(f["mask"][()]).astype(np.float32).reshape(-1)
+            m = _read(f, "mask", path, real=True).reshape(-1)
             if m.size != W:
                 raise KSpaceError(path, f"'mask' has {m.size} entries for {W} k-space columns")
             if not np.isin(m, (0.0, 1.0)).all():
@@ -111,16 +129,19 @@ def read_fastmri(path: str | Path) -> KSpaceData:
         rec = None
         for key in ("reconstruction_rss", "reconstruction_esc", "reconstruction"):
             if key in f:
-                r = np.asarray(f[key][()], dtype=np.float32)
+                r = _read(f, key, path, real=True)
                 if r.ndim != 3 or r.shape[0] != k.shape[0]:
                     raise KSpaceError(path, f"'{key}' shape {r.shape} does not match {k.shape[0]} slices")
                 rec = torch.from_numpy(r)
                 break
         header = None
         if "ismrmrd_header" in f:
-            raw = f["ismrmrd_header"][()]
+            raw = _read(f, "ismrmrd_header", path)[()]
             header = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-        attrs = {k2: (v.item() if hasattr(v, "item") else v) for k2, v in f.attrs.items()}
+        try:
+            attrs = {k2: (v.item() if hasattr(v, "item") else v) for k2, v in f.attrs.items()}
+        except (OSError, ValueError, TypeError) as e:
+            raise KSpaceError(path, f"file attributes cannot be read ({type(e).__name__})") from None
     return KSpaceData(torch.from_numpy(np.ascontiguousarray(k)), mask, rec, attrs, header, str(path))
 
 

@@ -155,12 +155,15 @@ def assemble_series(
             raise SeriesAssemblyError(p, f"Modality is not {modality}", "Modality")
         if get_int(ds, p, "NumberOfFrames", 1, default=1) != 1:
             raise SeriesAssemblyError(p, "multi-frame (enhanced) images are not supported in a slice series", "NumberOfFrames")
-        if (get_int(ds, p, "Rows", 1), get_int(ds, p, "Columns", 1)) != (rows0, cols0):
-            raise SeriesAssemblyError(p, "slice size differs within the series (mixed Rows/Columns)", "Rows")
+        size = (get_int(ds, p, "Rows", 1), get_int(ds, p, "Columns", 1))
+        if size != (rows0, cols0):  # the first slice is the reference: name it, it may be the odd one
+            raise SeriesAssemblyError(p, f"slice size {size[0]}×{size[1]} differs within the series "
+                                         f"(mixed Rows/Columns: {p0.name} has {rows0}×{cols0})", "Rows")
         if np.abs(np.array(get_floats(ds, p, "PixelSpacing", 2, positive=True)) - ps0).max() > tol_mm:
-            raise SeriesAssemblyError(p, "pixel spacing differs within the series", "PixelSpacing")
+            raise SeriesAssemblyError(p, f"pixel spacing differs within the series (from {p0.name}'s)", "PixelSpacing")
         if np.abs(np.array(get_floats(ds, p, "ImageOrientationPatient", 6)) - iop0).max() > 1e-4:
-            raise SeriesAssemblyError(p, "orientation differs within the series", "ImageOrientationPatient")
+            raise SeriesAssemblyError(p, f"orientation differs within the series (from {p0.name}'s)",
+                                      "ImageOrientationPatient")
         ipp = np.array(get_floats(ds, p, "ImagePositionPatient", 3))
         recs.append((float(ipp @ normal), ipp, p, ds))
     recs.sort(key=lambda r: r[0])

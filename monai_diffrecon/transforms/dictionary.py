@@ -10,6 +10,7 @@ import numpy as np
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, RandomizableTransform
 
+from monai_diffrecon.errors import InvalidValueError
 from monai_diffrecon.transforms.array import (
     ChannelsToComplex,
     ComplexToChannels,
@@ -41,8 +42,18 @@ def _out_keys(keys, output_keys):
         return keys
     out = (output_keys,) if isinstance(output_keys, str) else tuple(output_keys)
     if len(out) != len(keys):
-        raise ValueError(f"output_keys: {len(out)} given for {len(keys)} keys")
+        raise InvalidValueError(f"output_keys: {len(out)} given for {len(keys)} keys")
     return out
+
+
+def _present(d: Mapping, key, allow_missing: bool) -> bool:
+    """Whether ``key`` is in ``d``; a missing key is skipped with ``allow_missing``, else a typed error."""
+    if key in d:
+        return True
+    if allow_missing:
+        return False
+    raise InvalidValueError(f"data: key {key!r} not found (keys: {', '.join(map(str, d))}); "
+                            "allow_missing_keys=True to skip it")
 
 
 class _RandMapd(RandomizableTransform, MapTransform):
@@ -69,10 +80,8 @@ class _RandMapd(RandomizableTransform, MapTransform):
         d = dict(data)
         first = True
         for key, out in zip(self.keys, self.output_keys):
-            if key not in d:
-                if self.allow_missing_keys:
-                    continue
-                raise KeyError(f"key {key!r} not found")
+            if not _present(d, key, self.allow_missing_keys):
+                continue
             if first:
                 self._draw(d[key])
                 first = False
@@ -142,7 +151,7 @@ class Stack25Dd(MapTransform):
         super().__init__(keys, allow_missing_keys)
         ks = [neighbours] * len(self.keys) if isinstance(neighbours, int) else list(neighbours)
         if len(ks) != len(self.keys):
-            raise ValueError("neighbours: one value, or one per key")
+            raise InvalidValueError(f"neighbours: one value, or one per key ({len(self.keys)}), got {len(ks)}")
         self.stackers = [Stack25D(k) for k in ks]
         self.output_key = output_key
         self.backend = Stack25D.backend
@@ -151,7 +160,8 @@ class Stack25Dd(MapTransform):
         import torch
 
         d = dict(data)
-        parts = [s(d[k]) for k, s in zip(self.key_iterator(d), self.stackers)]
+        # stacker i belongs to key i, so a skipped key must not shift the others
+        parts = [s(d[k]) for k, s in zip(self.keys, self.stackers) if _present(d, k, self.allow_missing_keys)]
         d[self.output_key] = torch.cat(parts, dim=1)
         return d
 
@@ -204,6 +214,7 @@ class LoadSPECTStudyd(MapTransform):
 
     def __call__(self, data):
         d = dict(data)
+        _present(d, self.projections_key, False)
         ct = d.get(self.ct_key) if self.ct_key else None
         counts, mu, projector = self.loader(d[self.projections_key], ct)
         d[self.projections_key] = counts

@@ -27,6 +27,7 @@ from monai_diffrecon.data.mri_sim import acs_scale
 from monai_diffrecon.errors import InvalidValueError, KSpaceError
 from monai_diffrecon.io.dicom_write import Derivation, write_mr_series
 from monai_diffrecon.io.nifti import write_nifti
+from monai_diffrecon.io.shape_guard import check_spatial_size, spatial_divisor
 from monai_diffrecon.io.staging import staged_directory
 from monai_diffrecon.physics import MultiCoilMRI, estimate_coil_maps
 from monai_diffrecon.physics.functional.sense import sense_combine
@@ -41,7 +42,7 @@ def kspace_datalist(input_dir: str | Path) -> list[dict]:
     if root.is_file():
         return [{"case": str(root), "kspace": str(root)}]
     if not root.is_dir():
-        raise KSpaceError(input_dir, "input folder not found")
+        raise KSpaceError(input_dir, "input not found (a k-space file or a folder of them)")
     files = sorted(p for p in root.rglob("*") if p.suffix in (".h5", ".mrd", ".ismrmrd") and p.is_file())
     if not files:
         raise KSpaceError(input_dir, "no k-space file (*.h5 fastMRI-style, *.mrd ISMRMRD) found")
@@ -129,6 +130,7 @@ class MRIReconstruction(CaseWorkflow):
             raise KSpaceError(path, f"k-space must be complex (slices, coils, H, W), got {tuple(k.shape)} {k.dtype}")
         if not bool(torch.isfinite(torch.view_as_real(k)).all()):
             raise KSpaceError(path, "k-space contains NaN or Inf")
+        check_spatial_size(path, k.shape[-2:], spatial_divisor(self.sampler), "k-space matrix")  # = the image's H × W
         if self.acceleration is not None:
             if float(mask.mean()) < 0.999:
                 raise KSpaceError(path, f"acceleration={self.acceleration} needs fully sampled k-space; this file is already undersampled "

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 
 from monai_diffrecon.errors import InvalidValueError
+from monai_diffrecon.io.rasters import read_array
+from monai_diffrecon.io.shape_guard import check_spatial_size, spatial_divisor
 from monai_diffrecon.physics import Blur, Downsample, Identity, gaussian_kernel
 from monai_diffrecon.workflows.base import CaseWorkflow
 
@@ -38,19 +40,28 @@ def _measurement(task: str) -> str:
 
 
 def read_png(path: str | Path) -> torch.Tensor:
-    """A grey PNG as float32 ``(1, 1, H, W)`` in [0, 1] (8- or 16-bit; RGB is converted to luminance)."""
+    """A grey PNG as float32 ``(1, 1, H, W)`` in [0, 1] (8- or 16-bit; RGB(A), palette and grey+alpha images are
+    converted to luminance, alpha dropped). Typed errors name the file."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
+            if im.mode == "P":  # palette indices are not intensities
+                im = im.convert("RGBA")
+            elif im.mode == "LA":
+                im = im.getchannel("L")
+            elif im.mode not in ("1", "L", "RGB", "RGBA", "I", "I;16", "I;16B", "I;16L"):
+                im = im.convert("RGB")
             a = np.asarray(im)
-    except (OSError, UnidentifiedImageError) as e:
-        raise InvalidValueError(f"{path}: not a readable PNG ({type(e).__name__})") from None
+    except UnidentifiedImageError:
+        raise InvalidValueError(f"{path}: not a readable PNG (not an image file)") from None
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise InvalidValueError(f"{path}: not a readable PNG ({type(e).__name__}: {str(e)[:120]})") from None
     if a.ndim == 3:
         a = a[..., :3].astype(np.float64) @ np.array([0.2989, 0.587, 0.114])
         a = a / 255.0
     else:
-        a = a.astype(np.float64) / (65535.0 if a.dtype == np.uint16 or a.max() > 255 else 255.0)
+        a = a.astype(np.float64) / (65535.0 if a.dtype == np.uint16 or a.max(initial=0) > 255 else 255.0)
     if not np.isfinite(a).all() or a.size == 0:
         raise InvalidValueError(f"{path}: empty or non-finite image")
     return torch.from_numpy(a).float()[None, None]
@@ -69,14 +80,18 @@ def natural_datalist(input_dir: str | Path, task: str = "deblur") -> list[dict]:
     root, name = Path(input_dir), _measurement(task)
     if not root.exists():
         raise InvalidValueError(f"{root}: input folder not found")
+    if not root.is_dir():
+        raise InvalidValueError(f"{root}: a file; expected a case folder holding {name} (or a folder of case folders)")
     cases = [root] if (root / name).is_file() else sorted(p for p in root.iterdir() if (p / name).is_file())
     return [{"case": str(c)} for c in cases]
 
 
 def _read_kernel(path: Path) -> torch.Tensor:
-    k = torch.from_numpy(np.load(path, allow_pickle=False)).float()
+    """``kernel.npy`` as a float32 ``(h, w)`` kernel normalised to sum 1; typed errors name the file."""
+    k = torch.from_numpy(read_array(path).astype(np.float32))
     if k.ndim != 2 or not bool(torch.isfinite(k).all()) or float(k.sum()) <= 0 or float(k.min()) < 0:
-        raise InvalidValueError(f"{path}: a kernel must be a non-negative finite 2D array with a positive sum")
+        raise InvalidValueError(f"{path}: a kernel must be a non-negative finite 2D array with a positive sum, "
+                                f"got shape {tuple(k.shape)}")
     return k / k.sum()
 
 
@@ -118,6 +133,9 @@ class NaturalRestoration(CaseWorkflow):
         t0 = time.perf_counter()
         case = Path(item["case"])
         y = read_png(case / self.measurement)
+        f = self.sr_factor if self.task == "sr" else 1  # the prior sees the image at full resolution
+        check_spatial_size(case / self.measurement, (y.shape[-2] * f, y.shape[-1] * f), spatial_divisor(self.sampler),
+                           "image" if f == 1 else f"super-resolved image (×{f})")
         op, k, ref = self._operator(case, y)
         ys = 2 * y - 1  # the priors' range; every operator here is linear and preserves constants, so the offset commutes
         out = self.sample(ys, op, self.seed, self.num_samples)
@@ -160,7 +178,10 @@ class NaturalRestoration(CaseWorkflow):
         else:
             raise InvalidValueError(f"{case}: non-blind restoration needs the blur kernel (kernel.npy)")
         if k.shape[-1] > y.shape[-1] or k.shape[-2] > y.shape[-2]:
-            raise InvalidValueError(f"{kfile}: kernel {tuple(k.shape)} larger than the image {tuple(y.shape[-2:])}")
+            if kfile.is_file():
+                raise InvalidValueError(f"{kfile}: kernel {tuple(k.shape)} larger than the image {tuple(y.shape[-2:])}")
+            raise InvalidValueError(f"{case / self.measurement}: image {tuple(y.shape[-2:])} smaller than the blind "
+                                    f"method's kernel {tuple(k.shape)} (kernel_size)")
         return Blur(k), k, ref
 
     def write(self, out_dir: Path, results: dict, metrics: dict) -> None:

@@ -100,7 +100,8 @@ def spect_datalist(input_dir: str | Path) -> list[dict]:
     plus ``"truth"`` where the study folder holds a reference ``truth.npy`` (image metrics are then reported)."""
     root = Path(input_dir)
     if not root.is_dir():
-        raise DicomError(input_dir, "input folder not found")
+        problem = "a file, not a study folder (NM TOMO projections + CT series)" if root.exists() else "input folder not found"
+        raise DicomError(input_dir, problem)
     subdirs = sorted(p for p in root.iterdir() if p.is_dir())
     try:
         nm, ct = find_study(root)

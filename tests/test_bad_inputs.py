@@ -296,8 +296,7 @@ CASES[SAT] = [
 
 
 # known gaps, reported to their owners: strict, so the fix turns them into failures until the mark is removed
-XFAIL = {f"{SPECT}-matrix_30_not_for_the_network": "SPECTReconstruction.reconstruct has no network-size check "
-                                                   "(io.shape_guard.check_spatial_size): the UNet fails in sampling"}
+XFAIL: dict[str, str] = {}  # case id -> reason, for a known gap (strict: an XPASS fails too)
 
 
 def _param(bundle: str, name: str, make, setting: str | None = None):

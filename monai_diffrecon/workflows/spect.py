@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from monai_diffrecon.errors import DicomError, InvalidValueError, SeriesAssemblyError
+from monai_diffrecon.errors import DicomError, InvalidValueError, SeriesAssemblyError, ShapeError
 from monai_diffrecon.io.dicom_guard import get_str, get_strs, read_dataset
 from monai_diffrecon.io.dicom_write import NM_IMAGE_STORAGE, Derivation, write_nm_recon
 from monai_diffrecon.io.nifti import write_nifti
@@ -176,13 +176,24 @@ class SPECTReconstruction(CaseWorkflow):
         if truth is None:
             return None
         if isinstance(truth, (str, Path)):
-            truth = torch.from_numpy(np.load(truth, allow_pickle=False))
+            try:
+                arr = np.load(truth, allow_pickle=False)
+            except (OSError, ValueError) as e:
+                raise InvalidValueError(f"{truth}: not a readable reference volume ({type(e).__name__})") from None
+            grid = tuple(item["projector"].in_shape[-3:]) if "projector" in item else arr.shape
+            if arr.shape != grid or not np.issubdtype(arr.dtype, np.number):
+                raise ShapeError(f"{truth}: reference {arr.shape} {arr.dtype} does not match the reconstruction grid {grid}")
+            truth = torch.from_numpy(arr)
         return torch.as_tensor(truth, dtype=torch.float64) * (self.dose_fraction or 1.0)
 
     def reconstruct(self, item: dict) -> tuple[dict, dict]:
         t0 = time.perf_counter()
         meta = item["projections"].meta
         counts = item["projections"].as_tensor()[None] if hasattr(item["projections"], "as_tensor") else item["projections"][None]
+        from monai_diffrecon.io.shape_guard import check_spatial_size, spatial_divisor
+
+        source = meta.get("filename_or_obj", "the NM projections")  # the network sees transverse (X, Y) slices
+        check_spatial_size(source, item["projector"].in_shape[-3:-1], spatial_divisor(self.sampler), "reconstruction grid")
         counts, projector = self.select(counts, item["projector"])
         out = self.sample(counts, projector, self.seed, self.num_samples)
         x_init = out.init[0, 0] if out.init is not None else None  # the sampler's OSEM warm start, computed once

@@ -136,7 +136,7 @@ def net_forward_args(meta: dict) -> dict:
     operator ``A`` it came from (a blur when the measurement's format is ``"magnitude"``, else multi-coil MRI); any further image input (DB-CR's ``cloudy`` and ``sar``) as random data."""
     import torch
 
-    extra = {"timesteps": torch.tensor([10])}
+    extra = {"timesteps": torch.tensor([10], device="cpu")}
     inputs = meta["network_data_format"]["inputs"]
     if "measurement" in inputs:
         from monai_diffrecon.physics import Blur, ChannelsToComplex, MultiCoilMRI, birdcage_maps, gaussian_kernel
@@ -146,10 +146,10 @@ def net_forward_args(meta: dict) -> dict:
             A = Blur(gaussian_kernel(1.5, 9))
         else:  # multi-coil k-space
             A = MultiCoilMRI(birdcage_maps(inputs["measurement"]["num_channels"], shape), torch.ones(1, 1, 1, shape[-1])) @ ChannelsToComplex()
-        extra.update(y=A(torch.rand(1, inputs["image"]["num_channels"], *shape)), operator=A)
+        extra.update(y=A(torch.rand(1, inputs["image"]["num_channels"], *shape, device="cpu")), operator=A)
     for name, spec in inputs.items():  # further image inputs of the forward (e.g. DB-CR's cloudy image and SAR)
         if name not in ("image", "timesteps", "measurement") and spec.get("type") == "image":
-            extra[name] = torch.rand(1, spec["num_channels"], *spec["spatial_shape"])
+            extra[name] = torch.rand(1, spec["num_channels"], *spec["spatial_shape"], device="cpu")
     return extra
 
 

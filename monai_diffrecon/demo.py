@@ -125,7 +125,7 @@ def run_spect_demo(output: str | Path, config: DemoConfig | None = None, progres
     t0 = time.perf_counter()
     shape = (cfg.size,) * 3
     ph = cardiac_phantom(shape, cfg.voxel_mm)
-    angles = torch.arange(cfg.views, dtype=torch.float64) * (360.0 / cfg.views)
+    angles = torch.arange(cfg.views, dtype=torch.float64, device="cpu") * (360.0 / cfg.views)
     proj_full = SPECTProjector(angles, cfg.voxel_mm, ph["mu"], LEHR, radii_mm=cfg.radius_mm)
     truth = ph["activity"][None, None]
     expected = proj_full(truth)

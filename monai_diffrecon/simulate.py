@@ -45,10 +45,10 @@ def _natural(out: Path, n: int, seed: int, sigma: float = 0.02, size: int = 128,
         top, left = (x.shape[-2] - side) // 2, (x.shape[-1] - side) // 2
         x = torch.nn.functional.interpolate(x[..., top:top + side, left:left + side], size=(size, size), mode="area").clamp(0, 1)
         k = motion_blur_kernel(64, 0.5, g)
-        y = Blur(k)(x) + sigma * torch.randn(x.shape, generator=g)
-        noisy = x + denoise_sigma * torch.randn(x.shape, generator=g)
+        y = Blur(k)(x) + sigma * torch.randn(x.shape, generator=g, device="cpu")
+        noisy = x + denoise_sigma * torch.randn(x.shape, generator=g, device="cpu")
         low = Downsample(4)(x)
-        low = low + sigma * torch.randn(low.shape, generator=g)
+        low = low + sigma * torch.randn(low.shape, generator=g, device="cpu")
         d = out / f"image_{i:03d}_{name}"
         d.mkdir(parents=True)
         write_png(d / "blurred.png", y[0, 0].numpy())

@@ -25,7 +25,6 @@ from the back towards the patient's left*):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +32,7 @@ import numpy as np
 import torch
 
 from monai_diffrecon.errors import DicomError
-from monai_diffrecon.io.dicom_guard import get_float, get_floats, get_int, get_str, get_strs, get_tags, pixel_values, read_dataset, real_world_values, require
+from monai_diffrecon.io.dicom_guard import get_float, get_floats, get_int, get_str, get_strs, get_tags, pixel_values, read_dataset, real_world_values
 from monai_diffrecon.io.dicom_write import NM_IMAGE_STORAGE, DicomSource, EnergyWindow
 from monai_diffrecon.io.series import SeriesVolume, assemble_series
 
@@ -302,8 +301,6 @@ def read_ct_series(folder: str | Path, series_uid: str | None = None, tol_mm: fl
     Strict assembly (:func:`monai_diffrecon.io.series.assemble_series`). The LPS affine, the lineage and the
     assembly warnings are in ``meta["affine_lps"]``, ``meta["dicom_source"]``, ``meta["warnings"]``.
     """
-    from monai.data import MetaTensor
-
     vol = assemble_series(folder, series_uid=series_uid, tol_mm=tol_mm, modality="CT")
     return series_to_metatensor(vol, folder)
 

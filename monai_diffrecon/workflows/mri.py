@@ -144,7 +144,7 @@ class MRIReconstruction(CaseWorkflow):
         acs = acs_lines(mask)
         maps = item.get("maps")
         if maps is not None:
-            maps = torch.as_tensor(maps).to(torch.complex64)
+            maps = torch.as_tensor(maps, device="cpu").to(torch.complex64)  # workflows build on the CPU; sample() moves
             if maps.shape[-3] != k.shape[1]:
                 raise KSpaceError(path, f"coil maps have {maps.shape[-3]} coils, k-space has {k.shape[1]}")
             maps = maps.expand(k.shape[0], -1, -1, -1) if maps.ndim == 4 else maps[None].expand(k.shape[0], -1, -1, -1)

@@ -89,7 +89,7 @@ class SatelliteCloudRemoval(CaseWorkflow):
         case = Path(item["case"])
         cloudy_dn = read_raster(case, "cloudy", 4)
         geotags = read_geotags(_raster_file(case, "cloudy"))  # the output is on the cloudy raster's grid
-        sar_db = read_raster(case, "sar", 2) if self.use_sar else torch.zeros(2, *cloudy_dn.shape[-2:])
+        sar_db = read_raster(case, "sar", 2) if self.use_sar else torch.zeros(2, *cloudy_dn.shape[-2:], device="cpu")
         if sar_db.shape[-2:] != cloudy_dn.shape[-2:]:
             raise InvalidValueError(f"{case}: SAR {tuple(sar_db.shape[-2:])} and optical {tuple(cloudy_dn.shape[-2:])} are not co-registered")
         check_spatial_size(_raster_file(case, "cloudy"), cloudy_dn.shape[-2:], spatial_divisor(self.sampler), "raster")

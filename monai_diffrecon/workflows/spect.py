@@ -184,7 +184,7 @@ class SPECTReconstruction(CaseWorkflow):
             if arr.shape != grid or not np.issubdtype(arr.dtype, np.number):
                 raise ShapeError(f"{truth}: reference {arr.shape} {arr.dtype} does not match the reconstruction grid {grid}")
             truth = torch.from_numpy(arr)
-        return torch.as_tensor(truth, dtype=torch.float64) * (self.dose_fraction or 1.0)
+        return torch.as_tensor(truth, dtype=torch.float64, device="cpu") * (self.dose_fraction or 1.0)
 
     def reconstruct(self, item: dict) -> tuple[dict, dict]:
         t0 = time.perf_counter()

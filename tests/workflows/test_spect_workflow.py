@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 
-import numpy as np
 import pydicom
 import pytest
 import torch
@@ -13,7 +12,7 @@ from monai.data import Dataset
 from monai.transforms import Compose
 
 from monai_diffrecon.diffusion import DiffusionPrior, make_scheduler
-from monai_diffrecon.errors import DicomError, InvalidValueError, SeriesAssemblyError
+from monai_diffrecon.errors import DicomError, InvalidValueError
 from monai_diffrecon.networks import diffusion_unet
 from monai_diffrecon.samplers import SPECT25D
 from monai_diffrecon.transforms.dictionary import LoadSPECTStudyd

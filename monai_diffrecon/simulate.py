@@ -102,13 +102,15 @@ def simulate(kind: str, output: str | Path, n: int = 2, seed: int | None = None,
         if kind == "spect":
             from monai_diffrecon.workflows.spect import simulated_studies
 
-            made = [Path(it["case"]) for it in simulated_studies(tmp, n, seed=30_000 if seed is None else seed, progress=progress)]
+            made = [Path(it["case"]) for it in simulated_studies(tmp, n, seed=seed, progress=progress)]
         elif kind == "mri":
             from monai_diffrecon.workflows.mri import simulated_kspace_files
 
-            made = [Path(it["kspace"]) for it in simulated_kspace_files(tmp, n, seed=60_000 if seed is None else seed, progress=progress)]
+            made = [Path(it["kspace"]) for it in simulated_kspace_files(tmp, n, seed=seed, progress=progress)]
         else:
             fn = _natural if kind == "natural" else _satellite
-            made = fn(tmp, n, (70_000 if kind == "natural" else 80_000) if seed is None else seed)
+            from monai_diffrecon.evaluation.splits import seed_base
+
+            made = fn(tmp, n, seed_base("natural_patches" if kind == "natural" else "satellite", "test") if seed is None else seed)
         names = [p.relative_to(tmp) for p in made]
     return [str(out / nm) for nm in names]

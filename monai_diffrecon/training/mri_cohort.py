@@ -28,10 +28,11 @@ from monai_diffrecon.physics import estimate_coil_maps
 from monai_diffrecon.physics.functional.sense import sense_combine
 from monai_diffrecon.training.cohort_io import save_cohort
 from monai_diffrecon.errors import InvalidValueError
+from monai_diffrecon.evaluation.splits import SPLITS, seed_base
 
 __all__ = ["MRI_SEEDS", "build_mri_cohort", "cached_mri_cohort", "mri_acquisition"]
 
-MRI_SEEDS = {"train": 40_000, "clean": 40_000, "val": 50_000, "test": 60_000}
+MRI_SEEDS = {**{s: seed_base("mri", s) for s in SPLITS}, "clean": seed_base("mri", "train")}  # the split registry
 
 
 def mri_acquisition(image: torch.Tensor, seed: int, acceleration: float = 4.0, center_lines: int = 20, coils: int = 8,

@@ -24,10 +24,13 @@ from monai_diffrecon.data.natural import SKIMAGE_TRAIN, load_skimage, motion_blu
 from monai_diffrecon.physics.blur import gaussian_kernel
 from monai_diffrecon.physics.functional.devices import rand
 from monai_diffrecon.training.cohort_io import cached
+from monai_diffrecon.evaluation.splits import seed_base
 
 __all__ = ["cached_patch_cohort", "cached_kernel_cohort", "unit_kernels", "NATURAL_SEEDS"]
 
-NATURAL_SEEDS = {"patches": 100_000, "kernels": 110_000, "val_offset": 500_000}
+# the split registry (evaluation.splits): validation draws sit val_offset above the training ones
+NATURAL_SEEDS = {"patches": seed_base("natural_patches", "train"), "kernels": seed_base("natural_kernels", "train"),
+                 "val_offset": seed_base("natural_patches", "val") - seed_base("natural_patches", "train")}
 
 
 def cached_patch_cohort(path: str | Path, n_patches: int, size: int = 64, split: str = "train", scale: str = "signed") -> dict:

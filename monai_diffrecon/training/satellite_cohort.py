@@ -17,10 +17,11 @@ from tqdm.auto import tqdm
 from monai_diffrecon.data.satellite_sim import satellite_scene, sen12ms_normalize
 from monai_diffrecon.training.cohort_io import cached
 from monai_diffrecon.errors import InvalidValueError
+from monai_diffrecon.evaluation.splits import SPLITS, seed_base
 
 __all__ = ["SATELLITE_SEEDS", "cached_satellite_cohort"]
 
-SATELLITE_SEEDS = {"train": 90_000, "val": 190_000, "test": 290_000}
+SATELLITE_SEEDS = {s: seed_base("satellite", s) for s in SPLITS}  # the split registry (evaluation.splits)
 
 
 def _scenes(n_scenes: int, split: str, size: int, progress: bool) -> dict:

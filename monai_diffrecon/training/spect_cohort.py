@@ -29,10 +29,11 @@ from monai_diffrecon.recon.em import osem
 from monai_diffrecon.samplers.spect25d import spect_condition, spect_scale
 from monai_diffrecon.training.cohort_io import save_cohort
 from monai_diffrecon.errors import InvalidValueError
+from monai_diffrecon.evaluation.splits import SPLITS, STRIDE, seed_base
 
 __all__ = ["SEED_BASE", "simulate_volume", "build_cohort", "load_cohort", "cached_cohort"]
 
-SEED_BASE = {"train": 10_000, "val": 20_000, "test": 30_000}
+SEED_BASE = {s: seed_base("spect", s) for s in SPLITS}  # the split registry (monai_diffrecon.evaluation.splits)
 
 
 def simulate_volume(seed: int, size: int = 64, voxel_mm: float = 6.0, views: int = 60, full_counts: float = 4e6,
@@ -79,10 +80,10 @@ def build_cohort(out_path: str | Path, n_volumes: int, split: str = "train", pro
     (float16) to ``out_path``."""
     conds, targets, meta = [], [], []
     for i in tqdm(range(n_volumes), desc=f"cohort {split}", disable=not progress):
-        v = simulate_volume(SEED_BASE[split] + 7 * i, **kwargs)
+        v = simulate_volume(SEED_BASE[split] + STRIDE["spect"] * i, **kwargs)
         conds.append(v["cond"])
         targets.append(v["target"])
-        meta.append({"seed": SEED_BASE[split] + 7 * i, "mode": v["mode"], "dose": v["dose"], "views": v["views"], "scale": v["scale"]})
+        meta.append({"seed": SEED_BASE[split] + STRIDE["spect"] * i, "mode": v["mode"], "dose": v["dose"], "views": v["views"], "scale": v["scale"]})
     return save_cohort({"cond": torch.cat(conds), "target": torch.cat(targets), "meta": meta}, out_path)
 
 

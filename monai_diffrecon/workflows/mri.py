@@ -49,18 +49,21 @@ def kspace_datalist(input_dir: str | Path) -> list[dict]:
     return [{"case": str(f), "kspace": str(f)} for f in files]
 
 
-def simulated_kspace_files(out_dir: str | Path, n_slices: int = 16, size: int = 128, acceleration: float = 4.0, seed: int = 60_000,
+def simulated_kspace_files(out_dir: str | Path, n_slices: int = 16, size: int = 128, acceleration: float = 4.0, seed: int | None = None,
                            progress: bool = True) -> list[dict]:
     """Write ``n_slices`` held-out MNI152-based test slices (axial blocks never used for training) as fastMRI-style
     files with ``reconstruction_rss`` for scoring, and return their datalist — the evaluation set of
     ``evaluate.json``. Existing files are reused."""
     from monai_diffrecon.data.mri_sim import mni_mr_slices, write_mri_dataset
+    from monai_diffrecon.evaluation.splits import seed_base
+
+    seed = seed_base("mri", "test") if seed is None else seed  # the split registry's test seeds
 
     root = Path(out_dir)
     files = sorted(root.glob("test_*.h5")) if root.is_dir() else []
     if len(files) != n_slices:
         imgs = mni_mr_slices("test", n_slices, size=size, seed=seed)
-        with staged_directory(root) as tmp:
+        with staged_directory(root, overwrite=True) as tmp:  # our own cache of test files (a foreign folder is refused)
             write_mri_dataset(tmp, [(f"mni_{i:03d}", imgs[i]) for i in range(n_slices)], "test", acceleration=acceleration, seed=seed)
         files = sorted(root.glob("test_*.h5"))
     return [{"case": str(f), "kspace": str(f)} for f in files]

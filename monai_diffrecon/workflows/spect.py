@@ -63,24 +63,27 @@ def find_study(input_dir: str | Path) -> tuple[Path, Path | None]:
     return nm[0], folders.pop()
 
 
-def simulated_studies(out_dir: str | Path, n_studies: int = 20, seed: int = 30_000, size: int = 64, voxel_mm: float = 6.0,
+def simulated_studies(out_dir: str | Path, n_studies: int = 20, seed: int | None = None, size: int = 64, voxel_mm: float = 6.0,
                       views: int = 60, total_counts: float = 4e6, progress: bool = True) -> list[dict]:
     """Write ``n_studies`` held-out simulated SPECT/CT studies as DICOM (``out_dir/study_XXX``) with their noise-free
     reference ``truth.npy`` (full-dose expected counts per voxel, in the reconstruction's array layout) and return the
-    datalist (``projections``, ``ct``, ``truth``) — the evaluation set of ``evaluate.json``. Seeds from 30 000 are
-    never used for training (training 10 000+, validation 20 000+)."""
+    datalist (``projections``, ``ct``, ``truth``) — the evaluation set of ``evaluate.json``. ``seed``: the first seed
+    (default: the test split of :mod:`monai_diffrecon.evaluation.splits`, never used for training)."""
     from tqdm.auto import tqdm
 
     from monai_diffrecon.data.spect_study import simulate_spect_study
 
+    from monai_diffrecon.evaluation.splits import STRIDE, seed_base
+
     root = Path(out_dir)
+    seed = seed_base("spect", "test") if seed is None else seed
     items = []
     for i in tqdm(range(n_studies), desc="simulating studies", disable=not progress):
         d = root / f"study_{i:03d}"
         truth_file = d / "truth.npy"
         if not truth_file.is_file():
             with staged_directory(d) as tmp:
-                st = simulate_spect_study(tmp, seed=seed + 7 * i, size=size, voxel_mm=voxel_mm, views=views, total_counts=total_counts)
+                st = simulate_spect_study(tmp, seed=seed + STRIDE["spect"] * i, size=size, voxel_mm=voxel_mm, views=views, total_counts=total_counts)
                 np.save(tmp / "truth.npy", (st.activity.double() * st.counts_per_unit).numpy())
         nm, ct = find_study(d)
         items.append(_study_item(d, nm, ct))

@@ -76,3 +76,16 @@ def test_targets_json_merges_by_name(tmp_path):
     assert [e["name"] for e in doc] == ["t1", "t2"] and not doc[0]["met"]
     for k in ("name", "ours", "baseline", "difference", "ci_low", "ci_high", "threshold", "met", "results_file"):
         assert k in doc[0]
+
+
+def test_targets_json_is_generated_from_the_results_files():
+    """benchmarks/results/targets.json and targets.md are what benchmarks/targets.py computes from the per-case rows."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    r = subprocess.run([sys.executable, str(root / "benchmarks" / "targets.py"), "--check"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads((root / "benchmarks" / "results" / "targets.json").read_text())
+    assert len(doc) >= 25 and all(isinstance(e["met"], bool) for e in doc)

@@ -7,6 +7,12 @@ returns :class:`SamplerOutput`. Work that depends on the data alone — the star
 Tikhonov image) — is done once per call by :meth:`Sampler.initialise`, shared by the chains and returned as
 ``SamplerOutput.init``.
 
+Construction is uniform: every posterior sampler takes ``sigma_y``, the measurement noise std in the units of ``y``,
+and where a step size or weight should scale with the noise (or with the prior's ``data_range``) its default is
+derived from it (:func:`check_sigma_y`, :func:`data_scale`, :func:`prior_sigma_min`), so that a user who gives only
+the noise level gets a calibrated sampler; each class documents its formula, the paper's value and the closed-form
+figure (``tests/samplers``, ``benchmarks/results/sampler_closed_form.md``).
+
 Devices: everything follows ``y`` (and the operator and prior, which the caller puts on the same device); random
 draws come from the explicit generator on its own device and are moved to ``y``'s
 (:mod:`~monai_diffrecon.physics.functional.devices`), so a CPU generator gives the same chains on every device.
@@ -14,6 +20,7 @@ draws come from the explicit generator on its own device and are moved to ``y``'
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -21,7 +28,44 @@ from torch import nn
 
 from monai_diffrecon.errors import InvalidValueError
 
-__all__ = ["SamplerOutput", "Sampler", "Counter", "regularised_start"]
+__all__ = ["SamplerOutput", "Sampler", "Counter", "regularised_start", "check_sigma_y", "data_scale", "prior_sigma_min"]
+
+
+def check_sigma_y(sigma_y, name: str = "sigma_y", allow_none: bool = False, allow_zero: bool = False):
+    """The measurement noise std σ_y (data units, the same units as ``y``), validated: a finite number > 0 (``≥ 0`` with
+    ``allow_zero``: noiseless data), or ``None`` where the sampler can do without it (``allow_none``)."""
+    if sigma_y is None:
+        if allow_none:
+            return None
+        raise InvalidValueError(f"{name}: the measurement noise std is required (a number > 0), got None")
+    v = float(sigma_y)
+    if not math.isfinite(v) or not (v > 0 or (allow_zero and v == 0)):
+        raise InvalidValueError(f"{name}: must be {'≥' if allow_zero else '>'} 0 and finite, got {sigma_y}")
+    return v
+
+
+def data_scale(data_range) -> float:
+    """Half-width ``(hi − lo)/2`` of the prior's data range ``(lo, hi)`` (1 for images in [−1, 1]): the unit of every
+    default that lives in data units (couplings ρ, denoiser levels σ, guidance steps), so that the defaults follow
+    a prior trained on another range (e.g. [0, 1]: half of them)."""
+    try:
+        lo, hi = (float(v) for v in data_range)
+    except (TypeError, ValueError):
+        raise InvalidValueError(f"data_range: a pair (lo, hi), got {data_range!r}") from None
+    if not hi > lo:
+        raise InvalidValueError(f"data_range: need lo < hi, got {data_range!r}")
+    return (hi - lo) / 2
+
+
+def prior_sigma_min(prior) -> float:
+    """σ(0) = √((1 − ᾱ₀)/ᾱ₀), the smallest noise level of the prior's diffusion schedule (0.01 for the DDPM linear
+    schedule): below it the network was never trained, and a prior-step sample keeps about this much noise. 0 for a
+    prior without a schedule (a plain denoiser network)."""
+    ac = getattr(prior, "alphas_cumprod", None)
+    if ac is None:
+        return 0.0
+    a0 = float(ac.reshape(-1)[0]) if torch.is_tensor(ac) else float(ac[0])
+    return ((1 - a0) / a0) ** 0.5
 
 
 def regularised_start(y, operator, sigma_y: float):

@@ -22,7 +22,7 @@ import torch
 
 from monai_diffrecon.errors import ShapeError
 from monai_diffrecon.physics.blur import Blur, KernelBlur
-from monai_diffrecon.samplers.base import Sampler
+from monai_diffrecon.samplers.base import Sampler, check_sigma_y, data_scale
 from monai_diffrecon.samplers.engine import DiffusionLoop, ddim_noise
 from monai_diffrecon.samplers.pnp_dm import denoise_from_level, gaussian_likelihood_sample
 
@@ -40,26 +40,40 @@ class BlindPnPDM(Sampler):
         kernel_size: ``(kh, kw)`` support (defaults to the operator's kernel). kernel_scale: s of the prior's domain
             ``k̃ = 2k/s − 1``: a number (PRISM), or ``"max"`` for each kernel's own peak (the project's kernel cohort).
         num_iters, burn_in: Gibbs iterations and how many to discard.
-        rho: ``(ρ₀, decay, ρ_min)`` of the image coupling (PRISM: 1, 0.9, 0.1 for images in [−1, 1]).
+        rho: ``(ρ₀, decay, ρ_min)`` of the image coupling; default ``(w, 0.9, w/10)`` with w the half-width of
+            ``data_range`` (PRISM: 1, 0.9, 0.1 for images in [−1, 1]).
         kernel_rho: the same for the kernel coupling in the prior's domain (PRISM: 50, 0.9, 10 — its kernels are
             normalised by their sum there; rescale for other conventions).
-        sigma: ``(σ₀, decay, σ_min)`` of the working noise level (PRISM: 0.5, 0.98, 0.08 for a true σ_y = 0.05).
+        sigma: ``(σ₀, decay, σ_min)`` of the working noise level; default ``(10 σ_y, 0.98, 1.6 σ_y)``, PRISM's
+            (0.5, 0.98, 0.08) for its true σ_y = 0.05 scaled to the given ``sigma_y``: the likelihood steps start
+            loose (the kernel is still wrong, so the residual is far above σ_y) and end a little above σ_y.
         prior_steps: reverse steps of a full-length prior step (scaled by t*/T). cg_iters: kernel likelihood CG.
         kernel_threshold: after the kernel prior step, zero the values below this fraction of the kernel's peak before
             normalising to sum 1 (0 = PRISM's clip at 0 only; blind-deconvolution codes commonly use 1/20: on a 64²
             support the denoiser's small positive background otherwise carries as much mass as a thin motion path).
+        sigma_y: measurement noise std (data units); sets the default ``sigma`` (0.05: PRISM's setting, the previous
+            fixed default).
+        data_range: ``(lo, hi)`` of the image prior's data (default [−1, 1]); sets the default ``rho``.
+        prior_spacing: timesteps of the prior steps, ``"uniform"`` (default, ``prior_steps·t*/T`` steps) or ``"edm"``
+            (PnP-DM's EDM grid, more steps at small ρ); see
+            :func:`~monai_diffrecon.samplers.pnp_dm.denoise_from_level`.
     """
 
     def __init__(self, prior, kernel_prior, kernel_size: tuple[int, int] | None = None, kernel_scale: float | str = 0.05,
-                 num_iters: int = 200, burn_in: int = 100, rho=(1.0, 0.9, 0.1), kernel_rho=(1.0, 0.9, 0.2), sigma=(0.5, 0.98, 0.08),
-                 prior_steps: int = 50, cg_iters: int = 30, kernel_threshold: float = 0.0) -> None:
+                 num_iters: int = 200, burn_in: int = 100, rho=None, kernel_rho=(1.0, 0.9, 0.2), sigma=None,
+                 prior_steps: int = 50, cg_iters: int = 30, kernel_threshold: float = 0.0, sigma_y: float = 0.05,
+                 data_range: tuple[float, float] = (-1.0, 1.0), prior_spacing: str = "uniform") -> None:
         super().__init__(prior)
         self.kernel_prior = kernel_prior
         if kernel_scale != "max" and not (isinstance(kernel_scale, (int, float)) and kernel_scale > 0):
             raise ShapeError(f"kernel_scale: a positive number or 'max', got {kernel_scale!r}")
         self.kernel_size, self.kernel_scale = kernel_size, (kernel_scale if kernel_scale == "max" else float(kernel_scale))
         self.num_iters, self.burn_in = num_iters, burn_in
-        self.rho, self.kernel_rho, self.sigma = tuple(rho), tuple(kernel_rho), tuple(sigma)
+        self.sigma_y = check_sigma_y(sigma_y)
+        w, r = data_scale(data_range), self.sigma_y / 0.05
+        self.rho = (1.0 * w, 0.9, 0.1 * w) if rho is None else tuple(rho)
+        self.sigma = (0.5 * r, 0.98, 0.08 * r) if sigma is None else tuple(sigma)
+        self.kernel_rho, self.prior_spacing = tuple(kernel_rho), prior_spacing
         self.prior_steps, self.cg_iters, self.kernel_threshold = prior_steps, cg_iters, float(kernel_threshold)
         self.loop = DiffusionLoop(prior, noise=ddim_noise(1.0))
         self.kernel_loop = DiffusionLoop(kernel_prior, noise=ddim_noise(1.0))
@@ -98,9 +112,11 @@ class BlindPnPDM(Sampler):
         kept = 0
         for k in range(self.num_iters):
             rho_x, rho_k, sig = anneal(*self.rho, k), anneal(*self.kernel_rho, k), anneal(*self.sigma, k)
-            phi = self._from_prior(denoise_from_level(self.kernel_loop, self._to_prior(m), rho_k, self.prior_steps, generator, counter))
+            phi = self._from_prior(denoise_from_level(self.kernel_loop, self._to_prior(m), rho_k, self.prior_steps,
+                                                      generator, counter, spacing=self.prior_spacing))
             z = gaussian_likelihood_sample(x, y, Blur(phi), rho_x, sig, generator)
-            x = denoise_from_level(self.loop, z, rho_x, self.prior_steps, generator, counter)
+            x = denoise_from_level(self.loop, z, rho_x, self.prior_steps, generator, counter,
+                                   spacing=self.prior_spacing)
             rho_m = rho_k * self._scale(phi) / 2.0
             m = gaussian_likelihood_sample(phi, y, KernelBlur(x.detach(), tuple(phi.shape[-2:])), rho_m, sig, generator, self.cg_iters)
             if k >= self.burn_in:

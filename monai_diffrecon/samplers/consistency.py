@@ -1,9 +1,10 @@
 """Per-step consistency steps: MONAI ``Transform``s applied to the denoised estimate x̂₀ inside a sampler loop.
 
 Each step takes the loop's state dictionary and returns it with ``"x0"`` updated. Keys provided by the loop:
-``x0`` (current estimate), ``y`` (measurement), ``operator`` (LinearOperator), ``x_t``, ``t``, ``alpha_bar``,
-``sigma_t`` (VE noise level √((1−ᾱ)/ᾱ) of the step), ``step`` and ``num_steps``. Because they are plain MONAI
-transforms, a bundle config lists them (fully-qualified ``_target_``) and can reorder or replace them.
+``x0`` (current estimate), ``y`` (measurement), ``operator`` (LinearOperator), ``x_t``, ``t``, ``alpha_bar`` (ᾱ_t),
+``alpha_bar_prev`` (ᾱ of the step's target), ``sigma_t`` (VE noise level √((1−ᾱ)/ᾱ) of the step), ``step`` and
+``num_steps``. Because they are plain MONAI transforms, a bundle config lists them (fully-qualified ``_target_``) and
+can reorder or replace them.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from an intermediate ``t*``):
    arXiv 2010.02502) moves to t': ``x_t' = √ᾱ_t' x̂₀' + √(1 − ᾱ_t' − s²) ε̂' + s z``, with the noise level ``s``
    from the noise rule: DDIM ``η`` (η = 1 is DDPM's ancestral step, η = 0 deterministic) or DiffPIR's ``ζ``
    (``s² = ζ(1 − ᾱ_t')``);
-4. optional guidance (DPS): ``x_t' ← x_t' − ζ ∇_{x_t} ‖y − A x̂₀(x_t)‖``, the only case with gradients on.
+4. optional guidance (DPS): ``x_t' ← x_t' − ζ_t ∇_{x_t} ‖y − A x̂₀(x_t)‖``, the only case with gradients on.
 
 The update is written here instead of calling ``scheduler.step()`` because MONAI 1.6's steppers assume a step
 size other than the one ``set_timesteps`` produces: ``DDIMScheduler.step`` moves to ``t − T // N`` while the
@@ -49,14 +49,33 @@ def diffpir_noise(zeta: float) -> Callable[[torch.Tensor, torch.Tensor], torch.T
     return rule
 
 
-def dps_guidance(zeta: float) -> Callable:
-    """DPS (arXiv 2209.14687): returns ``ζ ∇_{x_t} ‖y − A x̂₀(x_t)‖`` (official code's normalised step)."""
+def dps_guidance(zeta: float, sigma_y: float | None = None) -> Callable:
+    """DPS (arXiv 2209.14687): returns ``ζ_t ∇_{x_t} ‖y − A x̂₀(x_t)‖``, one residual norm per batch element.
+
+    ``ζ_t = ζ``: the paper's normalised step ζ_i = ζ'/‖y − A x̂₀‖ on the squared norm (the official code applies it
+    as a step on the norm), a step of fixed size in data units whatever the residual. With ``sigma_y``:
+    ``ζ_t = min(ζ, ‖r‖ β/(√α (σ_y² + β)))`` with ``β = 1 − ᾱ_t/ᾱ_t'`` and ``α = 1 − β`` of the step — never more than
+    the reverse-SDE step of the likelihood the method approximates, N(y; A x̂₀, σ_y²I) (DPS eq. 16), taken in its
+    stable implicit form (the explicit β/σ_y² overshoots once β > 2σ_y² for a unit-norm A) — and no step on the
+    last, noise-free step to x̂₀ (there a likelihood drift has no injected noise to balance it and pulls every
+    sample towards y: the measured pixels' spread collapsed to 0 at σ_y = 0.01). Without the bound the fixed-size
+    step keeps moving the sample by ≈ ζ after the residual has reached the noise level: at σ_y = 0.01 the
+    closed-form inpainting posterior's std came out 23× too large (3.9 % off with it).
+    """
 
     def guide(x_t: torch.Tensor, x0: torch.Tensor, state: dict) -> torch.Tensor:
         r = state["operator"](x0) - state["y"]
-        norms = torch.linalg.vector_norm(r.reshape(r.shape[0], -1), dim=1)  # one residual norm per batch element
+        norms = torch.linalg.vector_norm(r.reshape(r.shape[0], -1), dim=1)
         (grad,) = torch.autograd.grad(norms.sum(), x_t)
-        return zeta * grad
+        if sigma_y is None:
+            return zeta * grad
+        a, a_prev = (float(state[k].reshape(-1)[0]) for k in ("alpha_bar", "alpha_bar_prev"))
+        if a_prev >= 1:
+            return torch.zeros_like(grad)
+        beta = 1 - a / a_prev
+        bound = norms.detach() * beta / ((1 - beta) ** 0.5 * (sigma_y**2 + beta))
+        step = bound.clamp(max=zeta).to(grad.dtype)
+        return step.reshape(-1, *([1] * (grad.ndim - 1))) * grad
 
     return guide
 
@@ -124,7 +143,8 @@ class DiffusionLoop:
             if counter is not None:
                 counter += 1
             state = {"x0": x0.detach(), "y": y, "operator": operator, "x_t": x_t, "t": t, "alpha_bar": a,
-                     "sigma_t": torch.sqrt((1 - a) / a), "step": i, "num_steps": len(targets), "cond": cond}
+                     "alpha_bar_prev": a_prev, "sigma_t": torch.sqrt((1 - a) / a), "step": i, "num_steps": len(targets),
+                     "cond": cond}
             for step in self.x0_steps:
                 state = step(state)
             x0c = state["x0"]

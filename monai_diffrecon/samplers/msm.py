@@ -19,7 +19,7 @@ from monai_diffrecon.diffusion.schedule import timestep_sequence
 from monai_diffrecon.errors import InvalidValueError, ShapeError
 from monai_diffrecon.physics.functional.devices import rand
 from monai_diffrecon.physics.functional.sense import channels_to_complex, complex_randn, complex_to_channels, sense_combine, sense_expand
-from monai_diffrecon.samplers.base import Sampler
+from monai_diffrecon.samplers.base import Sampler, check_sigma_y
 
 __all__ = ["MSMSampler", "draw_training_mask"]
 
@@ -53,6 +53,12 @@ class MSMSampler(Sampler):
         num_steps: DDIM steps (paper: 200). loops: w stochastic loops per step (paper: 3 for MRI).
         eta: DDIM η (paper: 0.85 for inverse problems, 1.0 for generation).
         gamma: data-step size γ (paper: 2.0 in its own scaling; 1.0 here replaces the measured lines by y).
+        sigma_y: std of the k-space noise (per real/imaginary component, the units of ``y``). 0 (default): noiseless
+            data, the step replaces the measured lines by y. > 0: the step is damped as in DDNM⁺ (arXiv 2212.00490),
+            ``γ_t = γ σ_t²/(σ_t² + σ_y²)`` with σ_t = √((1−ᾱ_t)/ᾱ_t) the noise level of the step — the Wiener weight
+            of y against an estimate whose error is σ_t — so the last steps stop copying the noise into the
+            measured lines (with γ = 1 they would keep y's noise: the measured lines' posterior std would be σ_y
+            instead of σ_y·s/√(s² + σ_y²), and their mean y instead of the shrunken one).
         acceleration, center_lines: the training mask distribution p(S).
         clip: if set, x̂₀ magnitudes are clipped to ``clip`` (the images are normalised by
             :func:`~monai_diffrecon.data.mri_sim.acs_scale`, peak ≈ 1), as DDPM's reference sampler clips x̂₀ to the data
@@ -66,8 +72,10 @@ class MSMSampler(Sampler):
     """
 
     def __init__(self, prior, num_steps: int = 50, loops: int = 3, eta: float = 0.85, gamma: float = 1.0, acceleration: float = 4.0,
-                 center_lines: int = 20, clip: float | None = None, t_start: float | None = None, init_iters: int = 10) -> None:
+                 center_lines: int = 20, clip: float | None = None, t_start: float | None = None, init_iters: int = 10,
+                 sigma_y: float = 0.0) -> None:
         super().__init__(prior)
+        self.sigma_y = check_sigma_y(sigma_y, allow_zero=True)
         self.t_start, self.init_iters = t_start, init_iters
         if clip is not None and not clip > 0:
             raise InvalidValueError(f"clip: must be > 0 or None, got {clip}")
@@ -76,6 +84,13 @@ class MSMSampler(Sampler):
             raise InvalidValueError("num_steps and loops must be ≥ 1")
         self.num_steps, self.loops, self.eta, self.gamma = num_steps, loops, eta, gamma
         self.acceleration, self.center_lines = acceleration, center_lines
+
+    def data_weight(self, a: torch.Tensor):
+        """γ_t of the data step at ᾱ_t = ``a``: γ, damped by σ_t²/(σ_t² + σ_y²) for noisy data (see ``sigma_y``)."""
+        if not self.sigma_y:
+            return self.gamma
+        s2 = (1 - a) / a
+        return self.gamma * s2 / (s2 + self.sigma_y**2)
 
     def _x0(self, s_t, mask, maps, t, a):
         u = sense_combine(s_t, maps, mask)
@@ -126,7 +141,7 @@ class MSMSampler(Sampler):
                 counter += 1
                 s_hat = sense_expand(x0, maps, S)
                 if self.gamma:
-                    s_hat = S * (s_hat - self.gamma * acq * (s_hat - y))
+                    s_hat = S * (s_hat - self.data_weight(a) * acq * (s_hat - y))
                 eps_k = (s_t - torch.sqrt(a) * s_hat) / torch.sqrt(1 - a)
                 renoised = torch.sqrt(a) * s_hat + torch.sqrt((1 - a - s_in**2).clamp_min(0)) * eps_k + s_in * complex_randn(z.shape, generator, device=z.device)
                 z = S * renoised + (1 - S) * z
@@ -142,6 +157,7 @@ class MSMSampler(Sampler):
             c2 = torch.sqrt((1 - a_prev - c1**2).clamp_min(0))
             z = torch.sqrt(a_prev) * z_hat + c2 * eps_z + c1 * complex_randn(z.shape, generator, device=z.device)
             a_up = a
-        if self.gamma:
-            z_hat = z_hat - self.gamma * acq * (z_hat - y)  # final data consistency on the acquired lines
+        if self.gamma:  # final data consistency on the acquired lines (noisy data: those the last loops did not step)
+            last = acq if not self.sigma_y else acq * (cover == 0)
+            z_hat = z_hat - self.data_weight(a) * last * (z_hat - y)
         return sense_combine(z_hat, maps), None, None

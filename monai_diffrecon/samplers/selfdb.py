@@ -15,7 +15,7 @@ import torch
 
 from monai_diffrecon.errors import InvalidValueError, ShapeError
 from monai_diffrecon.physics.functional.sense import complex_randn, sense_combine, sense_expand
-from monai_diffrecon.samplers.base import Sampler
+from monai_diffrecon.samplers.base import Sampler, check_sigma_y
 from monai_diffrecon.samplers.bridge import run_bridge
 from monai_diffrecon.training.selfdb import selfdb_predict
 
@@ -28,11 +28,16 @@ class SelfDBSampler(Sampler):
         num_steps: bridge steps (1 = direct prediction). t_start: time of the acquired data on the bridge.
         sigma_max: bridge noise (as in training). gamma: data-step size. support: ``"acquired"`` or ``"full"``.
         num_train_steps: the timestep scale the network was trained with (t·(T−1)).
+        sigma_y: std of the k-space noise (per real/imaginary component, the units of ``y``); accepted for the
+            samplers' uniform construction and recorded, not used: SelfDB is trained on the noisy measurements
+            themselves (its loss is ‖M A f_θ − y‖²), so the network's estimate of the acquired lines already is the
+            noisy y and the data step (``gamma``) needs no noise-dependent weight.
     """
 
     def __init__(self, prior, num_steps: int = 1, t_start: float = 1.0, sigma_max: float = 0.05, gamma: float = 1.0,
-                 support: str = "acquired", num_train_steps: int = 1000) -> None:
+                 support: str = "acquired", num_train_steps: int = 1000, sigma_y: float | None = None) -> None:
         super().__init__(prior)
+        self.sigma_y = check_sigma_y(sigma_y, allow_none=True, allow_zero=True)
         if support not in ("acquired", "full"):
             raise InvalidValueError(f"support: 'acquired' or 'full', got {support!r}")
         self.num_steps, self.t_start, self.sigma_max, self.gamma, self.support = num_steps, t_start, sigma_max, gamma, support

@@ -71,13 +71,21 @@ class SPECT25D(Sampler):
         t_start: ``None``: start from pure noise at the last timestep. A timestep ``< T``: start from the initial
             reconstruction diffused to ``t_start`` (``√ᾱ·x_init + √(1−ᾱ)·n``, "come closer, diffuse faster", Chung et
             al. CVPR 2022) — skips the high-noise steps where an ε-prediction network's x̂₀ is least reliable.
+        sigma_y: accepted for the samplers' uniform construction; must be ``None``. The projections are Poisson
+            counts, whose noise is set by the counts themselves (variance = mean), so there is no σ_y to give: the
+            data steps use the Poisson likelihood (MLEM), and ``prox_lam`` weighs it against the prior in units of
+            the step's own noise level. A number raises :class:`~monai_diffrecon.errors.InvalidValueError` instead
+            of being ignored.
     """
 
     def __init__(self, prior, num_steps: int = 20, eta: float = 1.0, neighbours: int = 1, mlem_iterations: int = 2, tv_weight: float = 0.002,
                  tv_3d: bool = False, init_iterations: int = 4, init_subsets: int = 8, shared_noise: bool = True,
                  conditional: bool = True, zeta: float | None = None, prox_lam: float | None = None,
-                 t_start: float | None = None) -> None:
+                 t_start: float | None = None, sigma_y: None = None) -> None:
         super().__init__(prior)
+        if sigma_y is not None:
+            raise InvalidValueError(f"sigma_y: SPECT25D models Poisson counts (variance = mean), there is no Gaussian "
+                                    f"σ_y to set; leave it None (got {sigma_y})")
         if neighbours < 0 or mlem_iterations < 0 or tv_weight < 0:
             raise InvalidValueError("neighbours, mlem_iterations and tv_weight must be ≥ 0")
         self.num_steps, self.eta, self.neighbours = num_steps, eta, neighbours

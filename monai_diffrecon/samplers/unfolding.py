@@ -9,10 +9,13 @@ network. One NFE = one call of the unrolled network (K prior-block evaluations).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from monai_diffrecon.diffusion.prior import DiffusionPrior
-from monai_diffrecon.errors import ShapeError
+from monai_diffrecon.errors import InvalidValueError, ShapeError
+from monai_diffrecon.samplers.base import check_sigma_y
 from monai_diffrecon.samplers.diffusion_samplers import DiffusionSampler
 
 __all__ = ["UnfoldingPrior", "DiffUnfolding"]
@@ -39,14 +42,25 @@ class DiffUnfolding(DiffusionSampler):
     Args:
         prior: an :class:`UnfoldingPrior` (or the bare :class:`UnfoldedDenoiser` plus ``scheduler``).
         num_steps: DDIM steps (NFE), 10 by default. eta: DDIM noise (0 = deterministic).
+        sigma_y: measurement noise std (data units). The data term lives in the network, which weighs it with the
+            σ_y it was built and trained with (``UnfoldedDenoiser.sigma_y``); ``None`` takes that one, and a different
+            value raises :class:`~monai_diffrecon.errors.InvalidValueError` (retrain or rebuild the network for it)
+            instead of being ignored.
     """
 
-    def __init__(self, prior, num_steps: int = 10, eta: float = 0.0, scheduler=None) -> None:
+    def __init__(self, prior, num_steps: int = 10, eta: float = 0.0, scheduler=None,
+                 sigma_y: float | None = None) -> None:
         if not isinstance(prior, UnfoldingPrior):
             from monai_diffrecon.diffusion import make_scheduler
 
             prior = UnfoldingPrior(prior, scheduler if scheduler is not None else make_scheduler())
+        own = getattr(prior.network, "sigma_y", None)
+        sigma_y = check_sigma_y(sigma_y, allow_none=True)
+        if sigma_y is not None and own is not None and not math.isclose(sigma_y, float(own), rel_tol=1e-6):
+            raise InvalidValueError(f"sigma_y: the unrolled network weighs its data term with σ_y = {own}, "
+                                    f"got {sigma_y}")
         super().__init__(prior, num_steps, eta=eta)
+        self.sigma_y = sigma_y if sigma_y is not None else (None if own is None else float(own))
 
     def condition(self, y, operator):
         return (y, operator)  # the unrolled network takes the measurement and the operator

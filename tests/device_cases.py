@@ -142,7 +142,8 @@ def pnpdm():
     from monai_diffrecon.samplers import PnPDM
 
     op, y = _blur_problem(7)
-    return _sample(PnPDM(_gauss_prior(), sigma_y=0.05, num_iters=4, burn_in=2, rho0=1.0, rho_min=0.1, prior_steps=20), y, op)
+    return _sample(PnPDM(_gauss_prior(), sigma_y=0.05, num_iters=4, burn_in=2, rho0=1.0, rho_min=0.1, prior_steps=20,
+                         prior_spacing="uniform"), y, op)
 
 
 @case
@@ -151,7 +152,7 @@ def score_pnp():
 
     op, y = _blur_problem(8)
     prior = _gauss_prior()
-    smp = {a: ScorePnP(prior, a, num_iters=4, sigma_y=0.05) for a in ("admm", "hqs", "red", "pgm")}
+    smp = {a: ScorePnP(prior, a, num_iters=4, sigma_y=0.05, sigma_start=0.5, sigma_end=0.01, lam=0.27) for a in ("admm", "hqs", "red", "pgm")}
     return lambda: {f"{a}.{k}": v for a, s in smp.items() for k, v in _out(s(y, op, generator=_g(1), progress=False)).items()}
 
 
@@ -207,7 +208,7 @@ def reld():
     ds = Downsample(2).double()
     yd = ds(torch.rand(1, 1, 8, 8, generator=g, dtype=torch.float64))
     prior = _gauss_prior(0.4, 0.3)
-    a, b = RELD(prior, num_iters=4, beta=2.0, step=0.2), RELD(prior, num_iters=3, output="image")
+    a, b = RELD(prior, num_iters=4, beta=2.0, step=0.2, lam=0.5), RELD(prior, num_iters=3, output="image", lam=0.5)
     return lambda: {**{f"blur.{k}": v for k, v in _out(a(y, op, generator=_g(1), progress=False)).items()},
                     **{f"sr.{k}": v for k, v in _out(b(yd, ds, generator=_g(1), progress=False)).items()}}
 

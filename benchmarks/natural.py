@@ -45,7 +45,7 @@ from monai_diffrecon.networks import diffusion_unet, load_verified
 from monai_diffrecon.physics import Blur, gaussian_kernel
 from monai_diffrecon.samplers import PnPDM
 from monai_diffrecon.samplers.blind_pnpdm import BlindPnPDM
-from monai_diffrecon.workflows.natural import kernel_rmse
+from monai_diffrecon.metrics.alignment import kernel_rmse
 
 from _shards import sharded_command  # noqa: E402 (sibling script module)
 

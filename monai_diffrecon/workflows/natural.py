@@ -26,6 +26,7 @@ from monai_diffrecon.errors import InvalidValueError
 from monai_diffrecon.io.rasters import read_array
 from monai_diffrecon.io.shape_guard import check_spatial_size, spatial_divisor
 from monai_diffrecon.physics import Blur, Downsample, Identity, gaussian_kernel
+from monai_diffrecon.metrics.alignment import aligned_image_metrics, kernel_rmse
 from monai_diffrecon.workflows.base import CaseWorkflow
 
 __all__ = ["NaturalRestoration", "natural_datalist", "read_png", "write_png", "MEASUREMENTS"]
@@ -95,16 +96,6 @@ def _read_kernel(path: Path) -> torch.Tensor:
     return k / k.sum()
 
 
-def kernel_rmse(est: torch.Tensor, truth: torch.Tensor, max_shift: int = 8) -> float:
-    """RMSE between two kernels (both summing to 1) after the integer shift (|shift| ≤ ``max_shift``) that aligns them
-    best: a blind method recovers the kernel only up to a translation of the image."""
-    best = float("inf")
-    for dy in range(-max_shift, max_shift + 1):
-        for dx in range(-max_shift, max_shift + 1):
-            best = min(best, float((torch.roll(est, (dy, dx), (0, 1)) - truth).pow(2).mean().sqrt()))
-    return best
-
-
 class NaturalRestoration(CaseWorkflow):
     """Args:
         dataset: items ``{"case": folder}`` (:func:`natural_datalist`). sampler: called as ``sampler(y, Blur(k), …)``.
@@ -160,6 +151,8 @@ class NaturalRestoration(CaseWorkflow):
                 for name, x in (("ours", restored), ("blurred", shown[0, 0])):
                     metrics[f"{name}_psnr"] = float(PSNRMetric(max_val=1.0)(x[None, None], truth))
                     metrics[f"{name}_ssim"] = float(SSIMMetric(spatial_dims=2, data_range=1.0)(x[None, None], truth))
+                if self.blind:  # blind deblurring is defined up to a translation: also score after the best integer shift
+                    metrics.update({f"ours_{k}": v for k, v in aligned_image_metrics(restored.double(), truth[0, 0].double()).items()})
         return res, metrics
 
     def _operator(self, case: Path, y: torch.Tensor):

@@ -116,17 +116,22 @@ def spect_datalist(input_dir: str | Path) -> list[dict]:
             folder = root  # NM only, in its own series folder: the study is `root`
         return [_study_item(folder, nm, ct)]
     except DicomError as e:
-        if "found 0" in e.problem or not subdirs:
-            items = []
-            for d in subdirs:
-                try:
-                    nm, ct = find_study(d)
-                except DicomError:
-                    continue
-                items.append(_study_item(d, nm, ct))
-            if items:
-                return items
-        raise
+        # not one study: a folder of study folders (like `diffrecon simulate spect --n 2` writes) gives one item per
+        # sub-folder holding a study; a sub-folder with an NM file that is not a valid study is an error, not skipped
+        if not subdirs or e.tag not in ("ImageType", "SeriesInstanceUID"):
+            raise
+        items = []
+        for d in subdirs:
+            try:
+                nm, ct = find_study(d)
+            except DicomError as sub:
+                if sub.tag == "ImageType" and "found 0" in sub.problem:
+                    continue  # no NM projections here: not a study folder
+                raise
+            items.append(_study_item(d, nm, ct))
+        if not items:
+            raise
+        return items
 
 
 class SPECTReconstruction(CaseWorkflow):

@@ -130,3 +130,16 @@ def test_study_discovery_and_view_selection_errors(study, tiny_sampler, tmp_path
     assert not (tmp_path / "o").exists()
     with pytest.raises(InvalidValueError, match="dose_fraction"):
         SPECTReconstruction(ds, tmp_path / "o", tiny_sampler, dose_fraction=1.5)
+
+
+def test_a_folder_of_study_folders_gives_one_item_per_study(study, tmp_path):
+    """What `diffrecon simulate spect --n 2` writes: each sub-folder is a study; a broken one is an error, not skipped."""
+    src = study.nm_file.parent.parent
+    for name in ("study_a", "study_b"):
+        shutil.copytree(src, tmp_path / "cohort" / name)
+    (tmp_path / "cohort" / "notes").mkdir()  # a folder without NM projections is not a study: ignored
+    items = spect_datalist(tmp_path / "cohort")
+    assert [item["case"] for item in items] == [str(tmp_path / "cohort" / n) for n in ("study_a", "study_b")]
+    shutil.copy(study.nm_file, tmp_path / "cohort" / "study_b" / "second_nm.dcm")  # study_b now holds two NM files
+    with pytest.raises(DicomError, match="found 2"):
+        spect_datalist(tmp_path / "cohort")

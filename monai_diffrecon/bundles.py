@@ -121,7 +121,6 @@ def bundle_prior(name_or_path: str | Path, trust_config: bool = False):
 
 def describe_bundle(name_or_path: str | Path) -> dict:
     """Name, version, task and whether its weights are present, from ``configs/metadata.json``."""
-    import json
 
     root = bundle_path(name_or_path, trust_config=True)
     meta = json.loads((root / "configs" / "metadata.json").read_text())
@@ -157,7 +156,6 @@ def verify_bundle(name_or_path: str | Path, schema: str | Path | None = None) ->
     """Check a bundle: metadata against MONAI's schema (``schema``: default the copy shipped in the package,
     :data:`META_SCHEMA`, so no internet is needed), the weights' sha256 against the metadata, and the network's
     input/output shapes against ``network_data_format``. Returns ``{check: "ok" | message}``; raises nothing."""
-    import json
 
     from monai_diffrecon.networks.weights import sha256_file
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from monai_diffrecon.errors import InvalidValueError, unwrap
-from monai_diffrecon.io.staging import check_output, staged_directory
+from monai_diffrecon.io.staging import staged_directory
 
 __all__ = ["CaseWorkflow", "summarize", "make_summary", "case_ids", "SUMMARY"]
 
@@ -92,7 +92,8 @@ def _item_name(item, i: int) -> str:
 
 
 def _item_paths(item) -> list[str]:
-    return [str(v) for v in item.values() if isinstance(v, (str, Path))] if isinstance(item, dict) else []
+    """The files and folders a raw datalist item reads (values that are existing paths)."""
+    return [str(v) for v in item.values() if isinstance(v, (str, Path)) and Path(v).exists()] if isinstance(item, dict) else []
 
 
 class CaseWorkflow:
@@ -142,15 +143,14 @@ class CaseWorkflow:
     def run(self) -> list[dict]:
         """Reconstruct every case and write ``output_dir`` (module doc); returns the per-case metrics."""
         n = len(self.dataset)
-        check_output(self.output_dir, [self.input_dir], self.overwrite)  # the output rule first, whatever the input holds
-        if n == 0:
-            raise self._empty()
         raw = list(getattr(self.dataset, "data", self.dataset))  # MONAI Dataset: its raw datalist; a list: itself
         raw = raw if len(raw) == n else [None] * n
         inputs = [self.input_dir, *(p for it in raw for p in _item_paths(it))]
         ids = case_ids([_item_name(it, i) for i, it in enumerate(raw)])
         records = []
-        with staged_directory(self.output_dir, self.overwrite, inputs=inputs) as root:
+        with staged_directory(self.output_dir, self.overwrite, inputs=inputs) as root:  # the output rule first
+            if n == 0:
+                raise self._empty()
             for i in range(n):
                 try:
                     item = self.dataset[i]

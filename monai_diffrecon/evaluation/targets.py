@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from monai_diffrecon.evaluation.results import Results
 
-__all__ = ["Target", "check_target", "baseline_guard", "targets_section", "update_targets_json"]
+__all__ = ["Target", "check_target", "baseline_guard", "targets_section", "update_targets_json", "target_spec", "evaluate_results_doc"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,22 @@ def check_target(results: Results, target: Target) -> dict:
     return {"name": target.name, "ours": target.ours, "baseline": target.baseline, "metric": target.metric,
             "where": target.where, "ours_mean": ours.mean, "baseline_mean": base.mean, "difference": d.mean, "ci_low": d.low,
             "ci_high": d.high, "n": d.n, "threshold": target.threshold, "met": met, **guard, "results_file": target.results_file}
+
+
+def target_spec(target: Target, case_keys: Sequence[str], protocol: str, rows_key: str = "rows", method_key: str = "method") -> dict:
+    """The JSON form of ``target`` a results file stores under ``"targets"``, so that ``benchmarks/targets.py``
+    re-computes the verdict from the file's own rows (``doc[rows_key]``, cases identified by ``case_keys``)."""
+    return {**asdict(target), "case_keys": list(case_keys), "protocol": protocol, "rows_key": rows_key, "method_key": method_key}
+
+
+def evaluate_results_doc(doc: dict) -> list[dict]:
+    """The ``targets.json`` entries of every :func:`target_spec` in a results document (``doc["targets"]``)."""
+    names = {f.name for f in fields(Target)}
+    out = []
+    for spec in doc.get("targets", []):
+        results = Results(doc[spec["rows_key"]], spec["case_keys"], spec["method_key"])
+        out.append({**check_target(results, Target(**{k: v for k, v in spec.items() if k in names})), "protocol": spec["protocol"]})
+    return out
 
 
 def targets_section(entries: Iterable[dict], unit: str = "dB") -> list[str]:

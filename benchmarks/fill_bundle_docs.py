@@ -17,6 +17,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 BLOCKS = {
     "spect-results": ("spect_cardiac_diffusion", "spect.md",
                       lambda h: h.startswith(("dose", "Reference", "Targets")) or re.match(r"\d+ views?$", h) is not None),
+    "unfolding-results": ("natural_unfolding_deblur", "unfolding.md", lambda h: h.startswith(("Test results", "Targets"))),
+    "score-pnp-results": ("natural_blind_deblur", "score_pnp.md", lambda h: h.startswith(("Test results", "Targets"))),
     "satellite-baselines": ("satellite_cloud_removal", "satellite_baselines.md", lambda h: h.startswith(("Test results", "Targets"))),
 }
 

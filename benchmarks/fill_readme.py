@@ -102,8 +102,8 @@ def spect() -> tuple[dict, str]:
         o, b = mean(rows, "psnr_heart_ref", setting=s, method=ours), mean(rows, "psnr_heart_ref", setting=s, method="OSEM + filter")
         ot, bt = mean(rows, "psnr_heart", setting=s, method=ours), mean(rows, "psnr_heart", setting=s, method="OSEM + filter")
         key = s.replace(" ", "_").replace("%", "pct")
-        metrics[f"heart_psnr_db_vs_full_dose_{key}"] = {"ours": round(o, 2), "osem_filter": round(b, 2)}
-        metrics[f"heart_psnr_db_vs_phantom_{key}"] = {"ours": round(ot, 2), "osem_filter": round(bt, 2)}
+        metrics[f"heart_psnr_db_{key}_vs_full_dose"] = {"ours": round(o, 2), "osem_filter": round(b, 2)}
+        metrics[f"heart_psnr_db_{key}_vs_phantom"] = {"ours": round(ot, 2), "osem_filter": round(bt, 2)}
         e = next(v for k, v in tgt.items() if k.startswith(f"SPECT {label}:") and "full-dose" in k)
         parts.append(f"{f2(o)} vs {f2(b)} dB at {s} (target +{e['threshold']:g} dB {'met' if e['met'] else 'missed'}: "
                      f"{e['difference']:+.2f} [{e['ci_low']:+.2f}, {e['ci_high']:+.2f}])")

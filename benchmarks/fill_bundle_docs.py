@@ -18,6 +18,7 @@ BLOCKS = {
     "spect-results": ("spect_cardiac_diffusion", "spect.md",
                       lambda h: h.startswith(("dose", "Reference", "Targets")) or re.match(r"\d+ views?$", h) is not None),
     "unfolding-results": ("natural_unfolding_deblur", "unfolding.md", lambda h: h.startswith(("Test results", "Targets"))),
+    "mri-unfolding-results": ("mri_multicoil_unfolding", "unfolding_mri.md", lambda h: h.startswith(("Test results", "Paired", "Targets"))),
     "score-pnp-results": ("natural_blind_deblur", "score_pnp.md", lambda h: h.startswith(("Test results", "Targets"))),
     "natural-results": ("natural_blind_deblur", "natural.md", lambda h: h.startswith(("σ_y", "Targets"))),
     "reld-results": ("natural_reld", "reld.md", lambda h: h.startswith(("denoise", "deblur", "sr", "Targets"))),

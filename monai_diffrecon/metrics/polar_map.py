@@ -62,7 +62,7 @@ def aha17_labels(myocardium: torch.Tensor, centre: torch.Tensor | None = None, a
     c = centre.detach().double().cpu()
     a = axis.detach().double().cpu()
     a = a / a.norm()
-    up = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+    up = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64, device="cpu")
     ant = up - (up @ a) * a  # the wall opposite the diaphragmatic (inferior) one: +Z without its long-axis component
     if float(ant.norm()) < 1e-6:
         raise InvalidValueError("axis: the long axis is vertical; the anterior/inferior walls are undefined")
@@ -80,7 +80,7 @@ def aha17_labels(myocardium: torch.Tensor, centre: torch.Tensor | None = None, a
     four = (((theta + 45.0) % 360.0) // 90.0).long()  # 0..3: anterior, septal, inferior, lateral
     lab = torch.where(s < lo + third, 1 + six, torch.where(s < lo + 2 * third, 7 + six, 13 + four))
     lab = torch.where(s >= cap, torch.full_like(lab, 17), lab)
-    out = torch.zeros(m.shape, dtype=torch.int64)
+    out = torch.zeros(m.shape, dtype=torch.int64, device="cpu")
     out[m] = lab
     return out
 
@@ -92,8 +92,8 @@ def polar_map(volume: torch.Tensor, labels: torch.Tensor, normalise: bool = True
         raise ShapeError(f"volume {tuple(volume.shape)} and labels {tuple(labels.shape)} differ")
     v = volume.detach().double().cpu().reshape(-1)
     lab = labels.detach().cpu().reshape(-1)
-    sums = torch.zeros(18, dtype=torch.float64).index_add_(0, lab, v)
-    counts = torch.zeros(18, dtype=torch.float64).index_add_(0, lab, torch.ones_like(v))
+    sums = torch.zeros(18, dtype=torch.float64, device="cpu").index_add_(0, lab, v)
+    counts = torch.zeros(18, dtype=torch.float64, device="cpu").index_add_(0, lab, torch.ones_like(v))
     means = (sums[1:] / counts[1:]).numpy()
     means[counts[1:].numpy() == 0] = np.nan
     if normalise:

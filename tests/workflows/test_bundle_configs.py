@@ -186,7 +186,8 @@ def test_spect_evaluate_config_on_held_out_studies(tiny_weights, tmp_path):
     assert len(metrics) == 2 and all("ours_psnr_heart" in m and "osem_psnr_heart" in m for m in metrics)
     assert metrics[0]["dose_fraction"] == 0.05
     summary = json.loads((out / "cases" / "summary.json").read_text())
-    assert summary["n_cases"] == 2 and set(summary["metrics"]["ours_psnr_heart"]) == {"mean", "std"}
+    assert summary["n_cases"] == 2 and set(summary["metrics"]["ours_psnr_heart"]) == {"mean", "std", "ci95"}
+    assert "ours - osem: psnr_heart" in summary["metrics"]["paired_differences"]
     cases = case_dirs(out / "cases")
     assert len(cases) == 2 and all(c.is_dir() for c in cases)
     assert sorted(q.name for q in (out / "cases").iterdir()) == sorted([c.name for c in cases] + ["manifest.json", "summary.json"])

@@ -12,6 +12,12 @@ Commands:
     diffrecon bench                                    operator contract checks and timings on this machine
     diffrecon shift FOLDER BUNDLE_P BUNDLE_Q [--sigmas N] estimated KL(p‖q) between two bundles' priors from the
                                                        corrupted measurements of p in FOLDER (*.npz: y + mask)
+    diffrecon train BUNDLE [--config train] [--minutes M] [--iterations N] [--work DIR] [--resume] [--device cpu]
+                    [--checkpoint-minutes M] [--set KEY=VALUE ...] [--ledger PATH] [--promote]
+                                                       resumable training campaign in a work folder outside the
+                                                       repository, one ledger entry per session; --promote: the gate
+                                                       that copies the EMA weights into the bundle only if they beat
+                                                       the shipped ones (monai_diffrecon.training.campaign)
 
 Output folders (every command that writes one): a folder that exists and is not empty is refused unless
 ``--overwrite`` is given, and even then only a folder diffrecon wrote before (its ``manifest.json``, unchanged) is
@@ -52,6 +58,8 @@ EXAMPLES = """examples:
   diffrecon list
   diffrecon verify spect_cardiac_diffusion
   diffrecon shift measurements/ bundle_in_distribution bundle_other --json
+  diffrecon train natural_reld --minutes 30 && diffrecon train natural_reld --minutes 30 --resume
+  diffrecon train natural_reld --promote
 
 output folders: a non-empty --output is refused unless --overwrite is given, and even then only an earlier diffrecon
 output (its manifest.json, unchanged) is replaced, never an unrelated folder or a file; --output may not be, contain or
@@ -135,6 +143,25 @@ def _parser() -> argparse.ArgumentParser:
     sh.add_argument("--seed", type=int, default=0)
     sh.add_argument("--json", action="store_true", help="print the estimate and its σ curve as JSON")
     sh.add_argument("--trust-config", action="store_true", help="allow bundles outside the project's bundles/ folder")
+    t = sub.add_parser("train", help="train a bundle's network in a resumable campaign (work folder outside the repository, ledger entry)",
+                       description="Train BUNDLE's configs/<config>.json (MONAI ConfigParser, as `python -m monai.bundle run` would) in a work "
+                                   "folder outside the repository: checkpoints every --checkpoint-minutes, stops cleanly at the wall budget "
+                                   "or on SIGTERM (saved, exit 0), --resume continues bit-exactly, and each session appends one entry to "
+                                   "the training ledger. --promote runs the gate instead: the work folder's EMA weights replace the "
+                                   "bundle's only if they score better on the same fixed validation draws.")
+    t.add_argument("bundle")
+    t.add_argument("--config", default="train", help="train config under configs/ (default train; an overlay such as train_kernel is read over train.json)")
+    t.add_argument("--minutes", type=float, default=None, help="wall budget of this session")
+    t.add_argument("--iterations", type=int, default=None, help="iteration to stop at (default: the config's max_iterations)")
+    t.add_argument("--work", default=None, help="work folder (default ~/.cache/monai_diffrecon/train/<bundle>/<recipe>); never inside the repository")
+    t.add_argument("--resume", action="store_true", help="continue the work folder's checkpoint (same bundle, config and recipe)")
+    t.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:N)")
+    t.add_argument("--checkpoint-minutes", type=float, default=3.0, help="wall minutes between checkpoints (default 3)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe override of a config id (JSON value), e.g. batch_size=32")
+    t.add_argument("--ledger", default=None, help="ledger JSON to append to (default benchmarks/results/training_ledger.json in the checkout)")
+    t.add_argument("--promote", action="store_true", help="gate: copy the work folder's EMA weights into the bundle's models/ only if they beat the shipped ones")
+    t.add_argument("--trust-config", action="store_true", help="allow a bundle outside the project's bundles/ folder")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
@@ -148,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from monai_diffrecon.errors import DiffReconError
 
     args = _parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by `train` in the ledger
     if args.command is None:
         _parser().print_help()
         return EXIT_OK
@@ -283,6 +311,8 @@ def _dispatch(args) -> tuple[int, str]:
         return _run(args)
     if args.command == "shift":
         return _shift(args)
+    if args.command == "train":
+        return _train(args)
     return EXIT_FAILED, ""  # pragma: no cover
 
 
@@ -305,6 +335,30 @@ def _shift(args) -> tuple[int, str]:
         return EXIT_OK, json.dumps({"kl": est.kl, "domain": est.domain, "n": samples.shape[0], "sigmas": est.sigmas.tolist(),
                                     "integrand": est.integrand.tolist()}, indent=1)
     return EXIT_OK, f"KL({args.bundle_p} || {args.bundle_q}) ≈ {est.kl:.4g} nats ({est.domain} domain, {samples.shape[0]} samples)"
+
+
+def _train(args) -> tuple[int, str]:
+    from monai_diffrecon.bundles import bundle_path
+    from monai_diffrecon.training import campaign
+
+    overrides = {k: v for k, v in _overrides(argparse.Namespace(set=args.set, steps=None, num_samples=None, seed=None, device=None,
+                                                                 quiet=False)).items()}
+    root = bundle_path(args.bundle, args.trust_config)
+    configs = campaign.config_files(root, args.config)
+    work = args.work or campaign.default_work_dir(root.name, campaign.recipe_id(campaign.recipe_of(configs, overrides)))
+    if args.promote:
+        res = campaign.promote(root, work, trust_config=args.trust_config, device=str(_device(args.device)))
+        if not res["promoted"]:
+            print(f"diffrecon: promotion refused: {res['reason']}", file=sys.stderr)
+        return (EXIT_OK if res["promoted"] else EXIT_FAILED), json.dumps(res, indent=1, default=str)
+    entry = campaign.train(root, args.config, minutes=args.minutes, iterations=args.iterations, work=work, resume=args.resume,
+                           device=str(_device(args.device)), checkpoint_minutes=args.checkpoint_minutes, overrides=overrides,
+                           ledger=args.ledger or "default", trust_config=args.trust_config, progress=not args.quiet,
+                           command=" ".join(["diffrecon", *args.argv]))
+    it = entry["iterations"]
+    return EXIT_OK, (f"{entry['bundle']} ({entry['recipe_id']}): iterations {it['start']} -> {it['end']} of {it['target']} "
+                     f"(stopped: {entry['stopped']}), {entry['cpu_hours']:.3f} CPU-hours, {entry['wall_seconds']:.0f} s; "
+                     f"checkpoint in {entry['work']}; ledger entry appended")
 
 
 def _run(args) -> tuple[int, str]:

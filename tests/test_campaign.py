@@ -1,0 +1,135 @@
+"""`diffrecon train` campaigns (issue 22, item 5) on a tiny fake bundle in tmp_path: an interrupted-then-resumed run
+equals an uninterrupted one bit for bit, every session appends a valid ledger entry, work folders inside the repository
+or the bundle are refused, resuming another recipe is refused, and the promotion gate refuses worse weights (the real
+bundles are never touched)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from monai_diffrecon.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
+from monai_diffrecon.networks.weights import sha256_file
+from monai_diffrecon.training import campaign
+from monai_diffrecon.training.dsm import load_checkpoint
+
+TRAIN = {
+    "imports": ["$import torch", "$import monai_diffrecon"],
+    "bundle_root": ".",
+    "output_dir": "$@bundle_root + '/train_output'",
+    "max_iterations": 12,
+    "batch_size": 4,
+    "lr": 0.002,
+    "seed": 0,
+    "progress": True,
+    "device": "$torch.device('cpu')",
+    "network_def": {"_target_": "monai.networks.nets.DiffusionModelUNet", "spatial_dims": 2, "in_channels": 1, "out_channels": 1,
+                    "num_res_blocks": 1, "channels": [8, 8], "attention_levels": [False, False], "norm_num_groups": 8},
+    "scheduler": {"_target_": "monai_diffrecon.diffusion.make_scheduler", "kind": "ddim"},
+    "images": "$torch.randn(32, 1, 8, 8, generator=torch.Generator().manual_seed(0)).clamp(-1, 1)",
+    "sampler": {"_target_": "monai_diffrecon.training.TensorSampler", "images": "@images", "augment": True},
+    "val_cohort": {"target": "$torch.randn(16, 1, 8, 8, generator=torch.Generator().manual_seed(1)).clamp(-1, 1)"},
+    "trainer_config": {"_target_": "monai_diffrecon.training.DSMConfig", "max_iterations": "@max_iterations", "batch_size": "@batch_size",
+                      "lr": "@lr", "warmup": 2, "checkpoint_every": 1000, "seed": "@seed"},
+    "trainer": {"_target_": "monai_diffrecon.training.DenoisingScoreTrainer", "network": "@network_def", "scheduler": "@scheduler",
+                "sampler": "@sampler", "out_dir": "@output_dir", "config": "@trainer_config", "progress": "@progress", "device": "@device"},
+    "validation": {"_target_": "monai_diffrecon.training.validation_loss", "trainer": "@trainer", "cohort": "@val_cohort",
+                   "n_batches": 3, "batch_size": 8},
+    "run": ["$@trainer.run()", "$@validation.report()"],
+}
+
+
+@pytest.fixture
+def bundle(tmp_path):
+    root = tmp_path / "tiny_bundle"
+    (root / "configs").mkdir(parents=True)
+    (root / "models").mkdir()
+    (root / "configs" / "train.json").write_text(json.dumps(TRAIN, indent=1))
+    (root / "configs" / "metadata.json").write_text(json.dumps({"version": "0.1.0", "model_sha256": ""}, indent=4))
+    return root
+
+
+def _train(bundle, work, ledger, *extra):
+    return main(["train", str(bundle), "--trust-config", "--quiet", "--work", str(work), "--ledger", str(ledger), *extra])
+
+
+def _sha(work: Path) -> tuple[str, str]:
+    """sha256 of the checkpoint's model and EMA parameters (names, dtypes, bytes)."""
+    import hashlib
+
+    sd = load_checkpoint(work / "checkpoint.pt")
+    out = []
+    for key in ("model", "ema"):
+        h = hashlib.sha256()
+        for k, v in sd[key].items():
+            h.update(k.encode() + str(v.dtype).encode() + v.contiguous().numpy().tobytes())
+        out.append(h.hexdigest())
+    return out[0], out[1]
+
+
+def test_interrupted_then_resumed_equals_uninterrupted_and_ledger(bundle, tmp_path):
+    ledger = tmp_path / "ledger.json"
+    a, b = tmp_path / "work_a", tmp_path / "work_b"
+    assert _train(bundle, a, ledger) == EXIT_OK  # 12 iterations at once
+    # stopped at 5, a session stopped by its wall budget, then resumed to the same target
+    assert _train(bundle, b, ledger, "--iterations", "5") == EXIT_OK
+    assert _train(bundle, b, ledger, "--resume", "--minutes", "0.0001") == EXIT_OK
+    first = load_checkpoint(b / "checkpoint.pt")["iteration"]
+    assert first == 5
+    assert _train(bundle, b, ledger, "--resume") == EXIT_OK
+    assert load_checkpoint(b / "checkpoint.pt")["iteration"] == 12
+    assert _sha(a) == _sha(b)  # model and EMA parameters bit for bit
+    entries = json.loads(ledger.read_text())["entries"]
+    assert len(entries) == 4
+    e = entries[-1]
+    assert e["bundle"] == "tiny_bundle" and e["recipe_id"] == "default" and e["iterations"] == {"start": first, "end": 12, "target": 12}
+    assert e["stopped"] == "iterations" and e["cpu_hours"] > 0 and e["torch"] == torch.__version__ and e["command"].startswith("diffrecon train")
+    assert e["validation_curve"] and e["validation_curve"][-1]["iteration"] == 12 and e["validation_curve"][-1]["validation_eps_mse"] > 0
+    assert entries[2]["stopped"] == "wall budget" and entries[2]["iterations"]["start"] == 5
+    # a checkpoint is not overwritten without --resume; a different recipe does not resume it
+    assert _train(bundle, b, ledger) == EXIT_BAD_INPUT
+    assert _train(bundle, b, ledger, "--resume", "--set", "lr=0.01") == EXIT_BAD_INPUT
+    assert len(json.loads(ledger.read_text())["entries"]) == 4
+
+
+def test_work_folder_inside_repository_or_bundle_refused(bundle, tmp_path, capsys):
+    for work in (campaign.REPO_ROOT / "train_work_refused", bundle / "train_output"):
+        assert _train(bundle, work, tmp_path / "ledger.json") == EXIT_BAD_INPUT
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "OutputError" in err and "inside" in err
+        assert not work.exists()
+    assert not (tmp_path / "ledger.json").exists()
+
+
+def test_gate_refuses_worse_weights_and_promotes_better(bundle, tmp_path, capsys):
+    work = tmp_path / "work"
+    assert _train(bundle, work, tmp_path / "ledger.json", "--iterations", "30") == EXIT_OK
+    good = torch.load(work / "model.pt", weights_only=True)
+    bad = {k: v + 0.3 * torch.randn(v.shape, generator=torch.Generator().manual_seed(0)) if v.is_floating_point() else v
+           for k, v in good.items()}
+    shipped = bundle / "models" / "model.pt"
+    # the shipped weights are the trained ones; a worse candidate is refused and the bundle is unchanged
+    torch.save(good, shipped)
+    before = sha256_file(shipped)
+    torch.save(bad, work / "model.pt")
+    capsys.readouterr()
+    assert main(["train", str(bundle), "--trust-config", "--work", str(work), "--promote"]) == EXIT_FAILED
+    captured = capsys.readouterr()
+    res = json.loads(captured.out)
+    assert not res["promoted"] and res["candidate"] > res["shipped"] and "missed by" in captured.err
+    assert sha256_file(shipped) == before and not (bundle / "models" / "model.provenance.json").exists()
+    # the other way round: the better candidate replaces the worse shipped weights, with sha256 and provenance
+    torch.save(bad, shipped)
+    torch.save(good, work / "model.pt")
+    res = campaign.promote(bundle, work, trust_config=True)
+    assert res["promoted"] and res["candidate"] < res["shipped"]
+    digest = sha256_file(shipped)
+    assert digest == sha256_file(work / "model.pt")
+    assert json.loads((bundle / "configs" / "metadata.json").read_text())["model_sha256"] == digest
+    prov = json.loads((bundle / "models" / "model.provenance.json").read_text())
+    assert prov["sha256"] == digest and prov["training_commands"][0].startswith("diffrecon train")
+    with pytest.raises(Exception, match="cap"):
+        campaign.promote(bundle, work, trust_config=True, max_mb=1e-4)

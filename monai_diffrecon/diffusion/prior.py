@@ -1,12 +1,14 @@
 """Diffusion priors over MONAI networks and schedulers.
 
-:class:`DiffusionPrior` wraps an ε-prediction network with MONAI's ``DiffusionModelUNet`` signature
-``network(x, timesteps, context=None)`` and a MONAI scheduler (for its VP schedule ᾱ_t):
+:class:`DiffusionPrior` wraps a network with MONAI's ``DiffusionModelUNet`` signature
+``network(x, timesteps, context=None)`` and a MONAI scheduler (for its VP schedule ᾱ_t). The network predicts ε (the
+default), x₀ (``"sample"``), v (``"v_prediction"``) or is EDM-preconditioned (``"edm"``); see
+:mod:`monai_diffrecon.diffusion.parameterization`. Whatever it predicts, the prior answers in the same terms:
 
-* ``eps(x_t, t)`` — ε̂; ``x0(x_t, t)`` — Tweedie ``(x_t − √(1−ᾱ) ε̂)/√ᾱ``; ``score(x_t, t) = −ε̂/√(1−ᾱ)``;
+* ``eps(x_t, t)`` — ε̂; ``x0(x_t, t)`` — the Tweedie estimate E[x₀ | x_t]; ``score(x_t, t) = −ε̂/√(1−ᾱ)``;
 * ``denoise(x, σ)`` — the VE Gaussian denoiser by parameter matching (arXiv 2412.11108):
   ``t*`` with ``√((1−ᾱ)/ᾱ) = σ`` (interpolated between schedule steps), ``c = √ᾱ(t*)``,
-  ``D_σ(x) = x − σ·ε̂(c·x, t*)`` = ``x + c σ² s(c x, t*)``.
+  ``D_σ(x) = x̂₀(c·x, t*)`` (for ε: ``x − σ·ε̂(c·x, t*)`` = ``x + c σ² s(c x, t*)``).
 
 Conditional networks: ``cond`` (e.g. 2.5D neighbour slices + CT) is concatenated to ``x_t`` along channels before
 the network, so the network has ``in_channels = C + C_cond``; ``context`` is passed through (cross-attention).
@@ -19,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from monai_diffrecon.diffusion.parameterization import Parameterization
 from monai_diffrecon.diffusion.schedule import alpha_bar_at, t_of_sigma
 from monai_diffrecon.physics.functional.devices import device_of
 
@@ -33,13 +36,15 @@ def encode_mean(autoencoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 class DiffusionPrior(nn.Module):
-    """ε-prediction diffusion prior (see module doc).
+    """Diffusion prior (see module doc).
 
     Args:
-        network: ``network(x, timesteps, context=None) → ε̂`` (MONAI ``DiffusionModelUNet`` or an analytic module).
+        network: ``network(x, timesteps, context=None)`` (MONAI ``DiffusionModelUNet`` or an analytic module).
         scheduler: MONAI scheduler (``DDPMScheduler``/``DDIMScheduler``) providing ``alphas_cumprod``.
         autoencoder: optional latent-space autoencoder (``encode(x)``, ``decode(z)``).
         latent_scale: multiplies encoded latents (the usual LDM scale factor).
+        prediction: what the network predicts: ``"epsilon"``, ``"sample"``, ``"v_prediction"`` or ``"edm"``.
+        sigma_data: EDM's σ_d (the data's standard deviation; used by ``"edm"`` only).
 
     Example:
         >>> from monai_diffrecon.diffusion import DiffusionPrior, GaussianEpsilon, make_scheduler
@@ -50,8 +55,10 @@ class DiffusionPrior(nn.Module):
         True
     """
 
-    def __init__(self, network: nn.Module, scheduler, autoencoder: nn.Module | None = None, latent_scale: float = 1.0) -> None:
+    def __init__(self, network: nn.Module, scheduler, autoencoder: nn.Module | None = None, latent_scale: float = 1.0,
+                 prediction: str = "epsilon", sigma_data: float = 0.5) -> None:
         super().__init__()
+        self.parameterization = Parameterization(prediction, float(sigma_data))
         self.network = network
         self.scheduler = scheduler
         self.autoencoder = autoencoder
@@ -77,17 +84,26 @@ class DiffusionPrior(nn.Module):
         tt = torch.as_tensor(t, dtype=torch.float32, device=x.device)
         return tt.expand(x.shape[0]) if tt.ndim == 0 else tt
 
-    def eps(self, x_t: torch.Tensor, t, cond: torch.Tensor | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
-        """ε̂(x_t, t) (``t`` scalar or ``(B,)``, continuous allowed)."""
-        inp = x_t if cond is None else torch.cat([x_t, cond.to(x_t.dtype)], dim=1)
+    @property
+    def prediction(self) -> str:
+        return self.parameterization.prediction
+
+    def output(self, x_t: torch.Tensor, t, cond: torch.Tensor | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
+        """The network's raw output at ``(x_t, t)`` (what it was trained to predict; input preconditioned for EDM)."""
+        inp = x_t if self.prediction != "edm" else self.parameterization.network_input(x_t, self.alpha_bar(t, x_t))
+        inp = inp if cond is None else torch.cat([inp, cond.to(inp.dtype)], dim=1)
         if context is None:
             return self.network(inp, self._t(t, x_t))
         return self.network(inp, self._t(t, x_t), context=context)
 
+    def eps(self, x_t: torch.Tensor, t, cond: torch.Tensor | None = None, context: torch.Tensor | None = None) -> torch.Tensor:
+        """ε̂(x_t, t) (``t`` scalar or ``(B,)``, continuous allowed)."""
+        out = self.output(x_t, t, cond, context)
+        return out if self.prediction == "epsilon" else self.parameterization.to_eps(out, x_t, self.alpha_bar(t, x_t))
+
     def x0(self, x_t: torch.Tensor, t, cond=None, context=None) -> torch.Tensor:
-        """Tweedie estimate E[x₀ | x_t] = (x_t − √(1−ᾱ) ε̂)/√ᾱ."""
-        a = self.alpha_bar(t, x_t)
-        return (x_t - torch.sqrt(1 - a) * self.eps(x_t, t, cond, context)) / torch.sqrt(a)
+        """Tweedie estimate E[x₀ | x_t] (for ε: (x_t − √(1−ᾱ) ε̂)/√ᾱ)."""
+        return self.parameterization.to_x0(self.output(x_t, t, cond, context), x_t, self.alpha_bar(t, x_t))
 
     def score(self, x_t: torch.Tensor, t, cond=None, context=None) -> torch.Tensor:
         """∇ log p_t(x_t) = −ε̂/√(1−ᾱ)."""
@@ -100,9 +116,11 @@ class DiffusionPrior(nn.Module):
         return t, torch.sqrt(alpha_bar_at(self.alphas_cumprod, t))
 
     def denoise(self, x: torch.Tensor, sigma: float | torch.Tensor, cond=None, context=None) -> torch.Tensor:
-        """VE MMSE denoiser for ``x = x₀ + σ n``: ``D_σ(x) = x − σ ε̂(c x, t*)``."""
+        """VE MMSE denoiser for ``x = x₀ + σ n``: ``D_σ(x) = x̂₀(c x, t*)`` (ε: ``x − σ ε̂(c x, t*)``)."""
         t, c = self.match(sigma)
         c = c.to(device=x.device, dtype=x.dtype).reshape(-1, *([1] * (x.ndim - 1))) if c.ndim else float(c)
+        if self.prediction != "epsilon":
+            return self.x0(c * x, t, cond, context)
         s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
         s = s.reshape(-1, *([1] * (x.ndim - 1))) if s.ndim else s
         return x - s * self.eps(c * x, t, cond, context)

@@ -1,8 +1,12 @@
-"""Denoising score matching (ε-prediction) on an ignite engine, with exact checkpoint/resume.
+"""Denoising score matching on an ignite engine, with exact checkpoint/resume.
 
-Loss (DDPM, Ho et al. 2020): ``E_{x₀, t, ε} ‖ε_θ(√ᾱ_t x₀ + √(1−ᾱ_t) ε, t) − ε‖²`` with ``t`` uniform over the
-scheduler's training steps; optional condition channels are concatenated to ``x_t`` (conditional priors, e.g.
-DiffSPECT-3D's 2.5D neighbours + CT).
+Loss (DDPM, Ho et al. 2020, by default): ``E_{x₀, t, ε} ‖ε_θ(√ᾱ_t x₀ + √(1−ᾱ_t) ε, t) − ε‖²`` with ``t`` uniform over
+the scheduler's training steps; optional condition channels are concatenated to ``x_t`` (conditional priors, e.g.
+DiffSPECT-3D's 2.5D neighbours + CT). The recipe is configuration (:class:`DSMConfig`): ``prediction`` (ε, x₀, v or
+EDM preconditioning, :mod:`monai_diffrecon.diffusion.parameterization`), ``loss_weighting`` (``"uniform"``, EDM's
+λ(σ) or min-SNR-γ) and ``t_sampling`` (``"uniform"`` integer steps, or ``"lognormal"``: EDM's ``ln σ ~ N(P_mean,
+P_std²)`` mapped to continuous t and clamped to the schedule's range). A prior built from the weights must be given
+the same ``prediction`` and ``sigma_data`` (:meth:`DenoisingScoreTrainer.prior_kwargs`).
 
 Reproducibility: every random draw (batch indices or on-the-fly simulation, t, ε) comes from one explicit
 ``torch.Generator``. A checkpoint holds the model, EMA model, optimizer, learning-rate scheduler, iteration, loss
@@ -27,6 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from monai_diffrecon.diffusion.parameterization import LOSS_WEIGHTINGS, Parameterization
 from monai_diffrecon.errors import TrainingError
 from monai_diffrecon.physics.functional.devices import rand, randint, randn
 
@@ -46,6 +51,13 @@ class DSMConfig:
     warmup: int = 50
     checkpoint_every: int = 200
     seed: int = 0
+    prediction: str = "epsilon"
+    sigma_data: float = 0.5
+    loss_weighting: str = "uniform"
+    min_snr_gamma: float = 5.0
+    t_sampling: str = "uniform"
+    p_mean: float = -1.2
+    p_std: float = 1.2
 
 
 class TensorSampler:
@@ -120,6 +132,43 @@ class DenoisingScoreTrainer:
         self._stop = False
         # trainers of non-diffusion networks (denoisers, autoencoders) pass scheduler=None
         self.alphas_cumprod = torch.as_tensor(scheduler.alphas_cumprod, dtype=torch.float32, device="cpu") if scheduler is not None else torch.ones(1, device="cpu")
+        self.parameterization = Parameterization(self.cfg.prediction, self.cfg.sigma_data)
+        if self.cfg.loss_weighting not in LOSS_WEIGHTINGS:
+            raise TrainingError(f"loss_weighting: one of {LOSS_WEIGHTINGS}, got {self.cfg.loss_weighting!r}")
+        if self.cfg.t_sampling not in ("uniform", "lognormal"):
+            raise TrainingError(f"t_sampling: 'uniform' or 'lognormal', got {self.cfg.t_sampling!r}")
+        recipe = (self.cfg.prediction, self.cfg.loss_weighting, self.cfg.t_sampling) != ("epsilon", "uniform", "uniform")
+        if recipe and type(self).loss is not DenoisingScoreTrainer.loss:
+            raise TrainingError(f"{type(self).__name__} has its own loss: prediction, loss_weighting and t_sampling apply to "
+                                "DenoisingScoreTrainer's diffusion loss only")
+
+    def prior_kwargs(self) -> dict:
+        """What a :class:`~monai_diffrecon.diffusion.DiffusionPrior` over these weights needs besides the network."""
+        return {"prediction": self.cfg.prediction, "sigma_data": self.cfg.sigma_data}
+
+    def draw_t(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training timesteps and their ᾱ (CPU): integer t uniform over the schedule, or EDM's log-normal σ as
+        continuous t (``t_sampling``)."""
+        T = self.alphas_cumprod.numel()
+        if self.cfg.t_sampling == "uniform":
+            t = randint(0, T, (batch,), generator)
+            return t, self.alphas_cumprod[t]
+        from monai_diffrecon.diffusion.schedule import alpha_bar_at, sigma_of_t, t_of_sigma
+
+        lo, hi = float(sigma_of_t(self.alphas_cumprod, 0.0)), float(sigma_of_t(self.alphas_cumprod, T - 1))
+        sigma = torch.exp(self.cfg.p_mean + self.cfg.p_std * randn((batch,), generator).double()).clamp(lo, hi)
+        t = t_of_sigma(self.alphas_cumprod, sigma).clamp(0, T - 1)
+        return t.float(), alpha_bar_at(self.alphas_cumprod, t).float()
+
+    def diffusion_loss(self, pred: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """The recipe's loss for network output ``pred`` at ``x_t = √ᾱ x₀ + √(1−ᾱ) ε`` (module doc); the DDPM ε-MSE
+        for the default recipe."""
+        p = self.parameterization
+        target = p.target(x0, noise, a)
+        if p.prediction == "epsilon" and self.cfg.loss_weighting == "uniform":
+            return torch.nn.functional.mse_loss(pred, target)
+        w = p.loss_weight(a, self.cfg.loss_weighting, self.cfg.min_snr_gamma)
+        return (w * (pred - target) ** 2).mean()
 
     # ------------------------------------------------------------------ plumbing
     @staticmethod
@@ -211,14 +260,14 @@ class DenoisingScoreTrainer:
         g = generator
         x0, cond = batch["image"].float(), batch.get("cond")
         B = x0.shape[0]
-        T = self.alphas_cumprod.numel()
-        t = randint(0, T, (B,), g)
+        t, a = self.draw_t(B, g)
         noise = randn(x0.shape, g)  # drawn on the CPU so the stream does not depend on the device
-        a = self.alphas_cumprod[t].reshape(B, *([1] * (x0.ndim - 1)))
-        x_t = (a.sqrt() * x0 + (1 - a).sqrt() * noise).to(self.device)
-        inp = x_t if cond is None else torch.cat([x_t, cond.float().to(self.device)], dim=1)
+        a = a.reshape(B, *([1] * (x0.ndim - 1)))
+        x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        inp = self.parameterization.network_input(x_t, a).to(self.device)
+        inp = inp if cond is None else torch.cat([inp, cond.float().to(self.device)], dim=1)
         pred = self.model(inp, t.to(self.device))
-        return torch.nn.functional.mse_loss(pred, noise.to(self.device))
+        return self.diffusion_loss(pred, x0.to(self.device), noise.to(self.device), a.to(self.device))
 
     def step(self, engine=None, _=None) -> float:
         """One optimisation step (the ignite process function)."""
@@ -311,7 +360,9 @@ def parameters_sha256(network: nn.Module) -> str:
 
 
 class validation_loss:  # noqa: N801 - used as a config component (``_target_``)
-    """ε-MSE of the trainer's EMA network on a held-out cohort (fixed draws), written to ``validation.json``.
+    """Validation errors of the trainer's EMA network on a held-out cohort (fixed draws, t uniform over the schedule),
+    written to ``validation.json``: ``validation_eps_mse`` (ε̂ error), ``validation_x0_mse`` (x̂₀ error, comparable
+    across prediction types) and ``validation_loss`` (the training recipe's own loss).
 
     Args:
         trainer: the :class:`DenoisingScoreTrainer`. cohort: ``{"target": (N, C, …), "cond": (N, C_cond, …) | None}``.
@@ -326,10 +377,11 @@ class validation_loss:  # noqa: N801 - used as a config component (``_target_``)
         import json
 
         tr = self.trainer
+        p = tr.parameterization
         g = torch.Generator().manual_seed(self.seed)
         smp = TensorSampler(self.cohort["target"], self.cohort.get("cond"))
         ab = tr.alphas_cumprod
-        losses = []
+        eps_l, x0_l, loss_l = [], [], []
         tr.ema.eval()
         for _ in range(self.n_batches):
             b = smp(g, self.batch_size)
@@ -338,11 +390,16 @@ class validation_loss:  # noqa: N801 - used as a config component (``_target_``)
             n = randn(x0.shape, g)
             a = ab[t].reshape(-1, *([1] * (x0.ndim - 1)))
             x_t = a.sqrt() * x0 + (1 - a).sqrt() * n
-            inp = x_t if b["cond"] is None else torch.cat([x_t, b["cond"].float()], 1)
+            inp = p.network_input(x_t, a)
+            inp = inp if b["cond"] is None else torch.cat([inp, b["cond"].float()], 1)
             pred = tr.ema(inp.to(tr.device), t.to(tr.device)).cpu()
-            losses.append(float(torch.nn.functional.mse_loss(pred, n)))
-        out = {"validation_eps_mse": sum(losses) / len(losses), "iteration": tr.iteration,
-               "train_eps_mse_last100": sum(tr.losses[-100:]) / max(1, len(tr.losses[-100:]))}
+            eps_l.append(float(torch.nn.functional.mse_loss(p.to_eps(pred, x_t, a), n)))
+            x0_l.append(float(torch.nn.functional.mse_loss(p.to_x0(pred, x_t, a), x0)))
+            loss_l.append(float(tr.diffusion_loss(pred, x0, n, a)))
+        mean = lambda v: sum(v) / len(v)  # noqa: E731
+        out = {"validation_eps_mse": mean(eps_l), "validation_x0_mse": mean(x0_l), "validation_loss": mean(loss_l),
+               "prediction": p.prediction, "iteration": tr.iteration,
+               "train_loss_last100": sum(tr.losses[-100:]) / max(1, len(tr.losses[-100:]))}
         if tr.rank == 0:
             tr.out_dir.mkdir(parents=True, exist_ok=True)
             (tr.out_dir / "validation.json").write_text(json.dumps(out, indent=2))

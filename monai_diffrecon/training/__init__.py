@@ -7,9 +7,10 @@ from monai_diffrecon.training.dbcr import BridgeTrainer, SceneSampler
 from monai_diffrecon.training.denoiser import GaussianDenoiserTrainer
 from monai_diffrecon.training.dsm import DenoisingScoreTrainer, DSMConfig, TensorSampler, load_checkpoint, validation_loss
 from monai_diffrecon.training.msm import KSpaceSampler, MSMTrainer
+from monai_diffrecon.training.patches import PatchSampler
 from monai_diffrecon.training.selfdb import SelfDBTrainer
 from monai_diffrecon.training.unfolding import BlurOperatorSampler, MRIOperatorSampler, UnfoldingTrainer
 
-__all__ = ["AlignConfig", "align_prior", "DenoisingScoreTrainer", "DSMConfig", "TensorSampler", "load_checkpoint", "validation_loss", "KSpaceSampler", "MSMTrainer",
+__all__ = ["AlignConfig", "align_prior", "DenoisingScoreTrainer", "DSMConfig", "TensorSampler", "PatchSampler", "load_checkpoint", "validation_loss", "KSpaceSampler", "MSMTrainer",
            "SelfDBTrainer", "UnfoldingTrainer", "MRIOperatorSampler", "BlurOperatorSampler",
            "BridgeTrainer", "SceneSampler", "GaussianDenoiserTrainer", "AutoencoderTrainer", "LatentSampler", "latent_scale"]

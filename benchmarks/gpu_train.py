@@ -1,18 +1,29 @@
 """Train several bundles' networks side by side on one lent GPU within a fixed time budget.
 
 A task here is lent a GPU only by chance and for 15 minutes in all, so one prepared command trains every network
-that is still CPU-bound, each from its bundle's own ``train.json`` (parsed with MONAI's ``ConfigParser``, exactly as
-``python -m monai.bundle run`` would) with these overrides only: ``device`` = cuda, a larger ``batch_size``
-(twice the CPU batch: the GPU is shared by all jobs), ``max_iterations`` unbounded, ``checkpoint_every`` 1000. At the deadline each
-trainer gets SIGTERM, saves its checkpoint and EMA weights and stops (the trainers' own signal handling), so the
-iteration count is whatever the budget allowed — reported per job in ``summary.json``.
+that is still CPU-bound. Each job is one training campaign (:func:`monai_diffrecon.training.campaign.train`, the
+code behind ``diffrecon train``): its bundle's own ``train.json`` parsed with MONAI's ``ConfigParser`` (as
+``python -m monai.bundle run`` would, shared :func:`~monai_diffrecon.training.campaign.bundle_parser`) with these
+overrides only: ``device`` = cuda, a larger ``batch_size`` (twice the CPU batch: the GPU is shared by all jobs), the
+job's own recipe (``use_sar``, the oracle's clean-image DSM items). The campaign checkpoints every
+``--checkpoint-minutes`` in ``--work/NAME`` and, at the deadline, gets SIGTERM, finishes its iteration, saves its
+checkpoint and EMA weights and exits 0, so the iteration count is whatever the budget allowed. Every job appends
+its entry (recipe, iterations start → end, CPU-hours, device, commit) to ``OUT/training_ledger.json``; ``OUT`` also
+gets ``summary.json`` (per job, with its return code and, for a job that failed, its log tail), ``logs.tar.gz`` and
+the EMA weights — plus the checkpoints where they fit in what ``$OUT`` can return (8 files of 16 MiB; a full-size
+checkpoint is 18 MB, so they normally stay on the machine: ``summary.json``'s ``_returned`` says which came back).
+
+The first H100 run lost 6 of 8 jobs (rc 1): under Python 3.12 ``pydoc.locate`` resolved the bundle target
+``monai_diffrecon.networks.diffusion_unet`` to the module, not the function (fixed by the module's rename; a test now
+forbids config targets that are also module paths). ``tests/test_gpu_train_smoke.py`` rehearses two jobs on the CPU
+(``--smoke``: batch 2, tiny cohorts at 32², ``--iterations 2``) in CI, so a script error cannot cost a GPU window again.
 
 Data that cannot be generated quickly on the GPU machine travels with the command (``prepare`` writes it here):
 
 * MRI: the 600 training slices of ``mni_mr_slices("train", 600, seed=40000)`` as float16 magnitude/phase
   (relative error 3e-4, far below the k-space noise σ = 0.01); the GPU machine re-simulates the acquisitions
   (same seeds, ``mri_acquisition``) and writes ``mri_train.pt`` / ``mri_clean.pt`` with the cohort's own meta.
-  (nilearn, torchio and SimpleITK, which make the source slices, are not installed there.)
+  (nilearn, torchio and SimpleITK, which make the source slices, are not installed there.) Only MRI jobs need ``--src``.
 * Kernels: the kernel-prior cohort (20 000 kernels take 6.5 min on one core, sequential generator) in float16.
 
 Usage::
@@ -20,7 +31,10 @@ Usage::
     .venv/bin/python benchmarks/gpu_train.py prepare --dest .gpu/cohort            # here, once
     python3 benchmarks/gpu_train.py train --bundles-dir .gpu/bundles --src .gpu/cohort \
         --cohort-dir /tmp/cohort --work /tmp/gpu_runs --out $OUT --minutes 7           # on the GPU machine
-    .venv/bin/python benchmarks/gpu_train.py train ... --device cpu --smoke --minutes 1  # CPU rehearsal
+    .venv/bin/python benchmarks/gpu_train.py train --bundles-dir bundles --cohort-dir /tmp/c --work /tmp/w --out /tmp/o \
+        --device cpu --smoke --iterations 2 --jobs natural_image,satellite_nosar        # CPU rehearsal (the CI test)
+
+Afterwards, here: unpack the weights into work folders and gate them (``diffrecon train BUNDLE --work DIR --promote``).
 """
 
 from __future__ import annotations
@@ -65,6 +79,7 @@ JOBS = {
     "satellite_nosar": Job("satellite_cloud_removal", ["train.json"], 16, {"use_sar": False}),
 }
 SMOKE = {"n_slices": 8, "n_patches": 64, "n_kernels": 16, "n_scenes": 8}
+SMOKE_SIZE = 32  # --smoke: image/patch/scene size of the jobs that simulate their data here (not MRI: its cohort travels at 128²)
 
 
 # ---------------------------------------------------------------------------------------------- data that travels
@@ -125,61 +140,56 @@ def unpack_cohorts(src: Path, cohort_dir: Path, n_mri: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- one job
-def build_parser(job: Job, bundles_dir: Path, out_dir: Path, cohort_dir: Path, device: str, smoke: bool, keep_batch: bool = False):
-    from monai.bundle import ConfigParser
+EXTRA_IMPORTS = ["$import monai_diffrecon.physics.functional.sense", "$import monai_diffrecon.training.mri_cohort"]
 
-    cfg_dir = bundles_dir / job.bundle / "configs"
-    parser = ConfigParser()
-    parser.read_config([str(cfg_dir / f) for f in job.configs])
-    parser["imports"] = list(parser["imports"]) + ["$import monai_diffrecon.physics.functional.sense", "$import monai_diffrecon.training.mri_cohort"]
-    parser["bundle_root"] = str(bundles_dir / job.bundle)
-    parser["output_dir"] = str(out_dir)
-    parser["cohort_dir"] = str(cohort_dir)
-    parser["device"] = f"$torch.device('{device}')"
-    parser["batch_size"] = 2 if smoke else (parser["batch_size"] if keep_batch else job.batch)
-    parser["max_iterations"] = 10**7
-    parser["progress"] = False
-    parser["trainer_config#checkpoint_every"] = 20 if smoke else 1000
-    for k, v in job.overrides.items():
-        parser[k] = v
+
+def job_overrides(job: Job, bundles_dir: Path, smoke: bool, keep_batch: bool = False) -> tuple[dict, dict]:
+    """``(overrides, optional)`` for :func:`monai_diffrecon.training.campaign.train`: the job's batch size (``--smoke``: 2;
+    ``--keep-batch``: the bundle's own), its own overrides, the oracle job's clean-image DSM items, the modules the GPU
+    machine must import; ``optional``: the smoke cohort sizes (applied only where the config has them)."""
+    base = json.loads((bundles_dir / job.bundle / "configs" / job.configs[0]).read_text())
+    ov: dict = {"imports": list(base["imports"]) + EXTRA_IMPORTS}
     if smoke:
-        for k, v in SMOKE.items():
-            if k in parser:
-                parser[k] = v
+        ov["batch_size"] = 2
+    elif not keep_batch:
+        ov["batch_size"] = job.batch
+    ov.update(job.overrides)
     if job.oracle:
-        parser["cohort"] = {"_target_": "monai_diffrecon.training.mri_cohort.cached_mri_cohort", "path": "$@cohort_dir + '/mri_clean.pt'",
-                            "n_slices": "@n_slices", "split": "clean", "size": "@size", "acceleration": "@acceleration", "progress": False}
-        parser["sampler"] = {"_target_": "monai_diffrecon.training.TensorSampler",
-                             "images": "$monai_diffrecon.physics.functional.sense.complex_to_channels(@cohort['images'])"}
-        parser["trainer"] = {"_target_": "monai_diffrecon.training.DenoisingScoreTrainer", "network": "@network_def", "scheduler": "@scheduler",
-                             "sampler": "@sampler", "out_dir": "@output_dir", "config": "@trainer_config", "progress": False, "device": "@device"}
-    return parser
+        ov["cohort"] = {"_target_": "monai_diffrecon.training.mri_cohort.cached_mri_cohort", "path": "$@cohort_dir + '/mri_clean.pt'",
+                        "n_slices": "@n_slices", "split": "clean", "size": "@size", "acceleration": "@acceleration", "progress": False}
+        ov["sampler"] = {"_target_": "monai_diffrecon.training.TensorSampler",
+                         "images": "$monai_diffrecon.physics.functional.sense.complex_to_channels(@cohort['images'])"}
+        ov["trainer"] = {"_target_": "monai_diffrecon.training.DenoisingScoreTrainer", "network": "@network_def", "scheduler": "@scheduler",
+                         "sampler": "@sampler", "out_dir": "@output_dir", "config": "@trainer_config", "progress": False, "device": "@device"}
+    opt = dict(SMOKE) if smoke else {}
+    if smoke and not job.bundle.startswith("mri_"):
+        opt["size"] = SMOKE_SIZE
+    return ov, opt
 
 
 def run_job(name: str, a) -> None:
+    """One job = one campaign (:func:`monai_diffrecon.training.campaign.train`) in ``--work/NAME``: resumes its checkpoint if
+    there is one, stops on the driver's SIGTERM (saved), appends its ledger entry to ``--ledger`` and writes ``job.json``."""
+    from monai_diffrecon.training import campaign
+
     job = JOBS[name]
-    torch.set_num_threads(2)
-    torch.manual_seed(0)
+    torch.set_num_threads(2 if a.device.startswith("cuda") else int(os.environ.get("OMP_NUM_THREADS", "1")))
     torch.backends.cuda.matmul.allow_tf32 = True  # TF32 tensor cores for the convolutions and attention products
     torch.backends.cudnn.allow_tf32 = True
     torch.backends.cudnn.benchmark = True
-    parser = build_parser(job, Path(a.bundles_dir), Path(a.work) / name, Path(a.cohort_dir), a.device, a.smoke, a.keep_batch)
-    t0 = time.time()
-    trainer = parser.get_parsed_content("trainer")
-    n_params = sum(p.numel() for p in trainer.network.parameters())
-    print(f"{name}: built in {time.time() - t0:.0f} s, {n_params} parameters, batch {parser['batch_size']}", flush=True)
-    ckpt = Path(a.work) / name / "checkpoint.pt"
-    start = int(torch.load(ckpt, map_location="cpu", weights_only=True)["iteration"]) if ckpt.exists() else 0
-    t1 = time.time()
-    out = trainer.run()
-    dt = time.time() - t1
-    losses = trainer.losses[-200:]
+    work = Path(a.work) / name
+    ov, opt = job_overrides(job, Path(a.bundles_dir), a.smoke, a.keep_batch)
+    entry = campaign.train(Path(a.bundles_dir) / job.bundle, Path(job.configs[-1]).stem, iterations=a.iterations or 10**7, work=work,
+                           resume=(work / "checkpoint.pt").exists(), device=a.device, checkpoint_minutes=a.checkpoint_minutes, overrides=ov,
+                           optional=opt, cohort_dir=a.cohort_dir, ledger=a.ledger or None, trust_config=True, progress=False,
+                           command=" ".join(["python3", *sys.argv]))
+    it = entry["iterations"]
     rec = {"job": name, "bundle": job.bundle, "configs": job.configs, "overrides": job.overrides, "oracle": job.oracle,
-           "batch_size": parser["batch_size"], "iterations": trainer.iteration, "resumed_from": start,
-           "train_seconds": round(dt, 1), "iterations_per_second": round((trainer.iteration - start) / max(dt, 1e-9), 2), "parameters": n_params,
-           "loss_last200": float(np.mean(losses)) if losses else None, "device": torch.cuda.get_device_name() if a.device == "cuda" else "cpu",
-           "result": {k: v for k, v in (out or {}).items() if isinstance(v, (int, float, str))}}
-    (Path(a.work) / name / "job.json").write_text(json.dumps(rec, indent=1))
+           "batch_size": ov.get("batch_size", "bundle's"), "recipe_id": entry["recipe_id"], "iterations": it["end"], "resumed_from": it["start"],
+           "train_seconds": entry["wall_seconds"], "iterations_per_second": entry["iterations_per_second"],
+           "loss_last100": entry["loss_last100"], "device": entry["device"], "stopped": entry["stopped"],
+           "cpu_hours": entry["cpu_hours"], "ema_parameters_sha256": entry["ema_parameters_sha256"]}
+    (work / "job.json").write_text(json.dumps(rec, indent=1))
     print(json.dumps(rec), flush=True)
 
 
@@ -189,60 +199,84 @@ def train(a) -> None:
     work.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
-    unpack_cohorts(Path(a.src), Path(a.cohort_dir), SMOKE["n_slices"] if a.smoke else MRI_N)
     names = a.jobs.split(",") if a.jobs else list(JOBS)
-    env = dict(os.environ, OMP_NUM_THREADS="2", PYTHONUNBUFFERED="1", PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    unknown = [n for n in names if n not in JOBS]
+    if unknown:
+        sys.exit(f"gpu_train: unknown job(s) {unknown}; known: {sorted(JOBS)}")
+    if any(JOBS[n].bundle.startswith("mri_") for n in names):
+        if not a.src:
+            sys.exit("gpu_train: MRI jobs need --src (the folder `prepare` wrote)")
+        unpack_cohorts(Path(a.src), Path(a.cohort_dir), SMOKE["n_slices"] if a.smoke else MRI_N)
+    ledger = Path(a.ledger) if a.ledger else out / "training_ledger.json"
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"), PYTHONUNBUFFERED="1",
+               PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     procs = {}
     for n in names:
         (work / n).mkdir(parents=True, exist_ok=True)
         if a.init and (Path(a.init) / n / "checkpoint.pt").exists():  # resume a CPU run (needs --keep-batch)
             shutil.copy(Path(a.init) / n / "checkpoint.pt", work / n / "checkpoint.pt")
-        cmd = [sys.executable, __file__, "job", n, "--bundles-dir", a.bundles_dir, "--cohort-dir", a.cohort_dir, "--work", a.work, "--device", a.device]
-        cmd += (["--smoke"] if a.smoke else []) + (["--keep-batch"] if a.keep_batch else [])
+        cmd = [sys.executable, __file__, "job", n, "--bundles-dir", a.bundles_dir, "--cohort-dir", a.cohort_dir, "--work", a.work, "--device", a.device,
+               "--ledger", str(ledger), "--checkpoint-minutes", str(a.checkpoint_minutes)]
+        cmd += (["--smoke"] if a.smoke else []) + (["--keep-batch"] if a.keep_batch else []) + (["--iterations", str(a.iterations)] if a.iterations else [])
         procs[n] = subprocess.Popen(cmd, stdout=open(work / n / "log.txt", "w"), stderr=subprocess.STDOUT, env=env)
     deadline = t_start + 60 * a.minutes
     while time.time() < deadline and any(p.poll() is None for p in procs.values()):
-        time.sleep(5)
+        time.sleep(0.5)
     for p in procs.values():
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
     t_stop = time.time()
     while time.time() < t_stop + a.grace and any(p.poll() is None for p in procs.values()):
-        time.sleep(1)
+        time.sleep(0.5)
     for p in procs.values():
         if p.poll() is None:
             p.kill()
+            p.wait()
     summary = {}
     for n, p in procs.items():
         jf = work / n / "job.json"
-        summary[n] = json.loads(jf.read_text()) if jf.exists() else {"job": n, "returncode": p.returncode, "failed": True}
+        summary[n] = json.loads(jf.read_text()) if jf.exists() else {"job": n, "failed": True,
+                                                                      "log_tail": (work / n / "log.txt").read_text()[-1500:]}
         summary[n]["returncode"] = p.returncode
     summary["_wall_seconds"] = round(time.time() - t_start, 1)
+    summary["_returned"] = pack(work, out, names)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
-    pack(work, out, names)
 
 
-def pack(work: Path, out: Path, names: list[str], limit: int = 15_000_000) -> None:
-    """``$OUT`` returns at most 8 files of 16 MB: logs in one tar, weights greedily in tars under ``limit``."""
+def pack(work: Path, out: Path, names: list[str], limit: int = 15_000_000, total: int = 56_000_000, max_tars: int = 5) -> dict:
+    """What comes back from ``$OUT`` is at most 8 files of 16 MiB, 64 MiB in all: ``summary.json``, the ledger, the logs
+    in one tar, then the EMA weights (``model.pt``) and — where they still fit — the checkpoints (``checkpoint.pt``), greedily
+    in at most ``max_tars`` tars under ``limit`` bytes each and ``total`` bytes together. Returns ``{"packed", "left_on_machine"}``."""
     with tarfile.open(out / "logs.tar.gz", "w:gz") as tf:
         for n in names:
-            for f in ("log.txt", "job.json", "loss.png"):
+            for f in ("log.txt", "job.json", "loss.png", "campaign.json", "validation.json"):
                 if (work / n / f).exists():
                     tf.add(work / n / f, arcname=f"{n}/{f}")
-    files = [(n, work / n / "model.pt") for n in names if (work / n / "model.pt").exists()]
+    files = [(n, work / n / f) for f in ("model.pt", "checkpoint.pt") for n in names if (work / n / f).exists()]
     groups: list[list] = []
+    packed, left, used = [], [], 0
     for n, f in files:
+        size = f.stat().st_size
+        if used + size > total or size >= limit:
+            left.append(f"{n}/{f.name}")
+            continue
         for g in groups:
-            if sum(x.stat().st_size for _, x in g) + f.stat().st_size < limit:
+            if sum(x.stat().st_size for _, x in g) + size < limit:
                 g.append((n, f))
                 break
         else:
+            if len(groups) >= max_tars:
+                left.append(f"{n}/{f.name}")
+                continue
             groups.append([(n, f)])
-    for i, g in enumerate(groups[:6]):
+        used += size
+        packed.append(f"{n}/{f.name}")
+    for i, g in enumerate(groups):
         with tarfile.open(out / f"weights_{i}.tar", "w") as tf:
             for n, f in g:
-                tf.add(f, arcname=f"{n}/model.pt")
+                tf.add(f, arcname=f"{n}/{f.name}")
+    return {"packed": packed, "left_on_machine": left}
 
 
 def timing(a) -> dict:
@@ -296,8 +330,11 @@ def main() -> None:
         q.add_argument("--device", default="cuda")
         q.add_argument("--smoke", action="store_true")
         q.add_argument("--keep-batch", action="store_true", help="the bundle's own batch size (to resume a CPU checkpoint)")
+        q.add_argument("--iterations", type=int, default=0, help="stop each job at this iteration (0: only the wall budget)")
+        q.add_argument("--checkpoint-minutes", type=float, default=3.0, help="wall minutes between checkpoints")
+        q.add_argument("--ledger", default="", help="training ledger to append to (train default: OUT/training_ledger.json)")
         if name == "train":
-            q.add_argument("--src", required=True)
+            q.add_argument("--src", default="", help="the folder `prepare` wrote (needed by the MRI jobs)")
             q.add_argument("--out", required=True)
             q.add_argument("--minutes", type=float, default=7.0)
             q.add_argument("--grace", type=float, default=45.0)

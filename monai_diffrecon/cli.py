@@ -13,7 +13,7 @@ Commands:
     diffrecon shift FOLDER BUNDLE_P BUNDLE_Q [--sigmas N] estimated KL(p‖q) between two bundles' priors from the
                                                        corrupted measurements of p in FOLDER (*.npz: y + mask)
     diffrecon train BUNDLE [--config train] [--minutes M] [--iterations N] [--work DIR] [--resume] [--device cpu]
-                    [--checkpoint-minutes M] [--set KEY=VALUE ...] [--ledger PATH] [--promote]
+                    [--checkpoint-minutes M] [--set KEY=VALUE ...] [--ledger PATH] [--promote [--dry-run]]
                                                        resumable training campaign in a work folder outside the
                                                        repository, one ledger entry per session; --promote: the gate
                                                        that copies the EMA weights into the bundle only if they beat
@@ -160,6 +160,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe override of a config id (JSON value), e.g. batch_size=32")
     t.add_argument("--ledger", default=None, help="ledger JSON to append to (default benchmarks/results/training_ledger.json in the checkout)")
     t.add_argument("--promote", action="store_true", help="gate: copy the work folder's EMA weights into the bundle's models/ only if they beat the shipped ones")
+    t.add_argument("--dry-run", action="store_true", help="with --promote: score both weights and say whether they would be promoted; copy nothing")
     t.add_argument("--trust-config", action="store_true", help="allow a bundle outside the project's bundles/ folder")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -347,10 +348,11 @@ def _train(args) -> tuple[int, str]:
     configs = campaign.config_files(root, args.config)
     work = args.work or campaign.default_work_dir(root.name, campaign.recipe_id(campaign.recipe_of(configs, overrides)))
     if args.promote:
-        res = campaign.promote(root, work, trust_config=args.trust_config, device=str(_device(args.device)))
-        if not res["promoted"]:
+        res = campaign.promote(root, work, trust_config=args.trust_config, device=str(_device(args.device)), dry_run=args.dry_run)
+        passed = res["promoted"] or (args.dry_run and "missed by" not in res["reason"])
+        if not passed:
             print(f"diffrecon: promotion refused: {res['reason']}", file=sys.stderr)
-        return (EXIT_OK if res["promoted"] else EXIT_FAILED), json.dumps(res, indent=1, default=str)
+        return (EXIT_OK if passed else EXIT_FAILED), json.dumps(res, indent=1, default=str, ensure_ascii=False)
     entry = campaign.train(root, args.config, minutes=args.minutes, iterations=args.iterations, work=work, resume=args.resume,
                            device=str(_device(args.device)), checkpoint_minutes=args.checkpoint_minutes, overrides=overrides,
                            ledger=args.ledger or "default", trust_config=args.trust_config, progress=not args.quiet,

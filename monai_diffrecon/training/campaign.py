@@ -49,8 +49,22 @@ import torch
 
 from monai_diffrecon.errors import InvalidValueError, OutputError, TrainingError, WeightsError
 
-__all__ = ["bundle_parser", "config_files", "recipe_of", "recipe_id", "default_work_dir", "check_work_dir", "train", "promote",
-           "append_ledger", "read_ledger", "default_ledger", "DEFAULT_LEDGER", "REPO_ROOT", "MAX_PROMOTE_MB"]
+__all__ = [
+    "DEFAULT_LEDGER",
+    "MAX_PROMOTE_MB",
+    "REPO_ROOT",
+    "append_ledger",
+    "bundle_parser",
+    "check_work_dir",
+    "config_files",
+    "default_ledger",
+    "default_work_dir",
+    "promote",
+    "read_ledger",
+    "recipe_id",
+    "recipe_of",
+    "train",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_LEDGER = REPO_ROOT / "benchmarks" / "results" / "training_ledger.json"
@@ -149,7 +163,7 @@ def default_ledger(work: str | Path) -> Path:
 
 def _commit() -> str | None:
     try:
-        out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], check=False, capture_output=True, text=True, timeout=10)
         return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -161,6 +175,7 @@ def _atomic_json(path: Path, data) -> None:
     with os.fdopen(fd, "w") as f:
         json.dump(data, f, indent=1, default=str)
         f.write("\n")
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 
@@ -283,7 +298,8 @@ def train(bundle: str | Path, config: str = "train", *, minutes: float | None = 
     last_save, n_saves = time.time(), 0
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=target, initial=start, desc=f"train {root.name} ({rid})", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(total=target, initial=start, desc=f"train {root.name} ({rid})", disable=not progress, file=sys.stderr, dynamic_ncols=True,
+               mininterval=2.0)
     reason = "iterations"
     try:
         with _Stop() as stop, _typed_errors():
@@ -365,7 +381,8 @@ def _score(parser, weights: dict, n_batches: int, batch_size: int | None, seed: 
     trainer.network.eval()
     g = torch.Generator().manual_seed(seed)
     bs = batch_size or trainer.cfg.batch_size
-    losses = [float(trainer.loss(trainer.sampler(g, bs), g)) for _ in range(n_batches)]
+    sampler = getattr(trainer, "sampler", None) or trainer.batches  # the batch sampler (renamed in newer trainers)
+    losses = [float(trainer.loss(sampler(g, bs), g)) for _ in range(n_batches)]
     return sum(losses) / len(losses), f"{trainer.loss_label} on {n_batches}x{bs} fixed draws of the val split (trainer loss)"
 
 
@@ -418,7 +435,7 @@ def promote(bundle: str | Path, work: str | Path, *, trust_config: bool = False,
                 raise WeightsError(f"{shipped}: does not fit this recipe's network ({str(e).splitlines()[0][:200]})") from None
     rel = None if old is None else (new - old) / abs(old) if old else float("inf")
     res = {"bundle": root.name, "work": str(w), "metric": metric, "candidate": new, "shipped": old, "relative_change": rel,
-           "candidate_iterations": state.get("iteration"), "model_file": str(shipped), "promoted": False}
+           "candidate_iterations": state.get("iteration"), "model_file": str(shipped), "promoted": False, "dry_run": dry_run}
     if old is not None and not new < old:
         res["reason"] = (f"candidate {new:.6g} vs shipped {old:.6g}: {100 * rel:+.2f} % ({metric}); lower is better, "
                          f"missed by {new - old:.4g}")
@@ -438,6 +455,7 @@ def promote(bundle: str | Path, work: str | Path, *, trust_config: bool = False,
         fd, tmpm = tempfile.mkstemp(dir=meta_path.parent, prefix=".metadata.", suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             f.write(json.dumps(meta, indent=4, ensure_ascii=False) + "\n")
+        os.chmod(tmpm, 0o644)
         os.replace(tmpm, meta_path)
     prov = {"sha256": digest, "metadata_key": sha_key, "metric": metric, "candidate": new, "replaced": old, "recipe": state["recipe"],
             "recipe_id": state.get("recipe_id"), "iterations": state.get("iteration"), "sessions": state.get("sessions"),

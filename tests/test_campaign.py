@@ -1,5 +1,5 @@
-"""`diffrecon train` campaigns (issue 22, item 5) on a tiny fake bundle in tmp_path: an interrupted-then-resumed run
-equals an uninterrupted one bit for bit, every session appends a valid ledger entry, work folders inside the repository
+"""`diffrecon train` campaigns (issue 22, item 5) on a tiny fake bundle in tmp_path: a run interrupted (SIGTERM, then
+a wall budget) and resumed equals an uninterrupted one bit for bit, every session appends a valid ledger entry, work folders inside the repository
 or the bundle are refused, resuming another recipe is refused, and the promotion gate refuses worse weights (the real
 bundles are never touched)."""
 
@@ -70,12 +70,28 @@ def _sha(work: Path) -> tuple[str, str]:
     return out[0], out[1]
 
 
-def test_interrupted_then_resumed_equals_uninterrupted_and_ledger(bundle, tmp_path):
+def test_interrupted_then_resumed_equals_uninterrupted_and_ledger(bundle, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from monai_diffrecon.training.dsm import DenoisingScoreTrainer
+
     ledger = tmp_path / "ledger.json"
     a, b = tmp_path / "work_a", tmp_path / "work_b"
     assert _train(bundle, a, ledger) == EXIT_OK  # 12 iterations at once
-    # stopped at 5, a session stopped by its wall budget, then resumed to the same target
-    assert _train(bundle, b, ledger, "--iterations", "5") == EXIT_OK
+    # SIGTERM during iteration 5 (saved, exit 0), a session stopped by its wall budget, then resumed to the same target
+    step = DenoisingScoreTrainer.step
+
+    def step_then_sigterm(self, *args):
+        out = step(self, *args)
+        if self.iteration == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return out
+
+    with monkeypatch.context() as m:
+        m.setattr(DenoisingScoreTrainer, "step", step_then_sigterm)
+        assert _train(bundle, b, ledger) == EXIT_OK
+    assert json.loads(ledger.read_text())["entries"][-1]["stopped"] == "SIGTERM"
     assert _train(bundle, b, ledger, "--resume", "--minutes", "0.0001") == EXIT_OK
     first = load_checkpoint(b / "checkpoint.pt")["iteration"]
     assert first == 5

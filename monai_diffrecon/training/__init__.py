@@ -1,5 +1,6 @@
 """Trainers (ignite engines with exact checkpoint/resume): denoising score matching, and the self-supervised MRI
-losses (MSM, SelfDB) that learn from undersampled k-space only."""
+losses (MSM, SelfDB) that learn from undersampled k-space only; batch sources, including random crops with
+coordinate channels for patch training (:class:`PatchSampler`)."""
 
 from monai_diffrecon.training.align import AlignConfig, align_prior
 from monai_diffrecon.training.autoencoder import AutoencoderTrainer, LatentSampler, latent_scale

@@ -6,6 +6,14 @@ Inverse Problems", Hu et al., arXiv 2406.02462). A training step then costs what
 (the network is fully convolutional, apart from GroupNorm statistics and the lowest-level attention; see
 :mod:`monai_diffrecon.networks.coords`).
 
+Measured (the shipped ``"small"`` UNet, 1.1 M parameters, batch 8, one thread, 7 interleaved repeats, median, on the
+shared 2-core CPU under load): 0.46 s per step on 32² crops, 1.77 s on 64² crops, 9.74 s on full 128² images —
+21× and 5.5× cheaper per step; per pixel a crop costs 0.73–0.76 of a full-image pixel (the lowest-level attention
+is quadratic in the number of positions). After 400 steps on 64² crops of 128² MR slices (2 channels + 2
+coordinates), the validation x̂₀-MSE on full 128² images was no worse than in-crop: on the same pixels, one full
+pass / in-crop (median ratio over 16 draws) 0.94, 0.98, 0.95, 0.75 at t = 50, 200, 500, 800, and
+:class:`~monai_diffrecon.networks.PatchwiseNetwork` (2 shifts) 0.97, 0.99, 0.95, 0.85.
+
 :class:`PatchSampler` wraps a batch source of the ``source(generator, batch_size) → {"image", "cond"}`` kind
 (:class:`~monai_diffrecon.training.TensorSampler`, an on-the-fly simulator, …). It draws one full batch, then one
 crop position per item **from the same generator** (the trainer's, stored in every checkpoint, so a resumed run stays

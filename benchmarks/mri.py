@@ -10,7 +10,7 @@ Usage:
 
 Data (``monai_diffrecon.training.mri_cohort``): MNI152-based slices at 128², 8 birdcage coils, random Cartesian lines
 with 20 ACS lines, complex noise σ = 0.01, ESPIRiT maps from the ACS block, data-only intensity normalisation
-(:func:`~monai_diffrecon.data.mri_sim.acs_scale`). Splits from :mod:`monai_diffrecon.evaluation.splits`: test slices
+(:func:`~monai_diffrecon.modalities.mri.acs_scale`). Splits from :mod:`monai_diffrecon.evaluation.splits`: test slices
 from axial blocks disjoint from training (acquisition seeds 60 000+), validation slices from their own blocks
 (50 000+). R = 6 and 8 re-undersample the same fully sampled k-space with new masks (12 and 10 ACS lines); every
 model was trained at R = 4 only.
@@ -55,7 +55,7 @@ import numpy as np
 import torch
 from _shards import sharded_command
 
-from monai_diffrecon.data.mri_sim import acs_scale, real_mr_slices
+from monai_diffrecon.data.mri_sim import real_mr_slices
 from monai_diffrecon.diffusion import DiffusionPrior, make_scheduler
 from monai_diffrecon.errors import InvalidValueError
 from monai_diffrecon.evaluation import (
@@ -73,6 +73,7 @@ from monai_diffrecon.physics import ChannelsToComplex, MultiCoilMRI, estimate_co
 from monai_diffrecon.physics.functional.sense import channels_to_complex, complex_randn, sense_combine
 from monai_diffrecon.recon.cg import cg_sense
 from monai_diffrecon.regularizers import tv_prox
+from monai_diffrecon.modalities.mri import SelfDBPrior, acs_scale
 from monai_diffrecon.samplers import DPS, MSMSampler, PnPDM, SelfDBSampler
 from monai_diffrecon.samplers.consistency import ClampX0, RangeNullSpace
 from monai_diffrecon.samplers.diffusion_samplers import DiffusionSampler
@@ -196,7 +197,7 @@ def load_priors() -> dict:
     if (BUNDLES / "mri_multicoil_msm" / "models" / "model.pt").is_file():
         priors["msm"] = DiffusionPrior(load("mri_multicoil_msm"), make_scheduler())
     if (BUNDLES / "mri_multicoil_selfdb" / "models" / "model.pt").is_file():
-        priors["selfdb"] = load("mri_multicoil_selfdb")
+        priors["selfdb"] = SelfDBPrior(load("mri_multicoil_selfdb"))
     return priors
 
 

@@ -28,6 +28,7 @@ from monai_diffrecon.networks import diffusion_unet
 from monai_diffrecon.physics import MultiCoilMRI
 from monai_diffrecon.physics.functional.sense import channels_to_complex, complex_randn, complex_to_channels, sense_combine, sense_expand
 from monai_diffrecon.recon.cg import cg_sense
+from monai_diffrecon.modalities.mri import SelfDBPrior
 from monai_diffrecon.samplers import MSMSampler, SelfDBSampler
 from monai_diffrecon.samplers.msm import draw_training_mask
 from monai_diffrecon.training.mri_cohort import cached_mri_cohort
@@ -83,7 +84,7 @@ def main() -> None:
         for k in (1, 4, 8):
             for sup in ("acquired", "full"):
                 with torch.no_grad():
-                    r = val_psnr(lambda i: SelfDBSampler(net, k, support=sup)(d["kspace"][i:i + 1], ops[i], generator=torch.Generator().manual_seed(0),
+                    r = val_psnr(lambda i: SelfDBSampler(SelfDBPrior(net), k, support=sup)(d["kspace"][i:i + 1], ops[i], generator=torch.Generator().manual_seed(0),
                                                                              progress=False).mean)
                 print(f"SelfDB {k} step(s), {sup} support: {r} dB")
 

@@ -147,7 +147,7 @@ def spect_cases(folder: Path, check: dict) -> list[dict]:
 def mri_cases(folder: Path, check: dict) -> list[dict]:
     """Per k-space file: each slice's measurement in the networks' normalisation, its operator, the scale and the
     reference (the workflow's ``prepare`` and ``acs_scale``)."""
-    from monai_diffrecon.data.mri_sim import acs_scale
+    from monai_diffrecon.modalities.mri import acs_scale
     from monai_diffrecon.physics import MultiCoilMRI
 
     p = bundle_parser(check["bundle"], input_dir=str(folder), **check["overrides"])
@@ -186,7 +186,7 @@ def natural_cases(folder: Path, check: dict) -> list[dict]:
 
 
 def satellite_cases(folder: Path, check: dict) -> list[dict]:
-    from monai_diffrecon.data.satellite_sim import sen12ms_normalize
+    from monai_diffrecon.modalities.satellite import sen12ms_normalize
     from monai_diffrecon.workflows.satellite import read_raster, satellite_datalist
 
     out = []

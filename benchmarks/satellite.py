@@ -41,6 +41,7 @@ from monai_diffrecon.evaluation import (
 )
 from monai_diffrecon.metrics.satellite import cloud_removal_metrics
 from monai_diffrecon.networks import dbcr_network, load_verified
+from monai_diffrecon.modalities.satellite import DBCRPrior
 from monai_diffrecon.samplers import DBCR
 from monai_diffrecon.training.satellite_cohort import cached_satellite_cohort
 
@@ -67,7 +68,7 @@ def load(path: Path, sha_file: Path | None, use_sar: bool):
 
 def bridge(net, steps: int) -> Predict:
     """A :class:`DBCR` bridge with ``steps`` steps as ``predict(cloudy, sar, generator) → (x̂, NFE)``."""
-    sampler = DBCR(net, num_steps=steps)
+    sampler = DBCR(DBCRPrior(net), num_steps=steps)
 
     def predict(cloudy, sar, g):
         y = torch.cat([cloudy, sar], 1) if net.use_sar else cloudy

@@ -71,7 +71,7 @@ from monai_diffrecon.physics import Blur, gaussian_kernel
 from monai_diffrecon.recon.em import osem
 from monai_diffrecon.regularizers import tv_prox
 from monai_diffrecon.samplers import SPECT25D
-from monai_diffrecon.samplers.spect25d import spect_scale
+from monai_diffrecon.modalities.spect import spect_scale
 from monai_diffrecon.training.spect_cohort import simulate_volume
 
 ROOT = Path(__file__).resolve().parent

@@ -28,7 +28,8 @@ from .device_cases import CASES, REFERENCE
 
 PACKAGE = Path(__file__).resolve().parents[1] / "monai_diffrecon"
 #: the folders audited in issue 20 (workflows/, io/, cli.py, bundles.py, cohort.py are audited separately)
-AUDITED = ("physics", "diffusion", "samplers", "networks", "regularizers", "recon", "training", "metrics", "transforms", "data")
+AUDITED = ("physics", "diffusion", "samplers", "networks", "regularizers", "recon", "training", "metrics", "transforms", "data",
+           "modalities")
 #: offline fixtures that build their CPU test problems on purpose (they are moved with ``.to(device)`` by callers)
 FIXTURES = {"physics/testing.py", "physics/validation.py", "samplers/testing.py"}
 

@@ -28,6 +28,7 @@ import torch
 from monai_diffrecon.physics import GaussianNoise, MultiCoilMRI, birdcage_maps, equispaced_mask, poisson_disc_mask, random_lines_mask
 from monai_diffrecon.physics.functional.devices import rand, randint
 from monai_diffrecon.errors import DependencyError, InvalidValueError
+from monai_diffrecon.modalities.mri import acs_scale  # noqa: F401  (moved there; the old import path still works)
 
 __all__ = ["mr_phantom", "real_mr_slices", "simulate_multicoil", "MultiCoilSample", "write_mri_dataset", "smooth_field"]
 
@@ -310,23 +311,3 @@ def mni_mr_slices(split: str, n: int, size: int = 128, seed: int = 0, augment: b
     out = [mni_mr_slice(vols, zs[int(randint(0, len(zs), (1,), g))], g, augment=aug) for _ in range(n)]
     return torch.stack(out)
 
-
-def acs_scale(kspace: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor) -> float:
-    """Intensity scale from the measured data alone: the maximum magnitude of the coil-combined image of the fully
-    sampled centre block (ACS lines). Training data and inference inputs are both divided by it, so networks see
-    the same intensity range without any clean reference. ``kspace (…, C, H, W)``, ``maps (…, C, H, W)``."""
-    from monai_diffrecon.physics.functional.sense import sense_combine
-
-    m = (mask.reshape(-1) > 0)
-    c = m.numel() // 2
-    lo, hi = c, c
-    while lo > 0 and m[lo - 1]:
-        lo -= 1
-    while hi < m.numel() - 1 and m[hi + 1]:
-        hi += 1
-    acs = torch.zeros_like(mask.reshape(-1))
-    acs[lo:hi + 1] = 1.0
-    k = kspace if kspace.ndim == 4 else kspace[None]
-    mp = maps if maps.ndim == 4 else maps[None]
-    low = sense_combine(k, mp, acs.reshape(1, 1, 1, -1).to(k.real.dtype))
-    return float(low.abs().amax()) if bool(m[c]) else float(sense_combine(k, mp).abs().amax())

@@ -15,7 +15,7 @@ spatial frequencies, i.e. fractal-like texture):
   ``(1 − τ)·clear + τ·cloud_spectrum`` (bright, flat, slightly lower NIR); **shadows** — the cloud field shifted
   along the sun direction darkens the ground by up to 60 %.
 
-:func:`sen12ms_normalize` applies the SEN12MS-CR preprocessing (optical clipped to [0, 10000] then /10000;
+:func:`~monai_diffrecon.modalities.satellite.sen12ms_normalize` (re-exported here) applies the SEN12MS-CR preprocessing (optical clipped to [0, 10000] then /10000;
 VV clipped to [−25, 0] dB, VH to [−32.5, 0] dB, then mapped to [0, 1]), so real SEN12MS-CR triplets and these
 scenes go through the same transforms.
 """
@@ -26,6 +26,7 @@ import math
 
 import torch
 
+from monai_diffrecon.modalities.satellite import sen12ms_normalize
 from monai_diffrecon.physics.functional.devices import rand
 
 __all__ = ["satellite_scene", "sen12ms_normalize", "BANDS", "LAND_COVER"]
@@ -107,12 +108,3 @@ def satellite_scene(size: int = 128, generator: torch.Generator | None = None, c
         "shadow": shadow[None].float(),
         "land_cover": lc,
     }
-
-
-def sen12ms_normalize(optical_dn: torch.Tensor, sar_db: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """SEN12MS-CR preprocessing: optical DN clipped to [0, 10000] and /10000; VV clipped to [−25, 0] dB, VH to
-    [−32.5, 0] dB, then linearly mapped to [0, 1]. ``sar_db`` is ``(2, H, W)`` (VV, VH)."""
-    opt = optical_dn.clamp(0, 10000) / 10000.0
-    vv = (sar_db[0].clamp(-25.0, 0.0) + 25.0) / 25.0
-    vh = (sar_db[1].clamp(-32.5, 0.0) + 32.5) / 32.5
-    return opt, torch.stack([vv, vh])

@@ -2,15 +2,15 @@
 
 The measurement is ``y = concat(cloudy optical (C_opt), SAR (C_sar))`` along channels (no forward operator: pass
 ``operator=None``). The bridge starts at the cloudy image at t = 1 (not at noise) and runs
-:func:`~monai_diffrecon.samplers.bridge.run_bridge` with x̂₀ from :class:`~monai_diffrecon.networks.dbcr.DBCRNet`; one
-step (the default) is the direct prediction, 3–5 steps the paper's ablation. NFE = steps.
+:func:`~monai_diffrecon.samplers.bridge.run_bridge` with x̂₀ from a
+:class:`~monai_diffrecon.modalities.satellite.DBCRPrior`; one step (the default) is the direct prediction, 3–5 steps
+the paper's ablation. NFE = steps.
 """
 
 from __future__ import annotations
 
-import torch
-
 from monai_diffrecon.errors import ShapeError
+from monai_diffrecon.modalities.satellite import DBCRPrior
 from monai_diffrecon.samplers.base import Sampler
 from monai_diffrecon.samplers.bridge import run_bridge
 
@@ -19,14 +19,16 @@ __all__ = ["DBCR"]
 
 class DBCR(Sampler):
     """Args:
-        prior: a :class:`~monai_diffrecon.networks.dbcr.DBCRNet` (x̂₀-prediction, timesteps ``t·(T−1)``).
+        prior: a :class:`~monai_diffrecon.modalities.satellite.DBCRPrior` (a
+            :class:`~monai_diffrecon.networks.dbcr.DBCRNet`, x̂₀-prediction, with its timestep scale ``t·(T−1)``). A
+            bare network is wrapped, with a DeprecationWarning (accepted for one release).
         num_steps: bridge steps (1 = direct prediction). sigma_max: bridge noise, as in training.
-        num_train_steps: the timestep scale of the network (T).
+        num_train_steps: deprecated (set it on the prior); only with a bare network: its T.
     """
 
-    def __init__(self, prior, num_steps: int = 1, sigma_max: float = 0.05, num_train_steps: int = 1000) -> None:
-        super().__init__(prior)
-        self.num_steps, self.sigma_max, self.num_train_steps = num_steps, sigma_max, num_train_steps
+    def __init__(self, prior, num_steps: int = 1, sigma_max: float = 0.05, num_train_steps: int | None = None) -> None:
+        super().__init__(DBCRPrior.wrap(prior, num_train_steps))
+        self.num_steps, self.sigma_max = num_steps, sigma_max
 
     def initialise(self, y, operator):
         """The bridge starts at the cloudy optical image ``y[:, :C_opt]`` (returned as ``SamplerOutput.init``)."""
@@ -38,10 +40,9 @@ class DBCR(Sampler):
         if y.ndim != 4 or y.shape[1] != need:
             raise ShapeError(f"DBCR: y must be (B, {need}, H, W) = cloudy optical ({c}) + SAR channels, got {tuple(y.shape)}")
         cloudy, sar = y[:, :c], (y[:, c:] if self.prior.use_sar else None)
-        B = y.shape[0]
 
         def endpoint(x_t, t):
-            x0 = self.prior(x_t, torch.full((B,), float(t) * (self.num_train_steps - 1), device=y.device), cloudy, sar)
+            x0 = self.prior.x0(x_t, float(t), cloudy, sar)
             return x0, x0
 
         _, x0 = run_bridge(cloudy, endpoint, self.num_steps, self.sigma_max, generator, counter=counter, progress=progress)

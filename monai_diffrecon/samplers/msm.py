@@ -17,8 +17,9 @@ from tqdm.auto import tqdm
 
 from monai_diffrecon.diffusion.schedule import timestep_sequence
 from monai_diffrecon.errors import InvalidValueError, ShapeError
+from monai_diffrecon.modalities.mri import msm_x0
 from monai_diffrecon.physics.functional.devices import rand
-from monai_diffrecon.physics.functional.sense import channels_to_complex, complex_randn, complex_to_channels, sense_combine, sense_expand
+from monai_diffrecon.physics.functional.sense import complex_randn, sense_combine, sense_expand
 from monai_diffrecon.samplers.base import Sampler, check_sigma_y
 
 __all__ = ["MSMSampler", "draw_training_mask"]
@@ -61,7 +62,7 @@ class MSMSampler(Sampler):
             instead of σ_y·s/√(s² + σ_y²), and their mean y instead of the shrunken one).
         acceleration, center_lines: the training mask distribution p(S).
         clip: if set, x̂₀ magnitudes are clipped to ``clip`` (the images are normalised by
-            :func:`~monai_diffrecon.data.mri_sim.acs_scale`, peak ≈ 1), as DDPM's reference sampler clips x̂₀ to the data
+            :func:`~monai_diffrecon.modalities.mri.acs_scale`, peak ≈ 1), as DDPM's reference sampler clips x̂₀ to the data
             range: at large t an ε-error δ becomes an x̂₀-error δ/√ᾱ_t (×160 at t = 999), which the re-noising would
             otherwise feed back into the state.
         t_start: ``None``: start from pure noise at the last timestep (the paper). A timestep ``< T``: start from the
@@ -93,9 +94,7 @@ class MSMSampler(Sampler):
         return self.gamma * s2 / (s2 + self.sigma_y**2)
 
     def _x0(self, s_t, mask, maps, t, a):
-        u = sense_combine(s_t, maps, mask)
-        eps = channels_to_complex(self.prior.eps(complex_to_channels(u), t))
-        x0 = (u - torch.sqrt(1 - a) * eps) / torch.sqrt(a)
+        x0 = msm_x0(self.prior.eps, s_t, mask, maps, t, a)  # the trainer's estimate, with the prior's ε
         if self.clip is not None:
             mag = x0.abs()
             x0 = x0 * (mag.clamp(max=self.clip) / mag.clamp_min(1e-12))

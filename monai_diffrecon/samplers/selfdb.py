@@ -14,20 +14,22 @@ from __future__ import annotations
 import torch
 
 from monai_diffrecon.errors import InvalidValueError, ShapeError
+from monai_diffrecon.modalities.mri import SelfDBPrior
 from monai_diffrecon.physics.functional.sense import complex_randn, sense_combine, sense_expand
 from monai_diffrecon.samplers.base import Sampler, check_sigma_y
 from monai_diffrecon.samplers.bridge import run_bridge
-from monai_diffrecon.training.selfdb import selfdb_predict
 
 __all__ = ["SelfDBSampler"]
 
 
 class SelfDBSampler(Sampler):
     """Args:
-        prior: the SelfDB network (2 → 2 channels, MONAI ``(x, timesteps)`` signature), e.g. from the bundle.
+        prior: a :class:`~monai_diffrecon.modalities.mri.SelfDBPrior` (the SelfDB network, 2 → 2 channels, with the
+            timestep scale it was trained with), e.g. from the bundle. A bare network is wrapped, with a
+            DeprecationWarning (accepted for one release).
         num_steps: bridge steps (1 = direct prediction). t_start: time of the acquired data on the bridge.
         sigma_max: bridge noise (as in training). gamma: data-step size. support: ``"acquired"`` or ``"full"``.
-        num_train_steps: the timestep scale the network was trained with (t·(T−1)).
+        num_train_steps: deprecated (set it on the prior); only with a bare network: its T (timesteps t·(T−1)).
         sigma_y: std of the k-space noise (per real/imaginary component, the units of ``y``); accepted for the
             samplers' uniform construction and recorded, not used: SelfDB is trained on the noisy measurements
             themselves (its loss is ‖M A f_θ − y‖²), so the network's estimate of the acquired lines already is the
@@ -35,13 +37,12 @@ class SelfDBSampler(Sampler):
     """
 
     def __init__(self, prior, num_steps: int = 1, t_start: float = 1.0, sigma_max: float = 0.05, gamma: float = 1.0,
-                 support: str = "acquired", num_train_steps: int = 1000, sigma_y: float | None = None) -> None:
-        super().__init__(prior)
+                 support: str = "acquired", num_train_steps: int | None = None, sigma_y: float | None = None) -> None:
+        super().__init__(SelfDBPrior.wrap(prior, num_train_steps))
         self.sigma_y = check_sigma_y(sigma_y, allow_none=True, allow_zero=True)
         if support not in ("acquired", "full"):
             raise InvalidValueError(f"support: 'acquired' or 'full', got {support!r}")
         self.num_steps, self.t_start, self.sigma_max, self.gamma, self.support = num_steps, t_start, sigma_max, gamma, support
-        self.num_train_steps = num_train_steps
 
     def initialise(self, y, operator):
         """The bridge starts at the acquired k-space; its image, the zero-filled coil combination ``Sᴴ Fᴴ y``
@@ -59,7 +60,7 @@ class SelfDBSampler(Sampler):
         B = y.shape[0]
 
         def endpoint(y_t, t):
-            x = selfdb_predict(self.prior, y_t, maps, torch.full((B,), float(t), device=y.device), self.num_train_steps)
+            x = self.prior.x0(y_t, torch.full((B,), float(t), device=y.device), maps)
             k = sense_expand(x, maps)
             if self.gamma:
                 k = k - self.gamma * acq * (k - y)

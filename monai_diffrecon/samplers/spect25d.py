@@ -4,10 +4,10 @@ per-step projection consistency and a TV constraint across slices.
 Per volume:
 
 1. initial reconstruction ``x_init`` = OSEM of the (low-dose or few-view) projections with the full system model;
-2. intensity scale ``s`` = :func:`spect_scale` (robust maximum of ``x_init``): images are mapped to the prior's
-   [−1, 1] range by ``x ↦ 2x/s − 1`` (the same mapping the training data used);
+2. intensity scale ``s`` = :func:`~monai_diffrecon.modalities.spect.spect_scale` (robust maximum of ``x_init``):
+   images are mapped to the prior's [−1, 1] range by ``x ↦ 2x/s − 1`` (the same mapping the training data used);
 3. condition for every axial slice: its ``2k+1`` neighbours in ``x_init`` and the co-registered μ-map slice
-   (μ/μ_ref·2 − 1), stacked as channels (:func:`spect_condition`);
+   (μ/μ_ref·2 − 1), stacked as channels (:func:`~monai_diffrecon.modalities.spect.spect_condition`);
 4. all slices are denoised as one batch, with the same noise image for every slice (DDPET-3D);
 5. after each x̂₀: ``mlem_iterations`` MLEM iterations with the projector on the measured counts (Poisson
    likelihood; :class:`PoissonMLEMConsistency` through ``projector @ SlicesToVolume``), then the closed-form TV prox
@@ -23,34 +23,16 @@ from __future__ import annotations
 import torch
 
 from monai_diffrecon.errors import InvalidValueError, ShapeError
+from monai_diffrecon.modalities.spect import MU_REF, spect_condition, spect_scale
 from monai_diffrecon.physics import SlicesToVolume
-from monai_diffrecon.physics.blur import Blur, gaussian_kernel
 from monai_diffrecon.recon.em import osem
 from monai_diffrecon.samplers.base import Sampler
 from monai_diffrecon.samplers.consistency import PoissonMLEMConsistency, TVProx
 from monai_diffrecon.samplers.engine import DiffusionLoop, ddim_noise, diffpir_noise
-from monai_diffrecon.transforms.array import Stack25D
 
+# spect_scale, spect_condition, MU_REF: moved to monai_diffrecon.modalities.spect (shared with the training cohort),
+# re-exported here for the old import path
 __all__ = ["SPECT25D", "spect_scale", "spect_condition", "MU_REF"]
-
-MU_REF = 0.15  # cm⁻¹: μ-maps enter the network as μ/MU_REF·2 − 1
-
-
-def spect_scale(x_init: torch.Tensor, quantile: float = 0.995) -> torch.Tensor:
-    """Robust intensity scale of a ``(1, 1, X, Y, Z)`` reconstruction: the ``quantile`` of its Gaussian-smoothed
-    (σ = 1 voxel, per slice) values; never below 1e-6."""
-    v = x_init[0].permute(3, 0, 1, 2)  # (Z, 1, X, Y)
-    sm = Blur(gaussian_kernel(1.0, size=5, dtype=v.dtype, device=v.device))(v)
-    return torch.quantile(sm.flatten().float(), quantile).clamp_min(1e-6).to(x_init.dtype)
-
-
-def spect_condition(x_init: torch.Tensor, mu: torch.Tensor | None, scale: torch.Tensor, neighbours: int) -> torch.Tensor:
-    """Condition channels ``(Z, 2k+2, X, Y)``: the ``2k+1`` neighbouring slices of ``x_init`` (in [−1, 1] units)
-    and the μ slice (zeros if no μ-map)."""
-    v = (2 * x_init[0] / scale - 1).float()  # (1, X, Y, Z)
-    nb = Stack25D(neighbours)(v)  # (Z, 2k+1, X, Y)
-    m = torch.zeros_like(v) if mu is None else (2 * mu.reshape(v.shape) / MU_REF - 1).float()
-    return torch.cat([nb, m.permute(3, 0, 1, 2)], dim=1)
 
 
 class SPECT25D(Sampler):

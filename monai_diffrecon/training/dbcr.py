@@ -3,7 +3,7 @@
 Loss ``E_{t, ε} ‖f_θ(x_t, t, cloudy, sar) − clear‖²`` with ``x_t = (1−t) clear + t cloudy + σ_max √(t(1−t)) ε``
 (:func:`~monai_diffrecon.diffusion.bridge.bridge_state`), t ~ U(0, 1), network timestep ``t·(T−1)``. Batches come from
 :class:`SceneSampler`: ``{"clear", "cloudy", "sar"}`` already normalised (SEN12MS-CR conventions,
-:func:`~monai_diffrecon.data.satellite_sim.sen12ms_normalize`).
+:func:`~monai_diffrecon.modalities.satellite.sen12ms_normalize`).
 """
 
 from __future__ import annotations

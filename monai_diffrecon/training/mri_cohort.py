@@ -1,6 +1,6 @@
 """Training and evaluation data for the multi-coil MRI bundles, from the MNI152 anatomy (``data.mri_sim``).
 
-All k-space is divided by :func:`~monai_diffrecon.data.mri_sim.acs_scale` (the peak of the ACS-only image: a
+All k-space is divided by :func:`~monai_diffrecon.modalities.mri.acs_scale` (the peak of the ACS-only image: a
 data-only normalisation the inference workflow applies too).
 
 * ``split="train"`` — what MSM and SelfDB may see: per slice, one acquisition with its own random Cartesian mask
@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from monai_diffrecon.data.mri_sim import acs_scale, mni_mr_slices, simulate_multicoil
+from monai_diffrecon.data.mri_sim import mni_mr_slices, simulate_multicoil
+from monai_diffrecon.modalities.mri import acs_scale
 from monai_diffrecon.physics import estimate_coil_maps
 from monai_diffrecon.physics.functional.sense import sense_combine
 from monai_diffrecon.training.cohort_io import save_cohort

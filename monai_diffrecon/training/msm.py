@@ -30,10 +30,12 @@ from __future__ import annotations
 import torch
 
 from monai_diffrecon.errors import TrainingError
+from monai_diffrecon.modalities.mri import msm_x0
 from monai_diffrecon.physics.functional.devices import randint
-from monai_diffrecon.physics.functional.sense import channels_to_complex, complex_randn, complex_to_channels, sense_combine, sense_expand
+from monai_diffrecon.physics.functional.sense import complex_randn, sense_expand
 from monai_diffrecon.training.dsm import DenoisingScoreTrainer
 
+# msm_x0 lives in monai_diffrecon.modalities.mri (shared with the sampler); re-exported for the old path
 __all__ = ["KSpaceSampler", "MSMTrainer", "msm_x0", "kspace_batch"]
 
 
@@ -65,13 +67,6 @@ def kspace_batch(batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
     k = batch["kspace"].to(torch.complex64) * mask
     m = (mask.expand_as(k.real).sum(dim=(1, 2, 3)) * 2).clamp_min(1)
     return k, mask, batch["maps"].to(torch.complex64), m
-
-
-def msm_x0(model, s_t: torch.Tensor, mask, maps, t: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """Network estimate of the clean image from the diffused partial measurement ``s_t`` (complex ``(B, 1, H, W)``)."""
-    u = sense_combine(s_t, maps, mask)
-    eps = channels_to_complex(model(complex_to_channels(u), t))
-    return (u - torch.sqrt(1 - a) * eps) / torch.sqrt(a)
 
 
 class MSMTrainer(DenoisingScoreTrainer):

@@ -1,7 +1,7 @@
 """Satellite cohorts for DB-CR: simulated cloudy / clear / SAR triplets in the SEN12MS-CR value conventions.
 
 Each scene comes from :func:`~monai_diffrecon.data.satellite_sim.satellite_scene` and goes through
-:func:`~monai_diffrecon.data.satellite_sim.sen12ms_normalize` (optical DN clipped to [0, 10000] and /10000, VV/VH
+:func:`~monai_diffrecon.modalities.satellite.sen12ms_normalize` (optical DN clipped to [0, 10000] and /10000, VV/VH
 clipped to [−25, 0] / [−32.5, 0] dB and mapped to [0, 1]) — the same transforms real SEN12MS-CR triplets get. Splits
 use disjoint seed ranges (train 90 000+, validation 190 000+, test 290 000+), so no scene repeats across splits. The file holds ``clear``, ``cloudy`` ``(N, 4, H, W)``, ``sar`` ``(N, 2, H, W)``, ``cloud`` ``(N, 1, H, W)``
 (thickness, for cloud-masked metrics) and ``meta``; it is written atomically and reused when ``meta`` matches.
@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from monai_diffrecon.data.satellite_sim import satellite_scene, sen12ms_normalize
+from monai_diffrecon.data.satellite_sim import satellite_scene
+from monai_diffrecon.modalities.satellite import sen12ms_normalize
 from monai_diffrecon.training.cohort_io import cached
 from monai_diffrecon.errors import InvalidValueError
 from monai_diffrecon.evaluation.splits import SPLITS, seed_base

@@ -15,12 +15,14 @@ from __future__ import annotations
 import torch
 
 from monai_diffrecon.errors import TrainingError
-from monai_diffrecon.physics.functional.sense import channels_to_complex, complex_randn, complex_to_channels, sense_combine, sense_expand
+from monai_diffrecon.modalities.mri import selfdb_predict
+from monai_diffrecon.physics.functional.sense import complex_randn, sense_expand
 from monai_diffrecon.diffusion.bridge import bridge_state
 from monai_diffrecon.physics.functional.devices import rand
 from monai_diffrecon.training.dsm import DenoisingScoreTrainer
 from monai_diffrecon.training.msm import kspace_batch
 
+# selfdb_predict lives in monai_diffrecon.modalities.mri (shared with the sampler); re-exported for the old path
 __all__ = ["SelfDBTrainer", "subsample_lines", "selfdb_predict"]
 
 
@@ -31,12 +33,6 @@ def subsample_lines(mask: torch.Tensor, keep: float, center_lines: int, generato
     lo = W // 2 - center_lines // 2
     draw[..., lo:lo + center_lines] = 1.0
     return mask * draw
-
-
-def selfdb_predict(model, y_t: torch.Tensor, maps: torch.Tensor, t: torch.Tensor, num_train_steps: int) -> torch.Tensor:
-    """The network's image estimate ``f_θ(y_t, t)`` (complex ``(B, 1, H, W)``); ``t`` in [0, 1], shape ``(B,)``."""
-    u = sense_combine(y_t, maps)
-    return channels_to_complex(model(complex_to_channels(u), t * (num_train_steps - 1)))
 
 
 class SelfDBTrainer(DenoisingScoreTrainer):

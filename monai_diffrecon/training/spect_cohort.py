@@ -9,7 +9,8 @@ one acquisition mode drawn per volume:
 * full (15 %): full dose, all views (enhancement mode).
 
 The condition is built exactly as :class:`~monai_diffrecon.samplers.SPECT25D` builds it at inference (OSEM of the
-acquired data → :func:`spect_scale` → :func:`spect_condition`), so training and sampling see the same inputs. The
+acquired data → :func:`~monai_diffrecon.modalities.spect.spect_scale` →
+:func:`~monai_diffrecon.modalities.spect.spect_condition`), so training and sampling see the same inputs. The
 target is the noise-free activity in the acquisition's units (counts per voxel for this dose), mapped with the
 same scale. Seeds: training phantoms from 10 000, validation from 20 000, evaluation (benchmarks) from 30 000.
 """
@@ -23,10 +24,10 @@ import torch
 from tqdm.auto import tqdm
 
 from monai_diffrecon.data.spect_phantom import cardiac_phantom
+from monai_diffrecon.modalities.spect import spect_condition, spect_scale
 from monai_diffrecon.physics import LEHR, SPECTProjector
 from monai_diffrecon.physics.functional.devices import poisson, rand, randint
 from monai_diffrecon.recon.em import osem
-from monai_diffrecon.samplers.spect25d import spect_condition, spect_scale
 from monai_diffrecon.training.cohort_io import save_cohort
 from monai_diffrecon.errors import InvalidValueError
 from monai_diffrecon.evaluation.splits import SPLITS, STRIDE, seed_base

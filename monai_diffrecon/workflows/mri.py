@@ -4,7 +4,7 @@ HDF5 (or ISMRMRD) k-space in → derived MR DICOM series + NIfTI + PNG + metrics
 Per file (one case): the k-space ``(S, C, H, W)`` and its line mask (``LoadKSpaced``); optionally a retrospective
 undersampling of fully sampled data (``acceleration``: random lines with 20 ACS, seeded); ESPIRiT coil maps from
 the ACS block (or the file's ``maps`` dataset); the data-only intensity normalisation of training
-(:func:`~monai_diffrecon.data.mri_sim.acs_scale`, undone on output); then every slice is reconstructed by the inferer (MSM or SelfDB
+(:func:`~monai_diffrecon.modalities.mri.acs_scale`, undone on output); then every slice is reconstructed by the inferer (MSM or SelfDB
 sampler) with a :class:`~monai_diffrecon.physics.MultiCoilMRI` operator. Written through one staged folder: the
 magnitude as a derived MR series (new study: raw data carry no DICOM identity), ``recon.nii.gz`` (+ ``std.nii.gz``
 with ``num_samples > 1``), ``zero_filled.nii.gz``, ``recon.png`` (zero-filled / ours / posterior std / reference)
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from monai_diffrecon.data.mri_sim import acs_scale
+from monai_diffrecon.modalities.mri import acs_lines, acs_scale
 from monai_diffrecon.errors import InvalidValueError, KSpaceError
 from monai_diffrecon.io.dicom_write import Derivation, write_mr_series
 from monai_diffrecon.io.nifti import write_nifti
@@ -67,20 +67,6 @@ def simulated_kspace_files(out_dir: str | Path, n_slices: int = 16, size: int = 
             write_mri_dataset(tmp, [(f"mni_{i:03d}", imgs[i]) for i in range(n_slices)], "test", acceleration=acceleration, seed=seed)
         files = sorted(root.glob("test_*.h5"))
     return [{"case": str(f), "kspace": str(f)} for f in files]
-
-
-def acs_lines(mask: torch.Tensor) -> int:
-    """Width of the contiguous fully sampled block around the k-space centre."""
-    m = mask.reshape(-1) > 0
-    c = m.numel() // 2
-    if not bool(m[c]):
-        return 0
-    lo, hi = c, c
-    while lo > 0 and m[lo - 1]:
-        lo -= 1
-    while hi < m.numel() - 1 and m[hi + 1]:
-        hi += 1
-    return hi - lo + 1
 
 
 def magnitude_metrics(x: torch.Tensor, ref: torch.Tensor) -> dict:

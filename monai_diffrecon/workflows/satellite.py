@@ -3,7 +3,7 @@
 A case is a folder (as ``diffrecon simulate satellite`` writes) with ``cloudy.tif`` (or ``.npy``; 4 bands B2, B3, B4,
 B8 as Sentinel-2 DN 0–10000, band-first or band-last), ``sar.tif`` (or ``.npy``; VV, VH σ⁰ in dB) and optionally
 ``clear.tif`` (reference, metrics only). Inputs go through the SEN12MS-CR preprocessing
-(:func:`~monai_diffrecon.data.satellite_sim.sen12ms_normalize`) — so real SEN12MS-CR triplets load the same way — and
+(:func:`~monai_diffrecon.modalities.satellite.sen12ms_normalize`) — so real SEN12MS-CR triplets load the same way — and
 the sampler gets ``y = concat(cloudy, SAR)``. Output per case through one staged folder: ``clear_pred.tif`` (DN,
 uint16, one page of 4 bands, planar), ``preview.png`` (cloudy RGB / prediction / reference / SAR VV) and
 ``metrics.json`` (PSNR, SSIM, SAM, MAE against ``clear.tif``, also for the cloudy input).
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from monai_diffrecon.data.satellite_sim import sen12ms_normalize
+from monai_diffrecon.modalities.satellite import sen12ms_normalize
 from monai_diffrecon.errors import InvalidValueError, ShapeError
 from monai_diffrecon.io.rasters import read_array, read_geotags
 from monai_diffrecon.io.shape_guard import check_spatial_size, spatial_divisor

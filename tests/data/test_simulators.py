@@ -12,7 +12,8 @@ from monai_diffrecon.data import cardiac_phantom
 from monai_diffrecon.data.mri_sim import mr_phantom, real_mr_slices, simulate_multicoil, write_mri_dataset
 from monai_diffrecon.data.natural import SKIMAGE_TEST, SKIMAGE_TRAIN, load_skimage, motion_blur_kernel, random_patches
 from monai_diffrecon.data.preview import preview_mri, preview_natural, preview_satellite, preview_spect_study
-from monai_diffrecon.data.satellite_sim import LAND_COVER, satellite_scene, sen12ms_normalize
+from monai_diffrecon.data.satellite_sim import LAND_COVER, satellite_scene
+from monai_diffrecon.modalities.satellite import sen12ms_normalize
 from monai_diffrecon.data.spect_study import few_view_indices, simulate_spect_study, thin_counts
 from monai_diffrecon.io.kspace import read_fastmri
 

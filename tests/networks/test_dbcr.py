@@ -5,6 +5,7 @@ import torch
 
 from monai_diffrecon.errors import ShapeError
 from monai_diffrecon.errors import TrainingError
+from monai_diffrecon.modalities.satellite import DBCRPrior
 from monai_diffrecon.networks.dbcr import StackedDBCR, dbcr_network
 from monai_diffrecon.diffusion import make_scheduler
 from monai_diffrecon.samplers.dbcr import DBCR
@@ -47,11 +48,11 @@ def test_bridge_sampler_starts_at_the_cloudy_image(use_sar):
     calls = []
     net.register_forward_hook(lambda m, a, o: calls.append(a[0].clone()))
     with torch.no_grad():
-        out = DBCR(net, num_steps=3)(y, None, generator=torch.Generator().manual_seed(0), progress=False)
+        out = DBCR(DBCRPrior(net), num_steps=3)(y, None, generator=torch.Generator().manual_seed(0), progress=False)
     assert out.nfe == 3 and out.mean.shape == clear.shape
     assert torch.equal(calls[0], cloudy)  # the bridge starts from the cloudy image, not from noise
     with pytest.raises(ShapeError):
-        DBCR(net)(torch.zeros(1, 3, N, N), None, generator=torch.Generator(), progress=False)
+        DBCR(DBCRPrior(net))(torch.zeros(1, 3, N, N), None, generator=torch.Generator(), progress=False)
 
 
 def test_trainer_learns_the_identity_bridge(tmp_path):

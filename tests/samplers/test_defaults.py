@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from monai_diffrecon.errors import InvalidValueError
+from monai_diffrecon.modalities.mri import SelfDBPrior
 from monai_diffrecon.samplers import (
     DDNM,
     DPS,
@@ -50,7 +51,7 @@ def _posterior_samplers(prior, sigma_y):
             "ScorePnP": lambda: ScorePnP(prior, sigma_y=sigma_y), "RELD": lambda: RELD(prior, sigma_y=sigma_y),
             "MSM": lambda: MSMSampler(prior, sigma_y=sigma_y),
             "BlindPnPDM": lambda: BlindPnPDM(prior, prior, sigma_y=sigma_y),
-            "SelfDB": lambda: SelfDBSampler(diffusion_unet(2, 2, size="tiny"), sigma_y=sigma_y),
+            "SelfDB": lambda: SelfDBSampler(SelfDBPrior(diffusion_unet(2, 2, size="tiny")), sigma_y=sigma_y),
             "DiffUnfolding": lambda: DiffUnfolding(_unfolding_net(sigma_y), sigma_y=sigma_y)}
 
 
@@ -74,7 +75,7 @@ def test_samplers_whose_noise_is_not_a_free_sigma_y_refuse_one():
     assert DiffUnfolding(_unfolding_net(0.02)).sigma_y == pytest.approx(0.02)
     with pytest.raises(InvalidValueError, match="DiffPIR needs"):
         DiffPIR(gaussian_prior(), 2, sigma_y=0.0)
-    assert SelfDBSampler(diffusion_unet(2, 2, size="tiny")).sigma_y is None
+    assert SelfDBSampler(SelfDBPrior(diffusion_unet(2, 2, size="tiny"))).sigma_y is None
 
 
 def test_pnpdm_defaults_follow_sigma_y_and_the_data_range(prior):

@@ -65,6 +65,8 @@ def test_tikhonov_start_is_computed_once_and_returned(monkeypatch, make):
 def test_reld_blind_dbcr_selfdb_msm_return_their_start():
     from monai_diffrecon.networks import dbcr_network, diffusion_unet
     from monai_diffrecon.physics import Blur, Downsample
+    from monai_diffrecon.modalities.mri import SelfDBPrior
+    from monai_diffrecon.modalities.satellite import DBCRPrior
     from monai_diffrecon.samplers import DBCR, BlindPnPDM
 
     prior = _gauss_prior(0.4, 0.3)
@@ -83,12 +85,12 @@ def test_reld_blind_dbcr_selfdb_msm_return_their_start():
     torch.manual_seed(0)
     cloudy_sar = torch.rand(1, 6, 16, 16, generator=_g(4))
     with torch.no_grad():
-        d = DBCR(dbcr_network(size="tiny").eval())(cloudy_sar, None, generator=_g(0), progress=False)
+        d = DBCR(DBCRPrior(dbcr_network(size="tiny").eval()))(cloudy_sar, None, generator=_g(0), progress=False)
     assert torch.equal(d.init, cloudy_sar[:, :4]) and d.init.shape == d.mean.shape
 
     A, k = _mri_data(5)
     with torch.no_grad():
-        s = SelfDBSampler(diffusion_unet(2, 2, size="tiny").eval())(k, A, generator=_g(0), progress=False)
+        s = SelfDBSampler(SelfDBPrior(diffusion_unet(2, 2, size="tiny").eval()))(k, A, generator=_g(0), progress=False)
     assert torch.equal(s.init, sense_combine(k, A.coil_maps)) and s.init.shape == s.mean.shape and s.init.is_complex()
 
     mprior = _gauss_prior(0.0, 0.5).float()

@@ -8,6 +8,7 @@ import torch
 
 from monai_diffrecon.data.mri_sim import mr_phantom, simulate_multicoil
 from monai_diffrecon.diffusion import DiffusionPrior, make_scheduler
+from monai_diffrecon.modalities.mri import SelfDBPrior
 from monai_diffrecon.networks import diffusion_unet
 from monai_diffrecon.physics import MultiCoilMRI
 from monai_diffrecon.physics.functional import sense_expand
@@ -91,7 +92,7 @@ def test_samplers_run_with_data_consistency(data):
     assert out.x.shape == (2, 1, 1, N, N) and out.x.is_complex() and out.nfe == 12
     res = lambda x: float((A(x) - y).norm())  # noqa: E731
     assert res(out.mean) < res(free.mean)
-    sdb = SelfDBSampler(net, num_steps=3, t_start=1.0, sigma_max=0.05)
+    sdb = SelfDBSampler(SelfDBPrior(net), num_steps=3, t_start=1.0, sigma_max=0.05)
     with torch.no_grad():
         o = sdb(y, A, generator=torch.Generator().manual_seed(0), progress=False)
         o2 = sdb(y, A, generator=torch.Generator().manual_seed(0), progress=False)

@@ -13,6 +13,7 @@ import torch
 
 from monai_diffrecon.errors import InvalidValueError
 from monai_diffrecon.metrics.satellite import spectral_angle_deg
+from monai_diffrecon.modalities.satellite import DBCRPrior
 from monai_diffrecon.networks.dbcr import dbcr_network
 from monai_diffrecon.samplers import DBCR
 from monai_diffrecon.simulate import simulate
@@ -37,7 +38,7 @@ def scenes(tmp_path_factory):
 @pytest.mark.parametrize("use_sar", [True, False])
 def test_cloud_removal_writes_geotiff_png_metrics(scenes, tmp_path, use_sar):
     torch.manual_seed(0)
-    smp = DBCR(dbcr_network(size="tiny", use_sar=use_sar).eval(), num_steps=2)
+    smp = DBCR(DBCRPrior(dbcr_network(size="tiny", use_sar=use_sar).eval()), num_steps=2)
     out = tmp_path / "out"
     m = SatelliteCloudRemoval(satellite_datalist(scenes), out, smp, use_sar=use_sar, progress=False).run()
     assert len(m) == 2 and all(k in m[0] for k in ("ours_psnr", "ours_sam_deg", "ours_mae", "cloudy_psnr")) and m[0]["nfe"] == 2
@@ -64,7 +65,7 @@ def test_bad_rasters_are_typed_errors(scenes, tmp_path, corruption, match):
         (case / "sar.tif").unlink()
     elif corruption == "misregistered":
         tifffile.imwrite(case / "sar.tif", np.zeros((2, 64, 64), np.float32))
-    smp = DBCR(dbcr_network(size="tiny").eval())
+    smp = DBCR(DBCRPrior(dbcr_network(size="tiny").eval()))
     with pytest.raises(InvalidValueError, match=match):
         SatelliteCloudRemoval(satellite_datalist(case.parent), tmp_path / "o", smp, progress=False).run()
     assert not (tmp_path / "o").exists()  # the whole output is staged: no case folder, no metrics.json, nothing

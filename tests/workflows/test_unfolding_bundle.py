@@ -112,7 +112,8 @@ def test_bundle_sampler_swaps_operators_and_stays_data_consistent(tiny_weights):
     the workflow does: another mask gives another reconstruction, and the acquired lines are fitted to the noise."""
     from monai.bundle import ConfigParser
 
-    from monai_diffrecon.data.mri_sim import acs_scale, simulate_multicoil
+    from monai_diffrecon.data.mri_sim import simulate_multicoil
+    from monai_diffrecon.modalities.mri import acs_scale
     from monai_diffrecon.physics import MultiCoilMRI, equispaced_mask, estimate_coil_maps, random_lines_mask
 
     path, sha = tiny_weights

@@ -108,11 +108,11 @@ def train(method: str, work: Path, iters: int, threads: int) -> None:
     torch.set_num_threads(threads)
     cohort = cached_satellite_cohort(work / f"scenes_train_{N_TRAIN}.pt", N_TRAIN, "train", 128, progress=False)
     ddpm = method.startswith("ddpm")
-    sampler = SceneSampler(cohort["clear"], cohort["cloudy"], cohort["sar"], crop=CROP, stacked=ddpm)
+    scenes = SceneSampler(cohort["clear"], cohort["cloudy"], cohort["sar"], crop=CROP, stacked=ddpm)
     cfg = DSMConfig(max_iterations=iters, batch_size=8, lr=5e-4, ema_decay=0.999, warmup=100, checkpoint_every=200,
                     seed=0)
     common = dict(network=network(method), scheduler=make_scheduler(kind="ddim"),
-                  sampler=ScaledScenes(sampler) if ddpm else sampler,
+                  batches=ScaledScenes(scenes) if ddpm else scenes,
                   out_dir=work / method, config=cfg, progress=False)
     if method == "ddpm_eps":
         trainer = DenoisingScoreTrainer(**common)

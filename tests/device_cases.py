@@ -227,12 +227,13 @@ def _mri_data(seed, n=16, coils=2):
 @case
 def selfdb():
     from monai_diffrecon.networks import diffusion_unet
+    from monai_diffrecon.modalities.mri import SelfDBPrior
     from monai_diffrecon.samplers import SelfDBSampler
 
     torch.manual_seed(0)
     net = _wake(diffusion_unet(2, 2, size="tiny"), 13)
     op, y = _mri_data(14)
-    smp = SelfDBSampler(net, num_steps=2, sigma_max=0.05)
+    smp = SelfDBSampler(SelfDBPrior(net), num_steps=2, sigma_max=0.05)
 
     def run():
         with torch.no_grad():
@@ -244,13 +245,14 @@ def selfdb():
 @case
 def dbcr():
     from monai_diffrecon.networks import dbcr_network
+    from monai_diffrecon.modalities.satellite import DBCRPrior
     from monai_diffrecon.samplers import DBCR
 
     torch.manual_seed(0)
     net = _wake(dbcr_network(size="tiny"), 15)
     g = _g(16)
     y = torch.rand(1, 6, 16, 16, generator=g)
-    smp = DBCR(net, num_steps=2)
+    smp = DBCR(DBCRPrior(net), num_steps=2)
 
     def run():
         with torch.no_grad():
@@ -489,7 +491,7 @@ def training_losses():
         out = {}
         for name, tr in trainers.items():
             gen = _g(70)
-            batch = tr.sampler(gen, 2)
+            batch = tr.batches(gen, 2)
             out.update({f"{name}.batch.{k}": v for k, v in batch.items() if torch.is_tensor(v)})
             out[f"{name}.loss"] = tr.loss(batch, gen).detach()
         out["masked_eps"] = masked_eps_loss(align_net, meas, mmask, sch.alphas_cumprod, _g(71)).detach()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from monai_diffrecon.errors import TrainingError
-from monai_diffrecon.training.dsm import DenoisingScoreTrainer
+from monai_diffrecon.training.dsm import DenoisingScoreTrainer, renamed_batches
 
 __all__ = ["AutoencoderTrainer", "LatentSampler", "kl_divergence", "latent_scale"]
 
@@ -54,24 +54,28 @@ def latent_scale(autoencoder, images: torch.Tensor, batch_size: int = 256) -> fl
 
 
 class LatentSampler:
-    """Mini-batches of a pixel-space batch sampler mapped to the latent space of a frozen first stage:
+    """Mini-batches of a pixel-space batch source mapped to the latent space of a frozen first stage:
     ``{"image": scale · μ(x)}`` (augmentation happens on the images, before encoding). Wraps e.g.
     :class:`~monai_diffrecon.training.TensorSampler` for training a latent :class:`DenoisingScoreTrainer`.
 
     Args:
-        sampler: ``sampler(generator, batch_size) → {"image": x, …}``. autoencoder: the trained first stage (frozen
-            here). scale: latent scale (:func:`latent_scale`).
+        batches: ``batches(generator, batch_size) → {"image": x, …}`` (``sampler=``: its deprecated name, accepted
+            for one release). autoencoder: the trained first stage (frozen here). scale: latent scale
+            (:func:`latent_scale`).
     """
 
-    def __init__(self, sampler, autoencoder, scale: float = 1.0) -> None:
+    def __init__(self, batches=None, autoencoder=None, scale: float = 1.0, sampler=None) -> None:
         if not scale > 0:
             raise TrainingError(f"scale: must be > 0, got {scale}")
-        self.sampler, self.autoencoder, self.scale = sampler, autoencoder.eval().requires_grad_(False), float(scale)
+        if autoencoder is None:
+            raise TrainingError("LatentSampler: autoencoder (the trained first stage) is required")
+        self.batches = renamed_batches(batches, sampler, "LatentSampler")
+        self.autoencoder, self.scale = autoencoder.eval().requires_grad_(False), float(scale)
 
     @torch.no_grad()
     def __call__(self, generator: torch.Generator, batch_size: int) -> dict:
         from monai_diffrecon.diffusion.prior import encode_mean
 
-        batch = dict(self.sampler(generator, batch_size))
+        batch = dict(self.batches(generator, batch_size))
         batch["image"] = encode_mean(self.autoencoder, batch["image"].float()) * self.scale
         return batch

@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import os
 import signal
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -94,6 +95,19 @@ def load_checkpoint(path: str | Path) -> dict:
         raise TrainingError(f"{path}: not a loadable checkpoint ({type(e).__name__}: {str(e)[:200]})") from None
 
 
+def renamed_batches(batches: Callable | None, sampler: Callable | None, owner: str) -> Callable:
+    """The batch source ``batches(generator, batch_size) → dict`` of ``owner``; ``sampler`` is its old name (the word
+    now means the posterior sampler only), accepted for one release with a :class:`DeprecationWarning`."""
+    if sampler is not None:
+        if batches is not None:
+            raise TrainingError(f"{owner}: pass the batch source once, as batches (sampler is its deprecated name)")
+        warnings.warn(f"{owner}(sampler=...) is deprecated: the batch source is now called `batches`", DeprecationWarning, stacklevel=3)
+        return sampler
+    if batches is None:
+        raise TrainingError(f"{owner}: batches (the batch source) is required")
+    return batches
+
+
 class DenoisingScoreTrainer:
     """ε-prediction trainer (see module doc).
 
@@ -101,8 +115,9 @@ class DenoisingScoreTrainer:
         network: ε-network with MONAI's ``(x, timesteps)`` signature.
         scheduler: MONAI scheduler (for ᾱ_t and the number of training steps); ``None`` for subclasses that train no
             diffusion model (:class:`~monai_diffrecon.training.GaussianDenoiserTrainer`, ``AutoencoderTrainer``).
-        sampler: ``sampler(generator, batch_size) → {"image": x₀, "cond": c | None}`` (e.g. :class:`TensorSampler`,
-            or a simulator drawing fresh data each step).
+        batches: the batch source ``batches(generator, batch_size) → {"image": x₀, "cond": c | None}`` (e.g.
+            :class:`TensorSampler`, or a simulator drawing fresh data each step). ``sampler=`` is its deprecated name
+            (accepted for one release, with a DeprecationWarning; "sampler" names the posterior sampler).
         out_dir: where ``checkpoint.pt``, ``model.pt`` (EMA weights) and ``loss.png`` go.
         config: :class:`DSMConfig`.
         progress: tqdm progress bar.
@@ -110,11 +125,15 @@ class DenoisingScoreTrainer:
 
     loss_label = "ε-MSE"  # the y-axis of loss.png; subclasses with another loss say which
 
-    def __init__(self, network: nn.Module, scheduler, sampler: Callable, out_dir: str | Path, config: DSMConfig | None = None, progress: bool = True,
-                 device: str | torch.device = "cpu") -> None:
+    def __init__(self, network: nn.Module, scheduler, batches: Callable | None = None, out_dir: str | Path | None = None,
+                 config: DSMConfig | None = None, progress: bool = True, device: str | torch.device = "cpu",
+                 sampler: Callable | None = None) -> None:
         self.cfg = config or DSMConfig()
+        if out_dir is None:
+            raise TrainingError(f"{type(self).__name__}: out_dir is required")
         self.out_dir = Path(out_dir)
-        self.scheduler, self.sampler, self.progress = scheduler, sampler, progress
+        self.scheduler, self.progress = scheduler, progress
+        self.batches = renamed_batches(batches, sampler, type(self).__name__)
         self.device = torch.device(device)
         self.rank, self.world = self._init_distributed()
         self.network = network.to(self.device)
@@ -269,9 +288,15 @@ class DenoisingScoreTrainer:
         pred = self.model(inp, t.to(self.device))
         return self.diffusion_loss(pred, x0.to(self.device), noise.to(self.device), a.to(self.device))
 
+    @property
+    def sampler(self) -> Callable:
+        """Deprecated name of :attr:`batches` (the batch source), kept for one release."""
+        warnings.warn("trainer.sampler is deprecated: the batch source is trainer.batches", DeprecationWarning, stacklevel=2)
+        return self.batches
+
     def step(self, engine=None, _=None) -> float:
         """One optimisation step (the ignite process function)."""
-        batch = self.sampler(self.generator, self.cfg.batch_size)
+        batch = self.batches(self.generator, self.cfg.batch_size)
         self.model.train()
         loss = self.loss(batch, self.generator)
         if not bool(torch.isfinite(loss)):

@@ -22,10 +22,10 @@ HERE = Path(__file__).parent
 IMGS = torch.rand(32, 1, 16, 16, generator=torch.Generator().manual_seed(0))
 
 
-def _trainer(d, iters=8, sampler=None, cond=False):
+def _trainer(d, iters=8, batches=None, cond=False):
     torch.manual_seed(0)
     net = diffusion_unet(2, 1, cond_channels=1 if cond else 0, size="tiny")
-    smp = sampler or TensorSampler(IMGS, IMGS.flip(-1) if cond else None, augment=True)
+    smp = batches or TensorSampler(IMGS, IMGS.flip(-1) if cond else None, augment=True)
     return DenoisingScoreTrainer(net, make_scheduler(), smp, d, DSMConfig(max_iterations=iters, batch_size=4, checkpoint_every=4), progress=False)
 
 
@@ -61,7 +61,7 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(tmp_path):
     def poisoned(g, b):
         return {"image": torch.full((b, 1, 16, 16), float("nan")), "cond": None}
 
-    bad = _trainer(tmp_path, iters=8, sampler=poisoned)
+    bad = _trainer(tmp_path, iters=8, batches=poisoned)
     with pytest.raises(TrainingError, match="loss is nan at iteration 5"):
         bad.run()
     assert load_checkpoint(tmp_path / "checkpoint.pt")["iteration"] == before == 4
@@ -134,3 +134,20 @@ def test_save_cohort_from_concurrent_processes_never_collides(tmp_path):
     assert all(pr.returncode == 0 for pr in procs), errors
     assert torch.load(tmp_path / "c.pt", weights_only=True)["x"].shape == (200_000,)
     assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_batch_source_is_called_batches(tmp_path):
+    """The trainer's batch source is ``batches`` (issue 22, item 7: "sampler" names the posterior sampler); the old
+    keyword and attribute still work for one release, with a DeprecationWarning."""
+    smp = TensorSampler(IMGS)
+    tr = DenoisingScoreTrainer(diffusion_unet(2, 1, size="tiny"), make_scheduler(), batches=smp, out_dir=tmp_path, progress=False)
+    assert tr.batches is smp
+    with pytest.warns(DeprecationWarning, match="batches"):
+        old = DenoisingScoreTrainer(diffusion_unet(2, 1, size="tiny"), make_scheduler(), sampler=smp, out_dir=tmp_path, progress=False)
+    assert old.batches is smp
+    with pytest.warns(DeprecationWarning, match="trainer.batches"):
+        assert old.sampler is smp
+    with pytest.raises(TrainingError, match="once"):
+        DenoisingScoreTrainer(diffusion_unet(2, 1, size="tiny"), make_scheduler(), smp, tmp_path, sampler=smp)
+    with pytest.raises(TrainingError, match="required"):
+        DenoisingScoreTrainer(diffusion_unet(2, 1, size="tiny"), make_scheduler(), out_dir=tmp_path)

@@ -98,3 +98,14 @@ def test_a_trainer_with_its_own_loss_refuses_a_recipe(tmp_path):
     with pytest.raises(TrainingError, match="own loss"):
         GaussianDenoiserTrainer(DnCNN(1, depth=3, features=4), None, TensorSampler(IMGS), tmp_path,
                                 DSMConfig(prediction="sample"), progress=False)
+
+
+def test_bf16_autocast_step_matches_fp32(tmp_path):
+    """precision="bf16": the first loss within 1 % of fp32's on the same draws, weights stay fp32, training proceeds."""
+    a, b = _trainer(tmp_path / "a", 2), _trainer(tmp_path / "b", 2, precision="bf16")
+    a.run()
+    b.run()
+    assert abs(b.losses[0] - a.losses[0]) <= 0.01 * a.losses[0]
+    assert all(p.dtype == torch.float32 for p in b.network.parameters())
+    with pytest.raises(TrainingError, match="precision"):
+        _trainer(tmp_path / "c", 1, precision="fp16")

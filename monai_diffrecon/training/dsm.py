@@ -5,7 +5,8 @@ the scheduler's training steps; optional condition channels are concatenated to 
 DiffSPECT-3D's 2.5D neighbours + CT). The recipe is configuration (:class:`DSMConfig`): ``prediction`` (ε, x₀, v or
 EDM preconditioning, :mod:`monai_diffrecon.diffusion.parameterization`), ``loss_weighting`` (``"uniform"``, EDM's
 λ(σ) or min-SNR-γ) and ``t_sampling`` (``"uniform"`` integer steps, or ``"lognormal"``: EDM's ``ln σ ~ N(P_mean,
-P_std²)`` mapped to continuous t and clamped to the schedule's range). A prior built from the weights must be given
+P_std²)`` mapped to continuous t and clamped to the schedule's range) and ``precision`` (``"bf16"``: autocast of the
+forward pass, the CPU speed lever of benchmarks/results/training_speed.md). A prior built from the weights must be given
 the same ``prediction`` and ``sigma_data`` (:meth:`DenoisingScoreTrainer.prior_kwargs`).
 
 Reproducibility: every random draw (batch indices or on-the-fly simulation, t, ε) comes from one explicit
@@ -59,6 +60,7 @@ class DSMConfig:
     t_sampling: str = "uniform"
     p_mean: float = -1.2
     p_std: float = 1.2
+    precision: str = "fp32"
 
 
 class TensorSampler:
@@ -154,12 +156,23 @@ class DenoisingScoreTrainer:
         self.parameterization = Parameterization(self.cfg.prediction, self.cfg.sigma_data)
         if self.cfg.loss_weighting not in LOSS_WEIGHTINGS:
             raise TrainingError(f"loss_weighting: one of {LOSS_WEIGHTINGS}, got {self.cfg.loss_weighting!r}")
+        if self.cfg.precision not in ("fp32", "bf16"):
+            raise TrainingError(f"precision: 'fp32' or 'bf16', got {self.cfg.precision!r}")
         if self.cfg.t_sampling not in ("uniform", "lognormal"):
             raise TrainingError(f"t_sampling: 'uniform' or 'lognormal', got {self.cfg.t_sampling!r}")
-        recipe = (self.cfg.prediction, self.cfg.loss_weighting, self.cfg.t_sampling) != ("epsilon", "uniform", "uniform")
+        recipe = (self.cfg.prediction, self.cfg.loss_weighting, self.cfg.t_sampling, self.cfg.precision) != ("epsilon", "uniform", "uniform", "fp32")
         if recipe and type(self).loss is not DenoisingScoreTrainer.loss:
-            raise TrainingError(f"{type(self).__name__} has its own loss: prediction, loss_weighting and t_sampling apply to "
+            raise TrainingError(f"{type(self).__name__} has its own loss: prediction, loss_weighting, t_sampling and precision apply to "
                                 "DenoisingScoreTrainer's diffusion loss only")
+
+    def autocast(self):
+        """The forward pass's precision context: bf16 autocast for ``precision="bf16"`` (weights, optimiser state and
+        the loss stay fp32; measured in benchmarks/results/training_speed.md), else a no-op."""
+        import contextlib
+
+        if self.cfg.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def prior_kwargs(self) -> dict:
         """What a :class:`~monai_diffrecon.diffusion.DiffusionPrior` over these weights needs besides the network."""
@@ -285,8 +298,9 @@ class DenoisingScoreTrainer:
         x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
         inp = self.parameterization.network_input(x_t, a).to(self.device)
         inp = inp if cond is None else torch.cat([inp, cond.float().to(self.device)], dim=1)
-        pred = self.model(inp, t.to(self.device))
-        return self.diffusion_loss(pred, x0.to(self.device), noise.to(self.device), a.to(self.device))
+        with self.autocast():
+            pred = self.model(inp, t.to(self.device))
+        return self.diffusion_loss(pred.float(), x0.to(self.device), noise.to(self.device), a.to(self.device))
 
     @property
     def sampler(self) -> Callable:

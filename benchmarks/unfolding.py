@@ -278,14 +278,47 @@ def main_natural(a) -> None:
     figure(example, out.with_suffix(".png"))
 
 
+def _command_line(info: dict) -> str:
+    """The report's first line: command, commit, threads, wall time, date (both reports)."""
+    return (f"Command: `OMP_NUM_THREADS=1 {info['command'].replace('python', '.venv/bin/python', 1)}` — commit {info['commit']}"
+            f"{'' if info['tree_clean'] else ' (+ uncommitted changes)'}, {info['threads']} thread(s), {info['wall_seconds'] / 60:.1f} min wall "
+            f"(tuning included), {info['date']}. Setup in the script's docstring.")
+
+
+def _guard_status(res, m: str, trivial: str, failed: list) -> str:
+    """The "vs <trivial>" cell of method ``m`` (the broken-baseline guard); appends a failed method to ``failed``."""
+    from monai_diffrecon.evaluation import baseline_guard
+
+    if m == trivial:
+        return "—"
+    if baseline_guard(res, m, trivial, "psnr")["baseline_ok"]:
+        return "ok"
+    failed.append(m)
+    return f"**failed** (not above {trivial})"
+
+
+def _paired_rows(res, ours: str, ms: list) -> list[str]:
+    """Rows ``| baseline | seen [CI] | unseen [CI] |`` of the paired PSNR differences ``ours − baseline``."""
+    rows = []
+    for m in ms:
+        if m != ours:
+            s, u = res.compare(ours, m, "psnr", seen=True), res.compare(ours, m, "psnr", seen=False)
+            rows.append(f"| {m} | {s.mean:+.2f} [{s.low:+.2f}, {s.high:+.2f}] | {u.mean:+.2f} [{u.low:+.2f}, {u.high:+.2f}] |")
+    return rows
+
+
+def _tuning_rows(tuning: dict, grids: dict) -> list[str]:
+    """Rows ``| method | grid | chosen | validation PSNR | edge |`` of the tuning table."""
+    return [f"| {m} | {json.dumps(grids[m]) if grids[m] else '— (no knobs)'} | {json.dumps(t.params) if t.params else '—'} | {t.score:.2f} | "
+            f"{', '.join(t.on_edge) or '—'} |" for m, t in tuning.items()]
+
+
 def report_natural(res, res_img, tuning, val, val_blurred, entries, info, protocol, params, ks, out: Path) -> None:
-    from monai_diffrecon.evaluation import baseline_guard, targets_section
+    from monai_diffrecon.evaluation import targets_section
 
     ms = res.methods()
     lines = ["# Diff-Unfolding: natural-image deblurring at seen and unseen kernels", "",
-             f"Command: `OMP_NUM_THREADS=1 {info['command'].replace('python', '.venv/bin/python', 1)}` — commit {info['commit']}"
-             f"{'' if info['tree_clean'] else ' (+ uncommitted changes)'}, {info['threads']} thread(s), {info['wall_seconds'] / 60:.1f} min wall "
-             f"(tuning included), {info['date']}. Setup in the script's docstring.", "",
+             _command_line(info), "",
              f"**Protocol.** {protocol}. Parameters: Diff-Unfolding {params['Diff-Unfolding'] / 1e6:.2f} M, pixel prior "
              f"{params['pixel prior'] / 1e6:.2f} M. The paper (Diff-Unfolding) reports LPIPS/FID on FFHQ/ImageNet 256²; LPIPS needs "
              f"weights fetched at run time (no network here), so the perceptual column is NIQE (monai_diffrecon.metrics.niqe, no reference, "
@@ -298,13 +331,7 @@ def report_natural(res, res_img, tuning, val, val_blurred, entries, info, protoc
         s, u = res.estimate(m, "psnr", seen=True), res.estimate(m, "psnr", seen=False)
         loss = res_img.compare(f"{m} | seen kernels", f"{m} | unseen kernels", "psnr")
         rs = [r for r in res.rows if r["method"] == m]
-        if m == "blurred":
-            status = "—"
-        else:
-            g = baseline_guard(res, m, "blurred", "psnr")
-            status = "ok" if g["baseline_ok"] else "**failed** (not above blurred)"
-            if not g["baseline_ok"]:
-                failed.append(m)
+        status = _guard_status(res, m, "blurred", failed)
         b = BEFORE.get(m)
         lines.append(f"| {m} | {int(np.mean([r['nfe'] for r in rs]))} | {s} | {u} | {loss.mean:+.2f} [{loss.low:+.2f}, {loss.high:+.2f}] | "
                      f"{res.estimate(m, 'ssim').mean:.3f} | {np.mean([r['niqe'] for r in rs if r['niqe'] is not None] or [np.nan]):.2f} | {np.mean([r['seconds'] for r in rs]):.2f} | "
@@ -318,16 +345,11 @@ def report_natural(res, res_img, tuning, val, val_blurred, entries, info, protoc
         lines.append(f"| {m} | " + " | ".join(f"{res.estimate(m, 'psnr', kernel=k).mean:.2f}" for k in ks) + " |")
     lines += ["", "## Paired differences (PSNR, dB; positive = Diff-Unfolding (10 NFE) better)", "",
               "| baseline | seen kernels [95 % CI] | unseen kernels [95 % CI] |", "|---|---|---|"]
-    for m in ms:
-        if m != UNF:
-            s, u = res.compare(UNF, m, "psnr", seen=True), res.compare(UNF, m, "psnr", seen=False)
-            lines.append(f"| {m} | {s.mean:+.2f} [{s.low:+.2f}, {s.high:+.2f}] | {u.mean:+.2f} [{u.low:+.2f}, {u.high:+.2f}] |")
+    lines += _paired_rows(res, UNF, ms)
     lines += ["", f"## Tuning (validation split only: {len(val)} cases, blurred input {val_blurred:.2f} dB; at most {BUDGET} settings per method)", "",
               "Validation cases: " + "; ".join(f"{c['image']} × {c['kernel']}" for c in val) + ".", "",
               "| method | grid | chosen | validation PSNR | on the grid's edge |", "|---|---|---|---|---|"]
-    for m, t in tuning.items():
-        lines.append(f"| {m} | {json.dumps(GRIDS[m]) if GRIDS[m] else '— (no knobs)'} | {json.dumps(t.params) if t.params else '—'} | {t.score:.2f} | "
-                     f"{', '.join(t.on_edge) or '—'} |")
+    lines += _tuning_rows(tuning, GRIDS)
     lines += ["", "Every trial (setting → mean validation PSNR) is in unfolding.json under `tuning`. "
               + (f"Failed baselines (not above the blurred input after tuning): {', '.join(failed)}." if failed else "No baseline failed the guard."), ""]
     lines += targets_section(entries)
@@ -517,14 +539,12 @@ def main_mri(a) -> None:
 
 
 def report_mri(res, res_img, tuning, val_zf, n_val, entries, info, protocol, params, ks, out: Path) -> None:
-    from monai_diffrecon.evaluation import baseline_guard, targets_section
+    from monai_diffrecon.evaluation import targets_section
 
     ms = res.methods()
     all_acq = list(mri_acquisitions())
     lines = ["# Diff-Unfolding: multi-coil MRI at seen and unseen sampling patterns", "",
-             f"Command: `OMP_NUM_THREADS=1 {info['command'].replace('python', '.venv/bin/python', 1)}` — commit {info['commit']}"
-             f"{'' if info['tree_clean'] else ' (+ uncommitted changes)'}, {info['threads']} thread(s), {info['wall_seconds'] / 60:.1f} min wall "
-             f"(tuning included), {info['date']}. Setup in the script's docstring.", "",
+             _command_line(info), "",
              f"**Protocol.** {protocol}. Coil maps: each slice's ESPIRiT maps from its R = 4 calibration (a separate reference scan) "
              f"for every acquisition. Parameters: Diff-Unfolding {params['Diff-Unfolding'] / 1e6:.2f} M, clean-image prior (unconditional, "
              f"DiffPIR / PnP-DM) {params['pixel prior'] / 1e6:.2f} M. The paper (Diff-Unfolding) evaluates on fastMRI knee/brain at 320² with "
@@ -538,13 +558,7 @@ def report_mri(res, res_img, tuning, val_zf, n_val, entries, info, protocol, par
         s, u = res.estimate(m, "psnr", seen=True), res.estimate(m, "psnr", seen=False)
         loss = res_img.compare(f"{m} | seen masks", f"{m} | unseen masks", "psnr")
         rs = [r for r in res.rows if r["method"] == m]
-        if m == "zero-filled":
-            status = "—"
-        else:
-            g = baseline_guard(res, m, "zero-filled", "psnr")
-            status = "ok" if g["baseline_ok"] else "**failed** (not above zero-filled)"
-            if not g["baseline_ok"]:
-                failed.append(m)
+        status = _guard_status(res, m, "zero-filled", failed)
         lines.append(f"| {m} | {int(np.mean([r['nfe'] for r in rs]))} | {s} | {u} | {loss.mean:+.2f} [{loss.low:+.2f}, {loss.high:+.2f}] | "
                      f"{res.estimate(m, 'ssim').mean:.3f} | {np.mean([r['seconds'] for r in rs]):.2f} | {status} |")
     heads = [f"{k} (true R {np.mean([r['R'] for r in res.rows if r['kernel'] == k]):.1f}, {'seen' if mri_acquisitions()[k][1] else 'unseen'})" for k in ks]
@@ -560,19 +574,14 @@ def report_mri(res, res_img, tuning, val_zf, n_val, entries, info, protocol, par
                                              for k in ks) + " |")
     lines += ["", f"## Paired differences (PSNR, dB; positive = {MRI_UNF} better)", "",
               "| baseline | seen masks [95 % CI] | unseen masks [95 % CI] |", "|---|---|---|"]
-    for m in ms:
-        if m != MRI_UNF:
-            s, u = res.compare(MRI_UNF, m, "psnr", seen=True), res.compare(MRI_UNF, m, "psnr", seen=False)
-            lines.append(f"| {m} | {s.mean:+.2f} [{s.low:+.2f}, {s.high:+.2f}] | {u.mean:+.2f} [{u.low:+.2f}, {u.high:+.2f}] |")
+    lines += _paired_rows(res, MRI_UNF, ms)
     lines += ["", "A posterior *sample* has twice the expected squared error of the posterior *mean* (E‖x − x₀‖² = 2 tr Cov[x₀ | y] for x "
               "drawn from p(x₀ | y)), i.e. ≈ 3 dB less PSNR where the posterior is wide; the 1-step reading of the same network is its "
               "estimate of E[x₀ | y]. PnP-DM's output is the average of its 5 post-burn-in Gibbs samples; Diff-Unfolding's, DiffPIR's and DPS's "
               "are single samples. Not re-run here: the 2-sample mean of Diff-Unfolding of the previous run (a reading of the same weights, not a baseline).", "",
               f"## Tuning (validation split only: {n_val} validation slices at random R = 4, zero-filled {val_zf:.2f} dB; at most {BUDGET} settings per method)", "",
               "| method | grid | chosen | validation PSNR | on the grid's edge |", "|---|---|---|---|---|"]
-    for m, t in tuning.items():
-        lines.append(f"| {m} | {json.dumps(MRI_GRIDS[m]) if MRI_GRIDS[m] else '— (no knobs)'} | {json.dumps(t.params) if t.params else '—'} | {t.score:.2f} | "
-                     f"{', '.join(t.on_edge) or '—'} |")
+    lines += _tuning_rows(tuning, MRI_GRIDS)
     lines += ["", "Every trial (setting → mean validation PSNR) is in unfolding_mri.json under `tuning`. "
               + (f"Failed baselines (not above zero-filled after tuning): {', '.join(failed)}." if failed else "No baseline failed the guard."), ""]
     lines += targets_section(entries)

@@ -21,7 +21,7 @@ TINY = {
                                 "val_cohort#views": 8, "validation#n_batches": 1},
     "mri_multicoil_msm": {"network_def#size": "tiny", "n_slices": 2, "size": 32, "batch_size": 2},
     "mri_multicoil_selfdb": {"network_def#size": "tiny", "n_slices": 2, "size": 32, "batch_size": 2},
-    "mri_multicoil_unfolding": {"network_def#size": "tiny", "n_slices": 2, "size": 32, "batch_size": 2, "sampler#center_lines": "[8, 6]"},
+    "mri_multicoil_unfolding": {"network_def#size": "tiny", "n_slices": 2, "size": 32, "batch_size": 2, "batches#center_lines": "[8, 6]"},
     "natural_blind_deblur": {"network_def#size": "tiny", "n_patches": 8, "size": 32, "batch_size": 2},
     "natural_reld": {"network_def#size": "tiny", "n_patches": 8, "size": 32, "batch_size": 2},
     "natural_unfolding_deblur": {"n_patches": 8, "size": 32, "n_kernels": 4, "kernel_size": 9, "batch_size": 2},

@@ -56,7 +56,7 @@ def kspace_dir(tmp_path_factory):
 def test_train_config_one_iteration_and_weights_fit_inference(tmp_path):
     out = tmp_path / "train"
     res = run_bundle(NAME, "train", output_dir=str(out), n_slices=2, size=32, max_iterations=1, batch_size=2, progress=False,
-                     **TINY, **{"sampler#center_lines": [8, 6]})
+                     **TINY, **{"batches#center_lines": [8, 6]})
     assert res["iteration"] == 1 and np.isfinite(res["loss"])
     clean = torch.load(out / "mri_clean.pt", weights_only=True)
     maps = torch.load(out / "mri_train.pt", weights_only=True)["maps"]

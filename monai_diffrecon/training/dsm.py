@@ -103,7 +103,8 @@ def renamed_batches(batches: Callable | None, sampler: Callable | None, owner: s
     if sampler is not None:
         if batches is not None:
             raise TrainingError(f"{owner}: pass the batch source once, as batches (sampler is its deprecated name)")
-        warnings.warn(f"{owner}(sampler=...) is deprecated: the batch source is now called `batches`", DeprecationWarning, stacklevel=3)
+        warnings.warn(f"{owner}(sampler=...) is deprecated: the batch source is now called `batches`",
+                      DeprecationWarning, stacklevel=3)
         return sampler
     if batches is None:
         raise TrainingError(f"{owner}: batches (the batch source) is required")
@@ -127,7 +128,8 @@ class DenoisingScoreTrainer:
 
     loss_label = "ε-MSE"  # the y-axis of loss.png; subclasses with another loss say which
 
-    def __init__(self, network: nn.Module, scheduler, batches: Callable | None = None, out_dir: str | Path | None = None,
+    def __init__(self, network: nn.Module, scheduler, batches: Callable | None = None,
+                 out_dir: str | Path | None = None,
                  config: DSMConfig | None = None, progress: bool = True, device: str | torch.device = "cpu",
                  sampler: Callable | None = None) -> None:
         self.cfg = config or DSMConfig()

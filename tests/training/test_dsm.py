@@ -140,14 +140,15 @@ def test_batch_source_is_called_batches(tmp_path):
     """The trainer's batch source is ``batches`` (issue 22, item 7: "sampler" names the posterior sampler); the old
     keyword and attribute still work for one release, with a DeprecationWarning."""
     smp = TensorSampler(IMGS)
-    tr = DenoisingScoreTrainer(diffusion_unet(2, 1, size="tiny"), make_scheduler(), batches=smp, out_dir=tmp_path, progress=False)
+    net, sch = diffusion_unet(2, 1, size="tiny"), make_scheduler()
+    tr = DenoisingScoreTrainer(net, sch, batches=smp, out_dir=tmp_path, progress=False)
     assert tr.batches is smp
     with pytest.warns(DeprecationWarning, match="batches"):
-        old = DenoisingScoreTrainer(diffusion_unet(2, 1, size="tiny"), make_scheduler(), sampler=smp, out_dir=tmp_path, progress=False)
+        old = DenoisingScoreTrainer(net, sch, sampler=smp, out_dir=tmp_path, progress=False)
     assert old.batches is smp
     with pytest.warns(DeprecationWarning, match="trainer.batches"):
         assert old.sampler is smp
     with pytest.raises(TrainingError, match="once"):
-        DenoisingScoreTrainer(diffusion_unet(2, 1, size="tiny"), make_scheduler(), smp, tmp_path, sampler=smp)
+        DenoisingScoreTrainer(net, sch, smp, tmp_path, sampler=smp)
     with pytest.raises(TrainingError, match="required"):
-        DenoisingScoreTrainer(diffusion_unet(2, 1, size="tiny"), make_scheduler(), out_dir=tmp_path)
+        DenoisingScoreTrainer(net, sch, out_dir=tmp_path)

@@ -157,10 +157,10 @@ def job_overrides(job: Job, bundles_dir: Path, smoke: bool, keep_batch: bool = F
     if job.oracle:
         ov["cohort"] = {"_target_": "monai_diffrecon.training.mri_cohort.cached_mri_cohort", "path": "$@cohort_dir + '/mri_clean.pt'",
                         "n_slices": "@n_slices", "split": "clean", "size": "@size", "acceleration": "@acceleration", "progress": False}
-        ov["sampler"] = {"_target_": "monai_diffrecon.training.TensorSampler",
+        ov["batches"] = {"_target_": "monai_diffrecon.training.TensorSampler",
                          "images": "$monai_diffrecon.physics.functional.sense.complex_to_channels(@cohort['images'])"}
         ov["trainer"] = {"_target_": "monai_diffrecon.training.DenoisingScoreTrainer", "network": "@network_def", "scheduler": "@scheduler",
-                         "sampler": "@sampler", "out_dir": "@output_dir", "config": "@trainer_config", "progress": False, "device": "@device"}
+                         "batches": "@batches", "out_dir": "@output_dir", "config": "@trainer_config", "progress": False, "device": "@device"}
     opt = dict(SMOKE) if smoke else {}
     if smoke and not job.bundle.startswith("mri_"):
         opt["size"] = SMOKE_SIZE

@@ -381,8 +381,7 @@ def _score(parser, weights: dict, n_batches: int, batch_size: int | None, seed: 
     trainer.network.eval()
     g = torch.Generator().manual_seed(seed)
     bs = batch_size or trainer.cfg.batch_size
-    sampler = getattr(trainer, "sampler", None) or trainer.batches  # the batch sampler (renamed in newer trainers)
-    losses = [float(trainer.loss(sampler(g, bs), g)) for _ in range(n_batches)]
+    losses = [float(trainer.loss(trainer.batches(g, bs), g)) for _ in range(n_batches)]
     return sum(losses) / len(losses), f"{trainer.loss_label} on {n_batches}x{bs} fixed draws of the val split (trainer loss)"
 
 

@@ -149,3 +149,19 @@ def test_gate_refuses_worse_weights_and_promotes_better(bundle, tmp_path, capsys
     assert prov["sha256"] == digest and prov["training_commands"][0].startswith("diffrecon train")
     with pytest.raises(Exception, match="cap"):
         campaign.promote(bundle, work, trust_config=True, max_mb=1e-4)
+
+
+def test_gate_reads_each_weights_with_its_own_prediction_and_refuses_a_mismatch(bundle, tmp_path):
+    """An EDM-trained candidate (recipe override) is scored by x̂₀ MSE as an EDM network, the shipped ε weights as ε;
+    even when better it is not copied while configs/inference.json builds an ε prior."""
+    (bundle / "configs" / "inference.json").write_text(json.dumps(
+        {"prior": {"_target_": "monai_diffrecon.diffusion.DiffusionPrior", "network": "@network_def", "scheduler": "@scheduler"}}))
+    assert campaign.bundle_prediction(bundle) == "epsilon"
+    work = tmp_path / "edm"
+    assert _train(bundle, work, tmp_path / "ledger.json", "--iterations", "20", "--set", 'trainer_config#prediction="edm"') == EXIT_OK
+    torch.save(torch.load(work / "model.pt", weights_only=True), bundle / "models" / "model.pt")  # same weights shipped, read as ε
+    res = campaign.promote(bundle, work, trust_config=True)
+    assert "x0_mse" in res["metric"] and res["candidate"] != res["shipped"]
+    assert not res["promoted"]
+    if res["candidate"] < res["shipped"]:
+        assert "prediction 'epsilon'" in res["reason"]

@@ -26,9 +26,10 @@
   with ``split`` = ``"val"``, a disjoint seed range of the split registry, built in the work folder). Only a
   candidate with a strictly lower value is copied (size cap 25 MB); the bundle's metadata sha256 is updated and
   ``models/<name>.provenance.json`` records the sha256, both scores, the training commands and the ledger entries of
-  the work folder. A refusal says by how much the candidate missed. Limitation: both weights are scored under the
-  *candidate's* recipe, so when a recipe changes the network's parameterisation (e.g. ε → x₀ prediction) the trainer
-  loss is not a fair comparison — use the evaluation harness's task metrics for that promotion.
+  the work folder. A refusal says by how much the candidate missed. For diffusion priors the metric is the x̂₀ MSE,
+  each weights read with its own prediction type (the candidate's recipe; the shipped weights as the bundle's
+  ``inference.json`` builds its prior, :func:`bundle_prediction`), so ε and EDM weights are judged alike; weights whose
+  prediction type differs from the inference config's are never copied in (the bundle would read them wrongly).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ import torch
 from monai_diffrecon.errors import InvalidValueError, OutputError, TrainingError, WeightsError
 
 __all__ = [
+    "bundle_prediction",
     "DEFAULT_LEDGER",
     "MAX_PROMOTE_MB",
     "REPO_ROOT",
@@ -369,20 +371,58 @@ def _device_name(device: str) -> str:
 
 # ---------------------------------------------------------------------------------------------- promotion gate
 @torch.no_grad()
-def _score(parser, weights: dict, n_batches: int, batch_size: int | None, seed: int) -> tuple[float, str]:
-    """The gate's metric of ``weights``: the config's validation item, else the trainer loss on the val split."""
+def _score(parser, weights: dict, n_batches: int, batch_size: int | None, seed: int, prediction: str | None = None) -> tuple[float, str]:
+    """The gate's metric of ``weights``, read as a network of ``prediction`` (default: the recipe's): for a diffusion
+    prior (the config's validation item, or the trainer's own loss is the diffusion loss) the x̂₀ MSE on fixed draws —
+    comparable across prediction types, so ε weights and EDM weights are judged alike; else the config's validation
+    item, else the trainer loss on the val split."""
+    from monai_diffrecon.diffusion.parameterization import Parameterization
+    from monai_diffrecon.training.dsm import DenoisingScoreTrainer
+
     trainer = parser.get_parsed_content("trainer")
+    diffusion = type(trainer).loss is DenoisingScoreTrainer.loss
+    if diffusion:
+        trainer.parameterization = Parameterization(prediction or trainer.cfg.prediction, trainer.cfg.sigma_data)
     if "validation" in parser:
         trainer.ema.load_state_dict(weights)
         rep = parser.get_parsed_content("validation").report()
-        key = next(k for k in rep if k.startswith("validation"))
+        key = "validation_x0_mse" if "validation_x0_mse" in rep else next(k for k in rep if k.startswith("validation"))
         return float(rep[key]), f"{key} (the config's validation item, EMA weights)"
     trainer.network.load_state_dict(weights)
     trainer.network.eval()
     g = torch.Generator().manual_seed(seed)
     bs = batch_size or trainer.cfg.batch_size
+    if diffusion:
+        errs = [trainer.errors(trainer.network, trainer.batches(g, bs), g)["x0_mse"] for _ in range(n_batches)]
+        return sum(errs) / len(errs), f"x̂₀-MSE on {n_batches}x{bs} fixed draws of the val split (t uniform)"
     losses = [float(trainer.loss(trainer.batches(g, bs), g)) for _ in range(n_batches)]
     return sum(losses) / len(losses), f"{trainer.loss_label} on {n_batches}x{bs} fixed draws of the val split (trainer loss)"
+
+
+def bundle_prediction(bundle_dir: str | Path) -> str:
+    """The prediction type the bundle's ``configs/inference.json`` builds its diffusion priors with (``"epsilon"``
+    when not set); raises if its priors disagree."""
+    path = Path(bundle_dir) / "configs" / "inference.json"
+    if not path.is_file():
+        return "epsilon"
+    cfg = json.loads(path.read_text())
+    found = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            if str(node.get("_target_", "")).endswith("DiffusionPrior"):
+                v = node.get("prediction", "epsilon")
+                found.add(cfg.get(v[1:], v) if isinstance(v, str) and v.startswith("@") else v)
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(cfg)
+    if len(found) > 1:
+        raise TrainingError(f"{path}: its diffusion priors use different prediction types {sorted(found)}")
+    return found.pop() if found else "epsilon"
 
 
 def promote(bundle: str | Path, work: str | Path, *, trust_config: bool = False, n_batches: int = 20, batch_size: int | None = None,
@@ -422,14 +462,17 @@ def promote(bundle: str | Path, work: str | Path, *, trust_config: bool = False,
             if k in parser:
                 parser[k] = v
     cand_sd = torch.load(cand, map_location="cpu", weights_only=True)
+    shipped_pred = bundle_prediction(root)
     with _typed_errors():
-        new, metric = _score(parser, cand_sd, n_batches, batch_size, seed)
+        trainer_cfg = parser.get_parsed_content("trainer").cfg
+        cand_pred = getattr(trainer_cfg, "prediction", "epsilon")
+        new, metric = _score(parser, cand_sd, n_batches, batch_size, seed, cand_pred)
         old = None
         if shipped.is_file():
             try:
                 old_sd = torch.load(shipped, map_location="cpu", weights_only=True)
                 old_sd = old_sd["ema"] if isinstance(old_sd, dict) and "ema" in old_sd and "model" in old_sd else old_sd
-                old, _ = _score(parser, old_sd, n_batches, batch_size, seed)
+                old, _ = _score(parser, old_sd, n_batches, batch_size, seed, shipped_pred)
             except RuntimeError as e:
                 raise WeightsError(f"{shipped}: does not fit this recipe's network ({str(e).splitlines()[0][:200]})") from None
     rel = None if old is None else (new - old) / abs(old) if old else float("inf")
@@ -440,6 +483,11 @@ def promote(bundle: str | Path, work: str | Path, *, trust_config: bool = False,
                          f"missed by {new - old:.4g}")
         return res
     res["reason"] = "no shipped weights" if old is None else f"candidate {new:.6g} < shipped {old:.6g} ({100 * rel:+.2f} %)"
+    if cand_pred != shipped_pred:
+        res["reason"] += (f"; not promoted: the candidate predicts {cand_pred!r} but configs/inference.json builds its prior with "
+                          f"prediction {shipped_pred!r} — set the prior's prediction (and sigma_data) there first, or the bundle would "
+                          "read the new weights wrongly")
+        return res
     if dry_run:
         return res
     shipped.parent.mkdir(parents=True, exist_ok=True)

@@ -310,6 +310,24 @@ class DenoisingScoreTrainer:
         warnings.warn("trainer.sampler is deprecated: the batch source is trainer.batches", DeprecationWarning, stacklevel=2)
         return self.batches
 
+    @torch.no_grad()
+    def errors(self, network: nn.Module, batch: dict, generator: torch.Generator) -> dict:
+        """Errors of ``network`` (read with this trainer's parameterisation) on one batch at t uniform over the
+        schedule: ``eps_mse``, ``x0_mse`` (comparable across prediction types) and the recipe's ``loss``."""
+        p, ab = self.parameterization, self.alphas_cumprod
+        x0 = batch["image"].float()
+        t = randint(0, ab.numel(), (x0.shape[0],), generator)
+        n = randn(x0.shape, generator)
+        a = ab[t].reshape(-1, *([1] * (x0.ndim - 1)))
+        x_t = a.sqrt() * x0 + (1 - a).sqrt() * n
+        inp = p.network_input(x_t, a)
+        inp = inp if batch.get("cond") is None else torch.cat([inp, batch["cond"].float()], 1)
+        with self.autocast():
+            pred = network(inp.to(self.device), t.to(self.device)).float().cpu()
+        return {"eps_mse": float(torch.nn.functional.mse_loss(p.to_eps(pred, x_t, a), n)),
+                "x0_mse": float(torch.nn.functional.mse_loss(p.to_x0(pred, x_t, a), x0)),
+                "loss": float(self.diffusion_loss(pred, x0, n, a))}
+
     def step(self, engine=None, _=None) -> float:
         """One optimisation step (the ignite process function)."""
         batch = self.batches(self.generator, self.cfg.batch_size)
@@ -420,23 +438,10 @@ class validation_loss:  # noqa: N801 - used as a config component (``_target_``)
         tr = self.trainer
         p = tr.parameterization
         g = torch.Generator().manual_seed(self.seed)
-        smp = TensorSampler(self.cohort["target"], self.cohort.get("cond"))
-        ab = tr.alphas_cumprod
-        eps_l, x0_l, loss_l = [], [], []
         tr.ema.eval()
-        for _ in range(self.n_batches):
-            b = smp(g, self.batch_size)
-            x0 = b["image"].float()
-            t = randint(0, ab.numel(), (x0.shape[0],), g)
-            n = randn(x0.shape, g)
-            a = ab[t].reshape(-1, *([1] * (x0.ndim - 1)))
-            x_t = a.sqrt() * x0 + (1 - a).sqrt() * n
-            inp = p.network_input(x_t, a)
-            inp = inp if b["cond"] is None else torch.cat([inp, b["cond"].float()], 1)
-            pred = tr.ema(inp.to(tr.device), t.to(tr.device)).cpu()
-            eps_l.append(float(torch.nn.functional.mse_loss(p.to_eps(pred, x_t, a), n)))
-            x0_l.append(float(torch.nn.functional.mse_loss(p.to_x0(pred, x_t, a), x0)))
-            loss_l.append(float(tr.diffusion_loss(pred, x0, n, a)))
+        smp = TensorSampler(self.cohort["target"], self.cohort.get("cond"))
+        errs = [tr.errors(tr.ema, smp(g, self.batch_size), g) for _ in range(self.n_batches)]
+        eps_l, x0_l, loss_l = ([e[k] for e in errs] for k in ("eps_mse", "x0_mse", "loss"))
         mean = lambda v: sum(v) / len(v)  # noqa: E731
         out = {"validation_eps_mse": mean(eps_l), "validation_x0_mse": mean(x0_l), "validation_loss": mean(loss_l),
                "prediction": p.prediction, "iteration": tr.iteration,

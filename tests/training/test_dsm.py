@@ -125,11 +125,14 @@ def test_ema_warm_up_forgets_the_initial_weights(tmp_path):
 def test_save_cohort_from_concurrent_processes_never_collides(tmp_path):
     """DDP ranks build the same cohort at the same path at once (the torchrun bundle test failed on a shared temp name).
     Separate interpreters (not fork: forking a process whose OpenMP pool is running can hang)."""
-    code = ("import sys, time, torch\nfrom monai_diffrecon.training.cohort_io import save_cohort\n"
-            "start = float(sys.argv[2])\ntime.sleep(max(0.0, start - time.time()))\n"  # all three save during the same second
-            "while time.time() < start + 1.0:\n    save_cohort({'x': torch.zeros(200_000)}, sys.argv[1])\n")
-    start = str(time.time() + 8.0)
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "c.pt"), start], stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    # a barrier (each interpreter announces itself once imported, then all save for one second, at least once each), so a
+    # slow import on a loaded machine cannot make them miss each other
+    code = ("import sys, time, pathlib, torch\nfrom monai_diffrecon.training.cohort_io import save_cohort\n"
+            "d = pathlib.Path(sys.argv[1]).parent\n(d / f'ready{sys.argv[2]}').touch()\n"
+            "while len(list(d.glob('ready*'))) < 3:\n    time.sleep(0.01)\n"
+            "t0 = time.time()\nwhile True:\n    save_cohort({'x': torch.zeros(200_000)}, sys.argv[1])\n"
+            "    if time.time() > t0 + 1.0:\n        break\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "c.pt"), str(i)], stderr=subprocess.PIPE, text=True) for i in range(3)]
     errors = [pr.communicate(timeout=120)[1] for pr in procs]
     assert all(pr.returncode == 0 for pr in procs), errors
     assert torch.load(tmp_path / "c.pt", weights_only=True)["x"].shape == (200_000,)

@@ -6,8 +6,10 @@ from monai_diffrecon.evaluation.results import Results
 from monai_diffrecon.evaluation.run_info import run_info
 from monai_diffrecon.evaluation.splits import SEEDS, SPLITS, seed_base, seeds
 from monai_diffrecon.evaluation.stats import Estimate, bootstrap_mean, paired_difference
-from monai_diffrecon.evaluation.targets import Target, baseline_guard, check_target, evaluate_results_doc, target_spec, targets_section, update_targets_json
+from monai_diffrecon.evaluation.targets import (RankTarget, Target, baseline_guard, bootstrap_rank_correlation, check_rank_target, check_target,
+                                                evaluate_results_doc, spearman, target_spec, targets_section, update_targets_json)
 from monai_diffrecon.evaluation.tuning import Tuned, grid_search
 
 __all__ = ["Results", "run_info", "SEEDS", "SPLITS", "seed_base", "seeds", "Estimate", "bootstrap_mean", "paired_difference",
-           "Target", "baseline_guard", "check_target", "evaluate_results_doc", "target_spec", "targets_section", "update_targets_json", "Tuned", "grid_search"]
+           "Target", "baseline_guard", "check_target", "evaluate_results_doc", "target_spec", "targets_section", "update_targets_json", "Tuned", "grid_search",
+           "RankTarget", "spearman", "bootstrap_rank_correlation", "check_rank_target"]

@@ -42,12 +42,14 @@ Denoiser = Callable[[torch.Tensor, float], torch.Tensor]
 
 @dataclass
 class ShiftEstimate:
-    """``kl``: the integral; ``sigmas``, ``integrand``: the curve E‖W P ΔD‖²/σ³ it integrates (per σ)."""
+    """``kl``: the integral; ``sigmas``, ``integrand``: the curve E‖W P ΔD‖²/σ³ it integrates (per σ); ``per_sample``:
+    each sample's own integral (its noise draws averaged), whose mean is ``kl`` — for confidence intervals over samples."""
 
     kl: float
     sigmas: torch.Tensor
     integrand: torch.Tensor
     domain: str
+    per_sample: torch.Tensor | None = None
 
 
 def default_sigmas(n: int = 40, sigma_min: float = 0.002, sigma_max: float = 80.0, grid: int = 100) -> torch.Tensor:
@@ -57,7 +59,7 @@ def default_sigmas(n: int = 40, sigma_min: float = 0.002, sigma_max: float = 80.
 
 def kl_from_denoisers(denoise_p: Denoiser, denoise_q: Denoiser, samples: torch.Tensor, sigmas: torch.Tensor | None = None,
                       masks: torch.Tensor | None = None, power: float = 0.5, generator: torch.Generator | None = None,
-                      noise_draws: int = 1, batch_size: int = 16) -> ShiftEstimate:
+                      noise_draws: int = 1, batch_size: int = 16, mask_mean: float | torch.Tensor | None = None) -> ShiftEstimate:
     """Estimate KL(p‖q) from ``samples`` of p: clean images (``masks=None``, image domain) or corrupted measurements
     ``ȳ = P x̄`` with their 0/1 ``masks`` (same shape, measurement domain; ``E[P]`` is the mask mean over samples).
 
@@ -66,6 +68,9 @@ def kl_from_denoisers(denoise_p: Denoiser, denoise_q: Denoiser, samples: torch.T
         sigmas: increasing σ grid (default :func:`default_sigmas`).
         power: the exponent p of ``W = E[P]^{-p}`` (module doc: 1/2 is exact for independent coordinates).
         noise_draws: noise realisations per sample and σ.
+        mask_mean: ``E[P]`` when the masks' law is known (e.g. the keep probability of random pixel masks): then every
+            sample's contribution is independent of the others (a bootstrap over samples is exact) and no coordinate
+            needs to be observed in the sample at hand; default: the masks' mean over the samples.
     """
     sig = (default_sigmas() if sigmas is None else torch.as_tensor(sigmas, dtype=torch.float64, device="cpu")).flatten()
     if sig.numel() < 2 or bool((sig <= 0).any()) or bool((sig[1:] <= sig[:-1]).any()):
@@ -76,13 +81,14 @@ def kl_from_denoisers(denoise_p: Denoiser, denoise_q: Denoiser, samples: torch.T
         if masks.shape != samples.shape:
             raise ShapeError(f"masks {tuple(masks.shape)} must match samples {tuple(samples.shape)}")
         masks = masks.to(samples.real.dtype)
-        pi = masks.mean(dim=0, keepdim=True)
+        pi = masks.mean(dim=0, keepdim=True) if mask_mean is None else torch.as_tensor(mask_mean, dtype=masks.dtype, device=masks.device)
         if bool((pi <= 0).any()):
             raise InvalidValueError("masks: every coordinate must be observed in some sample (E[P] full rank, Assumption 1)")
         w2 = pi ** (-2 * power)
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     N = samples.shape[0]
     vals = torch.zeros(sig.numel(), dtype=torch.float64, device="cpu")
+    each = torch.zeros(sig.numel(), N, dtype=torch.float64, device="cpu")  # per sample and σ
     for k, s in enumerate(sig.tolist()):
         acc = 0.0
         for _ in range(noise_draws):
@@ -91,15 +97,18 @@ def kl_from_denoisers(denoise_p: Denoiser, denoise_q: Denoiser, samples: torch.T
                 n = randn_like(x, g) / (2**0.5 if x.is_complex() else 1)  # complex: E|n|² = 1
                 if masks is None:
                     d = denoise_p(x + s * n, s) - denoise_q(x + s * n, s)
-                    acc += float((d.abs() ** 2).sum())
+                    e = d.abs() ** 2
                 else:
                     m = masks[i:i + batch_size]
                     xs = x + s * m * n
                     d = m * (denoise_p(xs, s) - denoise_q(xs, s))
-                    acc += float((w2 * d.abs() ** 2).sum())
+                    e = w2 * d.abs() ** 2
+                acc += float(e.sum())
+                each[k, i:i + x.shape[0]] += e.reshape(x.shape[0], -1).sum(dim=1).to(device="cpu", dtype=torch.float64)
         vals[k] = acc / (N * noise_draws) / s**3
     kl = float(torch.trapezoid(vals, sig))
-    return ShiftEstimate(kl, sig, vals, "image" if masks is None else "measurement")
+    per_sample = torch.trapezoid(each / noise_draws / sig[:, None] ** 3, sig, dim=0)
+    return ShiftEstimate(kl, sig, vals, "image" if masks is None else "measurement", per_sample)
 
 
 def denoiser_from_prior(prior) -> Denoiser:

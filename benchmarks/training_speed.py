@@ -19,6 +19,14 @@ baseline's median (> 1: faster). Levers:
 Numerical difference of each same-network lever against fp32 on the same batch and weights: cosine and relative L2 of the
 full parameter gradient, relative L2 of the inference output. Architecture levers change the network, so no numerical
 difference applies ("—").
+
+Adoption rule (computed, in the "Decision" section): a numerics lever is adopted if its step or inference speed-up is
+≥ 1.2× with gradient cosine ≥ 0.999 and output difference ≤ 1 % (a lever combined with bf16 must also be ≥ 1.1× faster
+than bf16 alone); architecture levers are reported, not adopted here
+(they change the network, so they are decided by the recipe ablation, benchmarks/recipe.py). bf16 inference is
+also checked end to end: DiffPIR (50 NFE) with the bench prior of benchmarks/samplers.py in fp32 and in bf16
+(``DiffusionPrior(precision="bf16")``) on that script's 12 test phantoms and two tasks, paired PSNR difference with
+its 95 % CI and the time ratio.
 """
 
 from __future__ import annotations
@@ -135,6 +143,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile levers")
+    ap.add_argument("--quality-cases", type=int, default=12, help="test phantoms for the bf16 inference check (0: skip)")
     ap.add_argument("--out", default=str(OUT))
     a = ap.parse_args()
     started = time.perf_counter()
@@ -202,10 +211,61 @@ def main() -> None:
              "|---|---|---|---|---|---|---|---|---|"]
     for name, step, su, inf, isu, cos, gl2, ol2, first in rows:
         lines.append(f"| {name} | {step:.3f} | {su:.2f}× | {inf:.3f} | {isu:.2f}× | {cos} | {gl2} | {ol2} | {first:.1f} |")
+    decision = ["", "## Decision (adoption rule in the script's docstring)", ""]
+    bf16 = next(r for r in rows if r[0] == "bf16 autocast")
+    for name, step, su, inf, isu, cos, gl2, ol2, first in rows[1:]:
+        if cos == "—":
+            continue
+        ok = (su >= 1.2 or isu >= 1.2) and float(cos) >= 0.999 and float(ol2.rstrip(" %")) <= 1.0
+        why = f"step {su:.2f}×, inference {isu:.2f}×, gradient cosine {cos}, output {ol2}"
+        if name.endswith(" + bf16"):  # a lever on top of bf16 must beat bf16 alone
+            ok = ok and (su >= 1.1 * bf16[2] or isu >= 1.1 * bf16[4])
+            why += f"; bf16 alone {bf16[2]:.2f}× / {bf16[4]:.2f}×"
+        decision.append(f"- {name}: {'**adopted**' if ok else 'not adopted'} ({why})")
+    lines += decision
+    lines += inference_quality(a.quality_cases) if a.quality_cases else []
     info = run_info(started)
     lines += ["", f"Commit {info.get('commit')}; wall time {info.get('wall_seconds', 0):.0f} s."]
     Path(a.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def inference_quality(n: int) -> list[str]:
+    """DiffPIR (50 NFE) with the bench prior in fp32 and bf16 on benchmarks/samplers.py's test phantoms and tasks."""
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    import samplers as S
+
+    from monai_diffrecon.diffusion import DiffusionPrior
+    from monai_diffrecon.evaluation import Results
+    from monai_diffrecon.samplers import DiffPIR
+
+    p32 = S.load_prior()
+    p16 = DiffusionPrior(p32.network, make_scheduler(), precision="bf16")
+    seeds = S.split_seeds("test", n)
+    x = S.phantoms(seeds)
+    rows, times = [], {"fp32": [], "bf16": []}
+    for task, (key, sigma, offset) in S.TASKS.items():
+        op = S.operator(key)
+        y = S.measure(op, x, sigma, seeds, offset)
+        ypm = 2 * y - op(torch.ones_like(x))  # the prior's [−1, 1] space (benchmarks/samplers.py)
+        for rep in range(2):  # interleaved repeats for the time ratio; same seed, so both repeats give the same output
+            for prior, lab in ((p32, "fp32"), (p16, "bf16")):
+                t0 = time.perf_counter()
+                out = DiffPIR(prior, 50, sigma_y=2 * sigma)(ypm, op, generator=torch.Generator().manual_seed(5), progress=False).mean
+                times[lab].append(time.perf_counter() - t0)
+                if rep == 0:
+                    rows += [{"method": lab, "task": task, "case": s, "psnr": v[0]} for s, v in zip(seeds, S.metrics((out + 1) / 2, x))]
+    res = Results(rows, ["task", "case"])
+    out = ["", f"## bf16 inference end to end (DiffPIR, 50 NFE, bench prior; {n} test phantoms per task)", "",
+           "| task | fp32 PSNR | bf16 PSNR | bf16 − fp32 [95 % CI] |", "|---|---|---|---|"]
+    for task in S.TASKS:
+        d = res.compare("bf16", "fp32", "psnr", task=task)
+        out.append(f"| {task} | {res.estimate('fp32', 'psnr', task=task)} | {res.estimate('bf16', 'psnr', task=task)} | "
+                   f"{d.mean:+.3f} [{d.low:+.3f}, {d.high:+.3f}] |")
+    out += ["", f"Time ratio bf16/fp32 (median of interleaved runs): {statistics.median(times['bf16']) / statistics.median(times['fp32']):.2f}."]
+    return out
 
 
 if __name__ == "__main__":

@@ -109,3 +109,22 @@ def test_bf16_autocast_step_matches_fp32(tmp_path):
     assert all(p.dtype == torch.float32 for p in b.network.parameters())
     with pytest.raises(TrainingError, match="precision"):
         _trainer(tmp_path / "c", 1, precision="fp16")
+
+
+def test_bf16_prior_matches_fp32_and_leaves_float64_alone():
+    torch.manual_seed(0)
+    net = diffusion_unet(2, 1, size="tiny")
+    for p in net.parameters():  # MONAI zero-initialises the output convolution: give it weights
+        p.data.normal_(0, 0.05)
+    p32 = DiffusionPrior(net, SCH)
+    p16 = DiffusionPrior(net, SCH, precision="bf16")
+    x = torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        a, b = p32.x0(x, 300.0), p16.x0(x, 300.0)
+    assert b.dtype == torch.float32 and float((a - b).norm() / a.norm()) < 0.02
+    g = _prior()  # float64 analytic network: bf16 autocast applies to float32 inputs only
+    g16 = DiffusionPrior(g.network, SCH, precision="bf16").double()
+    xd = x.double()
+    assert torch.equal(g.x0(xd, 300.0), g16.x0(xd, 300.0))
+    with pytest.raises(InvalidValueError):
+        DiffusionPrior(net, SCH, precision="half")

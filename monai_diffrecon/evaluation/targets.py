@@ -166,7 +166,8 @@ def target_spec(target: Target | RankTarget, case_keys: Sequence[str], protocol:
 
 
 def evaluate_results_doc(doc: dict) -> list[dict]:
-    """The ``targets.json`` entries of every :func:`target_spec` in a results document (``doc["targets"]``)."""
+    """The ``targets.json`` entries of every :func:`target_spec` in a results document (``doc["targets"]``); a spec's
+    optional ``"unit"`` (e.g. ``"nats"``) is passed on to its entry and used by :func:`targets_section`."""
     names = {f.name for f in fields(Target)}
     rank_names = {f.name for f in fields(RankTarget)}
     out = []
@@ -176,12 +177,14 @@ def evaluate_results_doc(doc: dict) -> list[dict]:
             out.append({**check_rank_target(results, RankTarget(**{k: v for k, v in spec.items() if k in rank_names})),
                         "protocol": spec["protocol"]})
             continue
-        out.append({**check_target(results, Target(**{k: v for k, v in spec.items() if k in names})), "protocol": spec["protocol"]})
+        out.append({**check_target(results, Target(**{k: v for k, v in spec.items() if k in names})), "protocol": spec["protocol"],
+                    **({"unit": spec["unit"]} if "unit" in spec else {})})
     return out
 
 
 def targets_section(entries: Iterable[dict], unit: str = "dB") -> list[str]:
-    """Markdown lines of the ``## Targets`` section: each target MET or MISSED with its paired difference and CI."""
+    """Markdown lines of the ``## Targets`` section: each target MET or MISSED with its paired difference and CI (in
+    the entry's own ``"unit"`` where it has one, else ``unit``)."""
     lines = ["## Targets (computed: met only if the 95 % CI of the paired difference clears the threshold)", ""]
     for e in entries:
         verdict = "MET" if e["met"] else "MISSED"
@@ -192,7 +195,7 @@ def targets_section(entries: Iterable[dict], unit: str = "dB") -> list[str]:
             continue
         why = "" if e.get("baseline_ok", True) else (f" — baseline broken: {e['baseline_mean']:.2f} vs the trivial input's "
                                                       f"{e['trivial_mean']:.2f} (gain CI low {e['baseline_gain_ci_low']:+.2f})")
-        lines.append(f"- **{verdict}** {e['name']}: {e['ours']} − {e['baseline']} = {e['difference']:+.2f} {unit} "
+        lines.append(f"- **{verdict}** {e['name']}: {e['ours']} − {e['baseline']} = {e['difference']:+.2f} {e.get('unit', unit)} "
                      f"[{e['ci_low']:+.2f}, {e['ci_high']:+.2f}] over {e['n']} cases (threshold > {e['threshold']:+.2f}){why}")
     return lines
 

@@ -62,3 +62,14 @@ def test_a_rank_target_is_recomputed_from_the_rows_and_met_only_on_its_ci():
     doc["kl_rows"] = _rows(0.1, 3.0)  # the same spec on noisier rows: the interval decides
     (e,) = evaluate_results_doc(doc)
     assert not e["met"] and "MISSED" in targets_section([e])[2]
+
+
+def test_a_spec_unit_reaches_the_targets_section():
+    from monai_diffrecon.evaluation import Results, Target
+
+    rows = [{"case": i, "method": m, "kl": v + i} for i in range(6) for m, v in (("after", 1.0), ("before", 3.0))]
+    t = Target("alignment lowers the KL", "after", "before", "kl", 0.0, "x.md", higher_is_better=False)
+    (e,) = evaluate_results_doc({"rows": rows, "targets": [{**target_spec(t, ("case",), "toy"), "unit": "nats"}]})
+    assert e["met"] and e["unit"] == "nats" and "+2.00 nats" in targets_section([e])[2]
+    (plain,) = evaluate_results_doc({"rows": Results(rows, ("case",)).rows, "targets": [target_spec(t, ("case",), "toy")]})
+    assert "unit" not in plain and "+2.00 dB" in targets_section([plain])[2]

@@ -91,7 +91,7 @@ def test_bundle_prior_of_shipped_bundles():
 
     p = bundle_prior("mri_multicoil_msm")  # its inference.json takes the sha256 from the metadata (@_meta_#model_sha256)
     assert isinstance(p, DiffusionPrior) and p.network.in_channels == 2 and not p.network.training
-    with pytest.raises(InvalidValueError, match="no 'prior'"):
-        bundle_prior("mri_multicoil_selfdb")  # a bridge, not an unconditional prior
+    with pytest.raises(InvalidValueError, match="not a DiffusionPrior"):
+        bundle_prior("mri_multicoil_selfdb")  # its 'prior' is a bridge (SelfDBPrior), not an unconditional diffusion prior
     with pytest.raises(InvalidValueError, match="conditional"):
         bundle_prior("spect_cardiac_diffusion")  # ε-network conditioned on 4 extra channels

@@ -262,9 +262,11 @@ def write_md(doc: dict, a) -> None:
         methods = list(dict.fromkeys(r["method"] for r in rows))
         lines += [f"## {task}", ""]
         for r, st in info["states"].items():
+            budgets = " ".join(st["snapshots"])
             lines.append(f"- `{r}`: recipe {json.dumps(RECIPES[r]) if RECIPES[r] else '(ε, uniform t, fp32)'}; "
                          f"{st.get('iteration')} iterations in {st['cpu_seconds'] / 60:.1f} CPU-min "
-                         f"({st.get('cpu_seconds_per_iteration', float('nan')):.2f} CPU-s per iteration).")
+                         f"({st.get('cpu_seconds_per_iteration', float('nan')):.2f} CPU-s per iteration); trained by "
+                         f"`OMP_NUM_THREADS=1 .venv/bin/python benchmarks/recipe.py train --task {task} --recipe {r} --budgets {budgets} --work <dir>`.")
         est = info["shipped_cpu_minutes_estimate"]
         lines += [f"- shipped prior: {info['shipped_iterations']} iterations of the current recipe ≈ "
                   + (f"{est:.0f} CPU-min at this run's CPU-s per iteration." if est else "(no current-recipe run yet to estimate its CPU time)."), ""]

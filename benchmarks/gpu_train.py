@@ -211,8 +211,11 @@ def train(a) -> None:
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"), PYTHONUNBUFFERED="1",
                PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     procs = {}
+    from monai_diffrecon.training.campaign import WORK_MARKER
+
     for n in names:
         (work / n).mkdir(parents=True, exist_ok=True)
+        (work / n / WORK_MARKER).touch()  # the job folder is the campaign's own (its log.txt lands there first)
         if a.init and (Path(a.init) / n / "checkpoint.pt").exists():  # resume a CPU run (needs --keep-batch)
             shutil.copy(Path(a.init) / n / "checkpoint.pt", work / n / "checkpoint.pt")
         cmd = [sys.executable, __file__, "job", n, "--bundles-dir", a.bundles_dir, "--cohort-dir", a.cohort_dir, "--work", a.work, "--device", a.device,

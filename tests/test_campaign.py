@@ -165,3 +165,12 @@ def test_gate_reads_each_weights_with_its_own_prediction_and_refuses_a_mismatch(
     assert not res["promoted"]
     if res["candidate"] < res["shipped"]:
         assert "prediction 'epsilon'" in res["reason"]
+
+
+def test_a_non_empty_folder_it_did_not_write_is_refused_and_left_intact(bundle, tmp_path, capsys):
+    work = tmp_path / "study"
+    work.mkdir()
+    (work / "model.pt").write_bytes(b"a user's file")
+    assert _train(bundle, work, tmp_path / "ledger.json", "--iterations", "2") != EXIT_OK
+    assert "did not write" in capsys.readouterr().err
+    assert (work / "model.pt").read_bytes() == b"a user's file" and sorted(p.name for p in work.iterdir()) == ["model.pt"]

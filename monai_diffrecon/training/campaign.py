@@ -140,6 +140,10 @@ def default_work_dir(bundle: str, rid: str) -> Path:
     return base / "monai_diffrecon" / "train" / bundle / rid
 
 
+#: written into every work folder a campaign creates: a non-empty folder without it (or a campaign's files) is not ours
+WORK_MARKER = ".diffrecon-train"
+
+
 def check_work_dir(work: str | Path, bundle_dir: str | Path, repo_root: str | Path | None = REPO_ROOT) -> Path:
     """The resolved work folder; refused (:class:`OutputError`) inside the bundle or the repository checkout (weights,
     cohorts and checkpoints must never land in a commit)."""
@@ -277,7 +281,10 @@ def train(bundle: str | Path, config: str = "train", *, minutes: float | None = 
     if resume and state and {k: state.get(k) for k in ident} != json.loads(json.dumps(ident, default=str)):
         raise TrainingError(f"{w}: its checkpoint was trained with {state.get('bundle')} recipe {state.get('recipe_id')} "
                             f"{json.dumps(state.get('recipe'), default=str)}, not {root.name} recipe {rid}; refusing to resume")
+    if w.is_dir() and any(w.iterdir()) and not any((w / n).exists() for n in (WORK_MARKER, "campaign.json", "checkpoint.pt")):
+        raise OutputError(f"--work {w}: holds files this command did not write; choose a new or empty folder (nothing was changed)")
     w.mkdir(parents=True, exist_ok=True)
+    (w / WORK_MARKER).touch()
     parser = bundle_parser(root, configs, w, device, overrides, optional, cohort_dir if cohort_dir is not None else w, progress=False)
     t_wall, t_cpu = time.time(), time.process_time()
     torch.manual_seed(int(parser["seed"]) if "seed" in parser and isinstance(parser["seed"], int) else 0)  # the network's initial weights

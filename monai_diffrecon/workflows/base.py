@@ -142,15 +142,18 @@ class CaseWorkflow:
         self.input_dir, self.overwrite = input_dir, bool(overwrite)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
 
-    def sample(self, y: torch.Tensor, operator, seed: int | torch.Generator, num_samples: int = 1):
+    def sample(self, y: torch.Tensor, operator, seed: int | torch.Generator, num_samples: int = 1, **data):
         """``self.sampler(y, operator, …)`` on :attr:`device` (class doc); ``seed``: an int or a CPU generator to
-        continue. Returns the :class:`~monai_diffrecon.samplers.SamplerOutput` with its tensors on the CPU (the workflows
-        build operators on the CPU; ``operator`` is moved back there afterwards)."""
+        continue; ``data``: further per-case inputs of samplers that take them (e.g. SPECT's ``additive`` scatter
+        estimate and ``ct`` image), tensors moved to the device, ``None`` values dropped. Returns the
+        :class:`~monai_diffrecon.samplers.SamplerOutput` with its tensors on the CPU (the workflows build operators on
+        the CPU; ``operator`` is moved back there afterwards)."""
         g = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(int(seed))
         if isinstance(self.sampler, torch.nn.Module):  # the presets are modules holding their priors
             self.sampler.to(self.device)
         op = operator.to(self.device) if operator is not None else None
-        out = self.sampler(y.to(self.device), op, generator=g, num_samples=num_samples, progress=self.progress)
+        extra = {k: (v.to(self.device) if isinstance(v, torch.Tensor) else v) for k, v in data.items() if v is not None}
+        out = self.sampler(y.to(self.device), op, generator=g, num_samples=num_samples, progress=self.progress, **extra)
         if op is not None:
             op.to("cpu")  # nn.Module.to moves in place: give the caller its operator back where it was made
         return _to_cpu(out)

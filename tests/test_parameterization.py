@@ -128,3 +128,22 @@ def test_bf16_prior_matches_fp32_and_leaves_float64_alone():
     assert torch.equal(g.x0(xd, 300.0), g16.x0(xd, 300.0))
     with pytest.raises(InvalidValueError):
         DiffusionPrior(net, SCH, precision="half")
+
+
+def test_batch_chunk_gives_the_same_output_as_one_call():
+    """``batch_chunk`` bounds the network's batch (memory for every slice of a large volume) without changing ε̂."""
+    from monai_diffrecon.networks import diffusion_unet
+
+    torch.manual_seed(0)
+    net = diffusion_unet(2, 1, cond_channels=2, size="tiny").eval()
+    sch = make_scheduler()
+    x, cond = torch.randn(7, 1, 16, 16), torch.randn(7, 2, 16, 16)
+    t = torch.tensor([10.0, 100, 200, 300, 500, 700, 900])
+    with torch.no_grad():
+        ref = DiffusionPrior(net, sch, prediction="edm").eps(x, t, cond)
+        chunked = DiffusionPrior(net, sch, prediction="edm", batch_chunk=3).eps(x, t, cond)
+        scalar_t = DiffusionPrior(net, sch, batch_chunk=2).eps(x, 400, cond)
+        scalar_ref = DiffusionPrior(net, sch).eps(x, 400, cond)
+    assert torch.allclose(chunked, ref, atol=1e-6) and torch.allclose(scalar_t, scalar_ref, atol=1e-6)
+    with pytest.raises(InvalidValueError):
+        DiffusionPrior(net, sch, batch_chunk=0)

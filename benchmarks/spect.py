@@ -71,7 +71,7 @@ from monai_diffrecon.physics import Blur, gaussian_kernel
 from monai_diffrecon.recon.em import osem
 from monai_diffrecon.regularizers import tv_prox
 from monai_diffrecon.samplers import SPECT25D
-from monai_diffrecon.modalities.spect import spect_scale
+from monai_diffrecon.modalities.spect import gaussian_filter3d, spect_scale
 from monai_diffrecon.training.spect_cohort import simulate_volume
 
 ROOT = Path(__file__).resolve().parent
@@ -104,20 +104,6 @@ def acquire(vol: dict, dose: float, views: int | None, seed: int):
     if dose < 1:
         y = thin_counts(y, dose, torch.Generator().manual_seed(seed))
     return y, P
-
-
-def gaussian_filter3d(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    if sigma <= 0:
-        return x
-    k = gaussian_kernel(sigma, size=2 * math.ceil(3 * sigma) + 1, dtype=x.dtype)
-    v = x[0, 0]
-    v = Blur(k)(v.permute(2, 0, 1)[:, None])[:, 0].permute(1, 2, 0)  # in-plane (X, Y) per z-slice
-    k1 = k.sum(0)
-    k1 = k1 / k1.sum()
-    r = k1.numel() // 2
-    vz = torch.nn.functional.pad(v.reshape(-1, 1, v.shape[-1]), (r, r), mode="replicate")
-    v = torch.nn.functional.conv1d(vz, k1.reshape(1, 1, -1)).reshape(v.shape)
-    return v[None, None]
 
 
 def osem_path(P, y, ratio: float | None = None, iters=ITERS) -> dict[int, torch.Tensor]:

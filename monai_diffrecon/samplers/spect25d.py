@@ -6,12 +6,18 @@ Per volume:
 1. initial reconstruction ``x_init`` = OSEM of the (low-dose or few-view) projections with the full system model;
 2. intensity scale ``s`` = :func:`~monai_diffrecon.modalities.spect.spect_scale` (robust maximum of ``x_init``):
    images are mapped to the prior's [−1, 1] range by ``x ↦ 2x/s − 1`` (the same mapping the training data used);
-3. condition for every axial slice: its ``2k+1`` neighbours in ``x_init`` and the co-registered μ-map slice
-   (μ/μ_ref·2 − 1), stacked as channels (:func:`~monai_diffrecon.modalities.spect.spect_condition`);
+3. condition for every axial slice: its ``2k+1`` neighbours in ``x_init``, optionally ``x_init`` smoothed along z
+   (``z_context``: whole-volume context at a bounded channel count), the co-registered μ-map slice (μ/μ_ref·2 − 1)
+   and optionally the CT slice (HU/1000), stacked as channels (:func:`~monai_diffrecon.modalities.spect.spect_condition`);
 4. all slices are denoised as one batch, with the same noise image for every slice (DDPET-3D);
 5. after each x̂₀: ``mlem_iterations`` MLEM iterations with the projector on the measured counts (Poisson
    likelihood; :class:`PoissonMLEMConsistency` through ``projector @ SlicesToVolume``), then the closed-form TV prox
    along z (``tv_weight``; ``tv_3d`` for all three axes), then the DDIM/DDPM step.
+
+Scatter: a projection-domain estimate (TEW/DEW from the file's scatter windows) passed as ``additive`` to the call
+enters the data model ``E[y] = A x + s`` of the initial OSEM and of every MLEM step. Memory: the slices are denoised
+as one batch; the prior's ``batch_chunk`` bounds the network's share, so sampling memory does not grow with the
+number of slices beyond the volume itself and the projector.
 
 Works on full-dose data too (enhancement mode). The result is in the measured data's units (counts per voxel of
 this acquisition), so it can be written as a derived series next to the OSEM. The OSEM runs once per call, whatever
@@ -42,6 +48,9 @@ class SPECT25D(Sampler):
         prior: conditional prior whose network takes ``1 + (2k+1) + 1`` channels.
         num_steps: reverse steps (default 20). eta: DDIM noise (1 = ancestral).
         neighbours: k neighbouring slices on each side in the condition.
+        z_context: σ (slices) of the z-smoothed copies of ``x_init`` added to the condition (default none).
+        ct_channel: add the CT slice (HU) to the condition; the CT image comes with the call (``ct=``), else it is
+            synthesised from the projector's μ-map.
         mlem_iterations: MLEM iterations per step (Poisson data consistency); 0 disables.
         prox_lam: ``None``: plain MLEM from x̂₀; ``> 0``: Poisson proximal step (penalised EM anchored at x̂₀ with
             weight ``prox_lam/(σ_t s/2)²``, see :class:`PoissonMLEMConsistency`) — late steps keep the prior's estimate.
@@ -63,7 +72,7 @@ class SPECT25D(Sampler):
     def __init__(self, prior, num_steps: int = 20, eta: float = 1.0, neighbours: int = 1, mlem_iterations: int = 2, tv_weight: float = 0.002,
                  tv_3d: bool = False, init_iterations: int = 4, init_subsets: int = 8, shared_noise: bool = True,
                  conditional: bool = True, zeta: float | None = None, prox_lam: float | None = None,
-                 t_start: float | None = None, sigma_y: None = None) -> None:
+                 t_start: float | None = None, sigma_y: None = None, z_context=(), ct_channel: bool = False) -> None:
         super().__init__(prior)
         if sigma_y is not None:
             raise InvalidValueError(f"sigma_y: SPECT25D models Poisson counts (variance = mean), there is no Gaussian "
@@ -74,6 +83,25 @@ class SPECT25D(Sampler):
         self.mlem_iterations, self.tv_weight, self.tv_3d = mlem_iterations, tv_weight, tv_3d
         self.init_iterations, self.init_subsets, self.shared_noise = init_iterations, init_subsets, shared_noise
         self.conditional, self.zeta, self.prox_lam, self.t_start = conditional, zeta, prox_lam, t_start
+        self.z_context, self.ct_channel = tuple(float(s) for s in z_context), bool(ct_channel)
+        self._data: dict = {}
+
+    def forward(self, y: torch.Tensor, operator, generator: torch.Generator | None = None, num_samples: int = 1,
+                progress: bool = True, additive: torch.Tensor | None = None, ct: torch.Tensor | None = None):
+        """:meth:`Sampler.forward` with the study's optional inputs: ``additive`` — expected scatter counts in the
+        projections' layout (``(1, 1, V, X, Z)`` or ``(1, V, X, Z)``, ≥ 0); ``ct`` — the CT image in HU on the
+        reconstruction grid (``(X, Y, Z)`` with optional leading singleton dimensions)."""
+        if additive is not None:
+            additive = additive.reshape(y.shape).to(y.dtype) if additive.numel() == y.numel() else additive
+            if additive.shape != y.shape:
+                raise ShapeError(f"additive: the scatter estimate must match the projections {tuple(y.shape)}, got {tuple(additive.shape)}")
+            if bool((additive < 0).any()) or not bool(torch.isfinite(additive).all()):
+                raise InvalidValueError("additive: the scatter estimate must be finite and ≥ 0")
+        self._data = {"additive": additive, "ct": ct}
+        try:
+            return super().forward(y, operator, generator, num_samples, progress)
+        finally:
+            self._data = {}
 
     def initialise(self, y: torch.Tensor, projector) -> torch.Tensor:
         """``x_init``: the OSEM of the measured counts ``y (1, 1, V, X, Z)`` with the full system model, ``(1, 1, X, Y,
@@ -81,12 +109,13 @@ class SPECT25D(Sampler):
         if y.shape[0] != 1:
             raise ShapeError(f"y: one volume at a time, got batch {y.shape[0]}")
         subsets = max(1, min(self.init_subsets, projector.num_views))
-        return osem(projector, y, self.init_iterations, subsets)
+        return osem(projector, y, self.init_iterations, subsets, additive=self._data.get("additive"))
 
     def condition_from(self, x_init: torch.Tensor, projector) -> tuple[torch.Tensor, torch.Tensor]:
         """``(scale, cond)`` derived from ``x_init`` (cheap: a blur, a quantile and the slice stacks)."""
         scale = spect_scale(x_init)
-        return scale, spect_condition(x_init, projector.attenuation_map, scale, self.neighbours)
+        return scale, spect_condition(x_init, projector.attenuation_map, scale, self.neighbours, self.z_context,
+                                      self._data.get("ct"), self.ct_channel)
 
     def prepare(self, y: torch.Tensor, projector) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(x_init, scale, cond)`` for measured counts ``y (1, 1, V, X, Z)`` (runs the OSEM; a sampler call returns
@@ -101,7 +130,8 @@ class SPECT25D(Sampler):
         A = operator @ SlicesToVolume(Z)
         steps = []
         if self.mlem_iterations:
-            steps.append(PoissonMLEMConsistency(self.mlem_iterations, scale=float(scale) / 2, offset=-1.0, lam=self.prox_lam))
+            steps.append(PoissonMLEMConsistency(self.mlem_iterations, scale=float(scale) / 2, offset=-1.0, lam=self.prox_lam,
+                                                additive=self._data.get("additive")))
         if self.tv_weight:
             steps.append(TVProx(self.tv_weight, dims=(0, 2, 3) if self.tv_3d else (0,)))
         noise = ddim_noise(self.eta) if self.zeta is None else diffpir_noise(self.zeta)

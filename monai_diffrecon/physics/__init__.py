@@ -24,6 +24,13 @@ from monai_diffrecon.physics.masks import equispaced_mask, poisson_disc_mask, ra
 from monai_diffrecon.physics.mri import MultiCoilMRI
 from monai_diffrecon.physics.noise import GaussianNoise, PoissonNoise
 from monai_diffrecon.physics.sampling import Decimate, Downsample, Mask
+from monai_diffrecon.physics.scatter import (
+    dew_scatter,
+    photopeak_scatter,
+    scatter_window_counts,
+    simulate_scatter_acquisition,
+    tew_scatter,
+)
 from monai_diffrecon.physics.spect import LEHR, CollimatorPSF, SPECTProjector
 
 # torch flags sparse CSR as "beta" on first use; the kernels here only use CSR @ dense, which is stable.
@@ -46,6 +53,11 @@ __all__ = [
     "SPECTProjector",
     "CollimatorPSF",
     "LEHR",
+    "photopeak_scatter",
+    "scatter_window_counts",
+    "tew_scatter",
+    "dew_scatter",
+    "simulate_scatter_acquisition",
     "ParallelBeamCT",
     "Blur",
     "KernelBlur",

@@ -190,3 +190,41 @@ def test_osem_with_scatter_estimate_is_less_biased_in_heart(acquisition32):
     print(f"heart bias: plain {bias_plain:+.3f}, TEW-corrected {bias_corr:+.3f}")
     assert bias_plain > 0.10  # uncorrected scatter inflates the myocardium
     assert abs(bias_corr) < 0.5 * abs(bias_plain), (bias_plain, bias_corr)
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory):
+    """Small simulated studies (24³, 16 mm, 16 views, 2e5 counts) with TEW, DEW and no scatter windows."""
+    from monai_diffrecon.data.spect_study import simulate_spect_study
+
+    root = tmp_path_factory.mktemp("scatter_studies")
+    return {w: simulate_spect_study(root / w, seed=5, size=24, voxel_mm=16.0, views=16, total_counts=2e5, scatter=w)
+            for w in ("tew", "dew", "none")}
+
+
+def test_simulated_study_windows_and_truth(studies):
+    import pydicom
+
+    from .io.dicomtools import dciodvfy_errors
+
+    ranges = {"tew": [("EM", 126.45, 154.55), ("LSC", 120.0, 126.45), ("USC", 154.55, 161.0)],
+              "dew": [("EM", 126.45, 154.55), ("SC", 92.0, 125.0)], "none": [("EM", 126.45, 154.55)]}
+    for w, st in studies.items():
+        ds = pydicom.dcmread(st.nm_file)
+        got = [(it.EnergyWindowName, float(it.EnergyWindowRangeSequence[0].EnergyWindowLowerLimit),
+                float(it.EnergyWindowRangeSequence[0].EnergyWindowUpperLimit)) for it in ds.EnergyWindowInformationSequence]
+        assert got == ranges[w] and ds.NumberOfEnergyWindows == len(got) and ds.BitsAllocated == 16
+        assert dciodvfy_errors(st.nm_file) == [], w
+        assert st.scatter_method == w and set(st.window_counts) == {n for n, *_ in ranges[w][1:]}
+        torch.testing.assert_close(st.primary + st.scatter, st.expected)
+        assert float(st.expected.sum()) == pytest.approx(2e5, rel=1e-4)  # photopeak = primary + scatter
+    sf = float(studies["tew"].scatter.sum() / studies["tew"].expected.sum())
+    assert 0.2 < sf < 0.4, sf
+    assert float(studies["none"].scatter.abs().max()) == 0 and studies["none"].scatter_estimate is None
+    # same seed ⇒ same anatomy and primary; the scatter model is the only difference
+    torch.testing.assert_close(studies["tew"].primary / studies["tew"].counts_per_unit,
+                               studies["none"].primary / studies["none"].counts_per_unit)
+    with pytest.raises(InvalidValueError, match="scatter"):
+        from monai_diffrecon.data.spect_study import simulate_spect_study
+
+        simulate_spect_study("/nonexistent", scatter="qew")

@@ -404,10 +404,11 @@ def simulate_scatter_acquisition(
     activity: torch.Tensor,
     mu: torch.Tensor,
     voxel_mm: float | Sequence[float] | None,
-    counts_scale: float,
+    counts_scale: float | None,
     generator: torch.Generator,
     windows: str = "tew",
     *,
+    photopeak_total: float | None = None,
     kappa: float = SCATTER_KAPPA,
     kernel_fwhm_mm: float = SCATTER_KERNEL_FWHM_MM,
     sigma_bins: float = 1.0,
@@ -422,32 +423,40 @@ def simulate_scatter_acquisition(
 
     Args:
         projector, activity, mu, voxel_mm: as in :func:`photopeak_scatter`.
-        counts_scale: expected counts per unit of ``projector(activity)`` (> 0).
+        counts_scale: expected counts per unit of ``projector(activity)`` (> 0); ``None`` with ``photopeak_total``.
         generator: the torch generator of every draw.
         windows: ``"tew"``, ``"dew"``, or ``"none"`` (no scatter at all: ``s = 0``, no windows, estimate ``None``).
+        photopeak_total: instead of ``counts_scale``: scale so the expected photopeak (primary + scatter) totals this.
 
     Returns:
         ``{"primary": p, "scatter": s, "counts": photopeak counts, "windows": {name: counts},
-        "window_ranges": {name: EnergyRange}, "estimate": TEW/DEW estimate or None, "method": str}``, tensors
-        ``(B, 1, V, X, Z)`` float in the projector's dtype.
+        "window_ranges": {name: EnergyRange}, "estimate": TEW/DEW estimate or None, "method": str,
+        "counts_scale": float}``, tensors ``(B, 1, V, X, Z)`` in the projector's dtype.
     """
     if windows not in ("tew", "dew", "none"):
         raise InvalidValueError(f"windows: 'tew', 'dew' or 'none', got {windows!r}")
-    if not (math.isfinite(float(counts_scale)) and float(counts_scale) > 0):
-        raise InvalidValueError(f"counts_scale: must be > 0, got {counts_scale}")
+    if (counts_scale is None) == (photopeak_total is None):
+        raise InvalidValueError("counts_scale: give exactly one of counts_scale and photopeak_total")
+    for n, v in (("counts_scale", counts_scale), ("photopeak_total", photopeak_total)):
+        if v is not None and not (math.isfinite(float(v)) and float(v) > 0):
+            raise InvalidValueError(f"{n}: must be > 0, got {v}")
     noise = PoissonNoise(normalize=False)
     if windows == "none":
         x = _as_batch(activity, projector.object_shape).to(projector.voxel_size_mm.dtype)
-        p = projector(x) * float(counts_scale)
-        return {"primary": p, "scatter": torch.zeros_like(p), "counts": noise(p, generator=generator), "windows": {},
-                "window_ranges": {}, "estimate": None, "method": "none"}
-    p, s = primary_and_scatter(activity, mu, projector, voxel_mm, kappa=kappa, kernel_fwhm_mm=kernel_fwhm_mm)
-    p, s = p * float(counts_scale), s * float(counts_scale)
-    pv = tuple(float(v) for v in projector.voxel_size_mm)
-    ranges = TEW_WINDOWS if windows == "tew" else DEW_WINDOWS
-    expected_w = scatter_window_counts(s, ranges, TC99M_PHOTOPEAK, (pv[0], pv[2]))
+        p = projector(x)
+        s = torch.zeros_like(p)
+    else:
+        p, s = primary_and_scatter(activity, mu, projector, voxel_mm, kappa=kappa, kernel_fwhm_mm=kernel_fwhm_mm)
+    scale = float(counts_scale) if counts_scale is not None else float(photopeak_total) / float((p + s).sum())
+    p, s = p * scale, s * scale
     counts = noise(p + s, generator=generator)
-    win = {r.name: noise(expected_w[r.name], generator=generator) for r in ranges}
+    ranges: tuple[EnergyRange, ...] = ()
+    win: dict[str, torch.Tensor] = {}
+    if windows != "none":
+        pv = tuple(float(v) for v in projector.voxel_size_mm)
+        ranges = TEW_WINDOWS if windows == "tew" else DEW_WINDOWS
+        expected_w = scatter_window_counts(s, ranges, TC99M_PHOTOPEAK, (pv[0], pv[2]))
+        win = {r.name: noise(expected_w[r.name], generator=generator) for r in ranges}
     est, method = estimate_from_windows(win, ranges, TC99M_PHOTOPEAK, windows, sigma_bins)
     return {"primary": p, "scatter": s, "counts": counts, "windows": win, "window_ranges": {r.name: r for r in ranges},
-            "estimate": est, "method": method}
+            "estimate": est, "method": method, "counts_scale": scale}

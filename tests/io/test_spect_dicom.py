@@ -33,21 +33,23 @@ def test_nm_projections_read_back_exactly(study):
     torch.testing.assert_close(nm.angles_deg, study.angles_deg, rtol=0, atol=1e-9)
     torch.testing.assert_close(nm.radii_mm, study.radii_mm, rtol=0, atol=1e-6)
     np.testing.assert_allclose(nm.affine, study.affine_lps, atol=1e-6)
-    assert [w.name for w in nm.windows] == ["EM", "SC"] and nm.window == 0
-    assert set(nm.other_windows) == {"SC"}
+    assert [w.name for w in nm.windows] == ["EM", "LSC", "USC"] and nm.window == 0  # LSC/USC: not the photopeak
+    assert set(nm.other_windows) == {"LSC", "USC"}
+    assert [(w.lower_kev, w.upper_kev) for w in nm.windows] == [(126.45, 154.55), (120.0, 126.45), (154.55, 161.0)]
+    assert torch.equal(nm.other_windows["LSC"], study.window_counts["LSC"])
     assert nm.pixel_spacing_mm == (12.0, 12.0)
     # DICOM angles: head 1 from 0° counter-clockwise, head 2 opposed; projector angle = DICOM + 180
     torch.testing.assert_close((nm.dicom_angles_deg + 180) % 360, nm.angles_deg)
 
 
 def test_energy_window_selection(study):
-    sc = read_nm_projections(study.nm_file, energy_window="SC")
+    sc = read_nm_projections(study.nm_file, energy_window="LSC")
     assert sc.window == 1 and "EM" in sc.other_windows
     assert torch.equal(read_nm_projections(study.nm_file, energy_window=2).counts, sc.counts)
     with pytest.raises(DicomError, match="no energy window named"):
         read_nm_projections(study.nm_file, energy_window="XX")
-    with pytest.raises(DicomError, match="energy_window 3"):
-        read_nm_projections(study.nm_file, energy_window=3)
+    with pytest.raises(DicomError, match="energy_window 4"):
+        read_nm_projections(study.nm_file, energy_window=4)
 
 
 def test_ct_series_to_mu_on_spect_grid(study):
@@ -67,8 +69,9 @@ def test_projector_from_nm_reproduces_the_simulation(study):
     nm = read_nm_projections(study.nm_file)
     P = SPECTProjector.from_nm(nm, study.mu, LEHR)
     y = P(study.activity[None, None]).double()
-    y = y * (float(study.expected.sum()) / float(y.sum()))
-    torch.testing.assert_close(y.float(), study.expected, rtol=1e-4, atol=1e-3)
+    y = y * study.counts_per_unit  # the expected primary; the photopeak adds the scatter on top
+    torch.testing.assert_close(y.float(), study.primary, rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(study.primary + study.scatter, study.expected)
 
 
 @pytest.fixture(scope="module")

@@ -228,3 +228,89 @@ def test_simulated_study_windows_and_truth(studies):
         from monai_diffrecon.data.spect_study import simulate_spect_study
 
         simulate_spect_study("/nonexistent", scatter="qew")
+
+
+def test_reader_picks_photopeak_and_scatter_method(studies):
+    from monai_diffrecon.io.dicom import estimate_scatter, read_nm_projections
+
+    for w, expected_method in (("tew", "tew"), ("dew", "dew"), ("none", "none")):
+        st = studies[w]
+        nm = read_nm_projections(st.nm_file)
+        assert nm.windows[nm.window].name == "EM" and torch.equal(nm.counts, st.counts)
+        est, method = estimate_scatter(nm)
+        assert method == expected_method
+        if w == "none":
+            assert est is None
+            continue
+        assert est.shape == nm.counts.shape == (1, 1, 16, 24, 24) and float(est.min()) >= 0
+        # the reader's estimate is the simulator's (same windows, same estimator)
+        torch.testing.assert_close(est, st.scatter_estimate)
+    nm = read_nm_projections(studies["tew"].nm_file)
+    assert estimate_scatter(nm, "none") == (None, "none")
+    est_dew, m = estimate_scatter(read_nm_projections(studies["dew"].nm_file), "dew")
+    assert m == "dew" and est_dew is not None
+    from monai_diffrecon.errors import DicomError
+
+    with pytest.raises(DicomError, match="tew"):
+        estimate_scatter(read_nm_projections(studies["dew"].nm_file), "tew")
+    with pytest.raises(DicomError, match="only the photopeak"):
+        estimate_scatter(read_nm_projections(studies["none"].nm_file), "dew")
+
+
+def _rewrite_window(src, dst, index, lower, upper):
+    import pydicom
+
+    ds = pydicom.dcmread(src)
+    rng = ds.EnergyWindowInformationSequence[index].EnergyWindowRangeSequence[0]
+    if lower is None:
+        del ds.EnergyWindowInformationSequence[index].EnergyWindowRangeSequence
+    else:
+        rng.EnergyWindowLowerLimit, rng.EnergyWindowUpperLimit = lower, upper
+    ds.save_as(dst)
+    return dst
+
+
+def test_reader_rejects_overlapping_or_rangeless_scatter_windows(studies, tmp_path):
+    from monai_diffrecon.errors import DicomError
+    from monai_diffrecon.io.dicom import estimate_scatter, read_nm_projections
+    from monai_diffrecon.transforms import LoadSPECTStudy
+
+    bad = _rewrite_window(studies["tew"].nm_file, tmp_path / "overlap.dcm", 1, 118.0, 130.0)  # LSC reaches into EM
+    nm = read_nm_projections(bad)
+    assert nm.windows[nm.window].name == "EM"  # the photopeak choice is unaffected
+    with pytest.raises(DicomError, match="overlaps the photopeak") as e:
+        estimate_scatter(nm)
+    assert e.value.tag == "EnergyWindowRangeSequence"
+    with pytest.raises(DicomError, match="overlaps the photopeak") as e:
+        LoadSPECTStudy(allow_no_attenuation=True).load(bad)
+    assert str(bad) in str(e.value) and "Traceback" not in str(e.value)
+    assert LoadSPECTStudy(allow_no_attenuation=True, scatter="none").load(bad)["scatter"] is None
+    norange = _rewrite_window(studies["dew"].nm_file, tmp_path / "norange.dcm", 1, None, None)
+    with pytest.raises(DicomError, match="no valid keV range"):
+        estimate_scatter(read_nm_projections(norange))
+
+
+def test_load_spect_study_outputs_scatter_and_ct_hu(studies):
+    from monai_diffrecon.io.dicom import hu_to_mu
+    from monai_diffrecon.transforms import LoadSPECTStudy, LoadSPECTStudyd
+
+    st = studies["tew"]
+    counts, mu, projector = LoadSPECTStudy()(st.nm_file, st.ct_folder)  # the 3-tuple callers rely on
+    assert counts.shape == (1, 16, 24, 24) and counts.meta["scatter_method"] == "tew"
+    d = LoadSPECTStudyd()({"projections": st.nm_file, "ct": st.ct_folder})
+    assert set(d) == {"projections", "ct", "projector", "scatter", "ct_hu"}
+    assert d["scatter"].shape == d["projections"].shape and d["scatter"].meta["scatter_method"] == "tew"
+    torch.testing.assert_close(d["scatter"].as_tensor(), st.scatter_estimate[0])
+    hu = d["ct_hu"]
+    assert hu.shape == (1, 24, 24, 24) and float(hu.min()) == pytest.approx(-1000.0, abs=1e-3)
+    torch.testing.assert_close(hu_to_mu(hu.as_tensor()).float(), d["ct"].as_tensor())  # μ is the same resampled CT
+    torch.testing.assert_close(hu.affine, d["ct"].affine)
+    body = st.mu > 0.1
+    assert float(hu[0][body].median()) == pytest.approx(0.0, abs=30.0)  # soft tissue ≈ water
+    # no scatter windows / scatter="none": key present with None; no CT: no ct_hu
+    d = LoadSPECTStudyd(allow_no_attenuation=True, ct_key=None)({"projections": studies["none"].nm_file})
+    assert d["scatter"] is None and "ct_hu" not in d and d["projections"].meta["scatter_method"] == "none"
+    d = LoadSPECTStudyd(scatter="dew", scatter_key="sc", ct_hu_key=None)({"projections": studies["dew"].nm_file, "ct": studies["dew"].ct_folder})
+    assert d["sc"].meta["scatter_method"] == "dew" and "ct_hu" not in d and "scatter" not in d
+    with pytest.raises(InvalidValueError, match="scatter"):
+        LoadSPECTStudy(scatter="triple")

@@ -10,7 +10,7 @@ the code path the training cohorts share), draws Poisson counts at a full-dose l
 * an NM Image Storage TOMO file (2 detectors; energy windows ``EM`` photopeak 126.45–154.55 keV plus, for
   ``scatter="tew"``, ``LSC`` 120.0–126.45 and ``USC`` 154.55–161.0 keV, for ``scatter="dew"``, ``SC`` 92.0–125.0 keV;
   ``"none"``: the photopeak only, without scatter), readable by :func:`monai_diffrecon.io.read_nm_projections`
-  (scatter estimate: :func:`monai_diffrecon.io.estimate_scatter`);
+  (scatter estimate: :func:`monai_diffrecon.io.dicom.estimate_scatter`);
 * an axial CT series (HU from the μ-map through the inverse of the bilinear model) on a finer, shifted grid, so
   the CT → SPECT-grid resampling is exercised.
 

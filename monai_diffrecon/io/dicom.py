@@ -44,6 +44,8 @@ __all__ = [
     "mu_to_hu",
     "resample_to_grid",
     "ct_to_mu_on_grid",
+    "ct_hu_on_grid",
+    "estimate_scatter",
     "lps_to_ras",
     "TC99M_KEV",
     "read_nm_recon",
@@ -362,13 +364,74 @@ def resample_to_grid(values: np.ndarray, affine_lps: np.ndarray, target_affine_l
     return sitk.GetArrayFromImage(out).transpose(2, 1, 0)
 
 
-def ct_to_mu_on_grid(ct, nm: NMProjections, model: dict = HU_MU_MODEL) -> torch.Tensor:
-    """μ-map (cm⁻¹, float32 ``(X, X, Z)``) on the SPECT reconstruction grid from a CT ``MetaTensor`` in HU.
+def ct_hu_on_grid(ct, nm: NMProjections) -> torch.Tensor:
+    """The CT image in HU (float32 ``(X, X, Z)``) on the SPECT reconstruction grid of ``nm``.
 
-    The CT is resampled (linear, air = −1000 HU outside its field of view) with SimpleITK onto ``nm.affine``'s grid,
-    then converted with :func:`hu_to_mu`.
+    The CT ``MetaTensor (1, X', Y', Z')`` in HU (:func:`read_ct_series`) is resampled with SimpleITK (linear) onto
+    ``nm.affine``'s grid; voxels outside the CT's field of view are air, −1000 HU.
     """
     hu = ct[0].numpy() if hasattr(ct, "numpy") else np.asarray(ct)[0]
     aff = np.asarray(ct.meta["affine_lps"]) if hasattr(ct, "meta") and "affine_lps" in ct.meta else lps_to_ras(np.asarray(ct.affine))
-    res = resample_to_grid(hu, aff, nm.affine, nm.object_shape, default=-1000.0)
-    return hu_to_mu(res, model).float()
+    return torch.from_numpy(resample_to_grid(hu, aff, nm.affine, nm.object_shape, default=-1000.0)).float()
+
+
+def ct_to_mu_on_grid(ct, nm: NMProjections, model: dict = HU_MU_MODEL) -> torch.Tensor:
+    """μ-map (cm⁻¹, float32 ``(X, X, Z)``) on the SPECT reconstruction grid from a CT ``MetaTensor`` in HU.
+
+    The CT is resampled (:func:`ct_hu_on_grid`: linear, air = −1000 HU outside its field of view) onto ``nm.affine``'s
+    grid, then converted with :func:`hu_to_mu`.
+    """
+    return hu_to_mu(ct_hu_on_grid(ct, nm), model).float()
+
+
+def estimate_scatter(nm: NMProjections, method: str = "auto", sigma_bins: float = 1.0) -> tuple[torch.Tensor | None, str]:
+    """Scatter estimate (expected photopeak scatter counts) from the file's scatter windows, for OSEM's additive term.
+
+    The windows are told apart by their keV ranges relative to the photopeak ``nm.windows[nm.window]`` (not by their
+    names): narrow windows ending / starting within 1 keV of the photopeak's edges are the triple-energy-window pair
+    (TEW, Ogawa et al. 1991, IEEE TMI 10); a window entirely below the photopeak otherwise is a dual-energy-window
+    window (DEW, Jaszczak et al. 1984, J Nucl Med 25, ``k = 0.5``, the widest if several). ``auto``: TEW when the
+    lower and upper windows exist, else DEW with a lower window, else no estimate. See
+    :func:`monai_diffrecon.physics.scatter.estimate_from_windows`; the estimate is smoothed with a Gaussian of
+    ``sigma_bins`` along bins and rows and is ≥ 0.
+
+    Args:
+        nm: projections read by :func:`read_nm_projections` (its ``other_windows`` hold the window counts).
+        method: ``"auto"``, ``"tew"``, ``"dew"`` or ``"none"``.
+        sigma_bins: smoothing σ in detector bins / rows.
+
+    Returns:
+        ``(estimate, method)``: float32 ``(1, 1, V, X, Z)`` like ``nm.counts`` (or ``None``) and ``"tew"``,
+        ``"dew"`` or ``"none"``.
+
+    Raises:
+        DicomError: a window without an energy range, a window overlapping the photopeak, or (for an explicit
+            ``method``) the windows it needs are missing.
+    """
+    from monai_diffrecon.errors import InvalidValueError
+    from monai_diffrecon.physics.scatter import estimate_from_windows
+
+    where = nm.source.header.get("SOPInstanceUID", "<NM projections>") if nm.source is not None else "<NM projections>"
+    if method not in ("auto", "tew", "dew", "none"):
+        raise InvalidValueError(f"method: 'auto', 'tew', 'dew' or 'none', got {method!r}")
+    if method == "none":
+        return None, "none"
+    others = [w for i, w in enumerate(nm.windows) if i != nm.window]
+    if not others:
+        if method != "auto":
+            raise DicomError(where, f"scatter method {method!r} needs scatter windows; the file has only the photopeak", "EnergyWindowInformationSequence")
+        return None, "none"
+    peak = nm.windows[nm.window]
+    for w in [peak, *others]:
+        if not (np.isfinite(w.lower_kev) and np.isfinite(w.upper_kev)) or not 0 < w.lower_kev < w.upper_kev:
+            raise DicomError(where, f"energy window {w.name!r} has no valid keV range ({w.lower_kev}–{w.upper_kev})", "EnergyWindowRangeSequence")
+        if w is not peak and w.lower_kev < peak.upper_kev - 1e-3 and w.upper_kev > peak.lower_kev + 1e-3:
+            raise DicomError(where, f"energy window {w.name!r} ({w.lower_kev}–{w.upper_kev} keV) overlaps the photopeak {peak.name!r} "
+                             f"({peak.lower_kev}–{peak.upper_kev} keV)", "EnergyWindowRangeSequence")
+    if len({w.name for w in others}) != len(others) or any(w.name not in nm.other_windows for w in others):
+        raise DicomError(where, "energy window names are not unique, so the scatter windows' frames are ambiguous", "EnergyWindowName")
+    try:
+        est, used = estimate_from_windows(nm.other_windows, others, peak, method, sigma_bins)
+    except InvalidValueError as e:
+        raise DicomError(where, str(e), "EnergyWindowInformationSequence") from e
+    return (None if est is None else est.float()), used

@@ -251,21 +251,38 @@ class LoadSPECTStudy(Transform):
     ``__call__(projections_path, ct_path=None)`` returns ``(counts, mu, projector)``:
 
     * ``counts`` — ``MetaTensor (1, V, X, Z)`` with ``meta`` ``angles_deg``, ``radii_mm``, ``affine_lps`` (grid),
-      ``dicom_source`` (projections + CT lineage);
+      ``dicom_source`` (projections + CT lineage), ``scatter_method``;
     * ``mu`` — ``MetaTensor (1, X, Y, Z)`` μ in cm⁻¹ on the SPECT grid with its RAS affine (``None`` without CT);
     * ``projector`` — :class:`~monai_diffrecon.physics.SPECTProjector` (attenuation if CT, PSF if ``psf`` and the
       file has radial positions).
 
+    :meth:`load` returns these and two more, as a dict: ``scatter`` — ``MetaTensor (1, V, X, Z)`` expected photopeak
+    scatter counts estimated from the file's scatter windows (TEW/DEW, :func:`~monai_diffrecon.io.dicom.estimate_scatter`;
+    the additive term of OSEM and of the consistency step), ``None`` without scatter windows or with
+    ``scatter="none"``; ``ct_hu`` — ``MetaTensor (1, X, Y, Z)`` the CT in HU resampled to the SPECT grid (−1000 outside
+    the CT), ``None`` without CT.
+
+    Args:
+        psf: collimator response (``"LEHR"``, a :class:`~monai_diffrecon.physics.CollimatorPSF` or ``None``).
+        energy_window: photopeak window (1-based index or name); default: the reader's choice.
+        allow_no_attenuation: accept a study without CT.
+        scatter: ``"auto"`` (TEW if both adjacent windows, else DEW, else none), ``"tew"``, ``"dew"`` or ``"none"``.
+
     Checks (typed errors): a CT is required unless ``allow_no_attenuation``; projections and CT must share PatientID
-    and StudyInstanceUID (and FrameOfReferenceUID when both have one); the CT must cover the SPECT field of view.
+    and StudyInstanceUID (and FrameOfReferenceUID when both have one); the CT must cover the SPECT field of view; an
+    explicit ``scatter`` method needs its windows; scatter windows must not overlap the photopeak.
     """
 
-    def __init__(self, psf="LEHR", energy_window: int | str | None = None, allow_no_attenuation: bool = False) -> None:
+    def __init__(self, psf="LEHR", energy_window: int | str | None = None, allow_no_attenuation: bool = False,
+                 scatter: str = "auto") -> None:
         from monai_diffrecon.physics import LEHR
 
+        if scatter not in ("auto", "tew", "dew", "none"):
+            raise InvalidValueError(f"scatter: 'auto', 'tew', 'dew' or 'none', got {scatter!r}")
         self.psf = LEHR if psf == "LEHR" else psf
         self.energy_window = energy_window
         self.allow_no_attenuation = allow_no_attenuation
+        self.scatter = scatter
 
     @staticmethod
     def _check_pairing(nm, ct, where) -> None:
@@ -279,27 +296,42 @@ class LoadSPECTStudy(Transform):
         if fa and fb and fa != fb:
             raise DicomError(where, "projections and CT are in different frames of reference", "FrameOfReferenceUID")
 
-    def __call__(self, projections_path, ct_path=None):
+    def load(self, projections_path, ct_path=None) -> dict:
+        """``{"counts", "mu", "projector", "scatter", "ct_hu"}`` (see the class doc; absent items are ``None``)."""
         from monai.data import MetaTensor
 
         from monai_diffrecon.errors import DicomError
-        from monai_diffrecon.io.dicom import ct_to_mu_on_grid, lps_to_ras, read_ct_series, read_nm_projections
+        from monai_diffrecon.io.dicom import (
+            ct_hu_on_grid,
+            estimate_scatter,
+            hu_to_mu,
+            lps_to_ras,
+            read_ct_series,
+            read_nm_projections,
+        )
         from monai_diffrecon.physics import SPECTProjector
 
         nm = read_nm_projections(projections_path, self.energy_window)
-        mu_t, mu = None, None
+        try:
+            scatter, method = estimate_scatter(nm, self.scatter)
+        except DicomError as e:  # name the file, not the instance UID
+            raise DicomError(projections_path, e.problem, e.tag) from e
+        mu_t, mu, hu_t = None, None, None
         source = nm.source
+        grid_ras = torch.from_numpy(lps_to_ras(nm.affine))
         if ct_path is None:
             if not self.allow_no_attenuation:
                 raise DicomError(projections_path, "no CT given: attenuation cannot be modelled (allow_no_attenuation=True to proceed without)")
         else:
             ct = read_ct_series(ct_path)
             self._check_pairing(nm, ct, ct_path)
-            mu = ct_to_mu_on_grid(ct, nm)
+            hu = ct_hu_on_grid(ct, nm)
+            mu = hu_to_mu(hu).float()
             if float((mu > 0.05).float().mean()) < 0.02:
                 raise DicomError(ct_path, "the CT does not overlap the SPECT field of view (μ-map is air)")
             source = source.merged(ct.meta["dicom_source"])
-            mu_t = MetaTensor(mu[None], affine=torch.from_numpy(lps_to_ras(nm.affine)), meta={"space": "RAS", "units": "cm^-1"})
+            mu_t = MetaTensor(mu[None], affine=grid_ras, meta={"space": "RAS", "units": "cm^-1"})
+            hu_t = MetaTensor(hu[None], affine=grid_ras.clone(), meta={"space": "RAS", "units": "HU"})
         psf = self.psf if (self.psf is not None and nm.radii_mm is not None) else None
         projector = SPECTProjector.from_nm(nm, mu, psf)
         meta = {
@@ -309,9 +341,18 @@ class LoadSPECTStudy(Transform):
             "dicom_source": source,
             "warnings": list(nm.warnings),
             "filename_or_obj": str(projections_path),
+            "scatter_method": method,
         }
         counts = MetaTensor(nm.counts[0], affine=torch.eye(4, dtype=torch.float64, device="cpu"), meta=meta)
-        return counts, mu_t, projector
+        sc_t = None
+        if scatter is not None:
+            sc_meta = {"scatter_method": method, "units": "counts", "filename_or_obj": str(projections_path)}
+            sc_t = MetaTensor(scatter[0], affine=torch.eye(4, dtype=torch.float64, device="cpu"), meta=sc_meta)
+        return {"counts": counts, "mu": mu_t, "projector": projector, "scatter": sc_t, "ct_hu": hu_t}
+
+    def __call__(self, projections_path, ct_path=None):
+        out = self.load(projections_path, ct_path)
+        return out["counts"], out["mu"], out["projector"]
 
 
 class LoadKSpace(Transform):

@@ -203,22 +203,31 @@ class LoadKSpaced(_MapSimple):
 
 class LoadSPECTStudyd(MapTransform):
     """Dictionary :class:`LoadSPECTStudy`: ``d[projections_key]`` (NM file) and ``d[ct_key]`` (CT folder, optional)
-    are replaced by the counts and μ ``MetaTensor``s; the projector goes to ``d[projector_key]``."""
+    are replaced by the counts and μ ``MetaTensor``s; the projector goes to ``d[projector_key]``, the scatter
+    estimate ``(1, V, X, Z)`` (or ``None`` without scatter windows; ``meta["scatter_method"]``) to
+    ``d[scatter_key]`` and the CT in HU on the SPECT grid ``(1, X, Y, Z)`` (with a CT) to ``d[ct_hu_key]``; a key
+    given as ``None`` is not written."""
 
     def __init__(self, projections_key: str = "projections", ct_key: str | None = "ct", projector_key: str = "projector", psf="LEHR",
-                 energy_window=None, allow_no_attenuation: bool = False, allow_missing_keys: bool = False) -> None:
+                 energy_window=None, allow_no_attenuation: bool = False, allow_missing_keys: bool = False,
+                 scatter: str = "auto", scatter_key: str | None = "scatter", ct_hu_key: str | None = "ct_hu") -> None:
         keys = [projections_key] + ([ct_key] if ct_key else [])
         super().__init__(keys, allow_missing_keys)
-        self.loader = LoadSPECTStudy(psf, energy_window, allow_no_attenuation)
+        self.loader = LoadSPECTStudy(psf, energy_window, allow_no_attenuation, scatter)
         self.projections_key, self.ct_key, self.projector_key = projections_key, ct_key, projector_key
+        self.scatter_key, self.ct_hu_key = scatter_key, ct_hu_key
 
     def __call__(self, data):
         d = dict(data)
         _present(d, self.projections_key, False)
         ct = d.get(self.ct_key) if self.ct_key else None
-        counts, mu, projector = self.loader(d[self.projections_key], ct)
-        d[self.projections_key] = counts
-        if self.ct_key and mu is not None:
-            d[self.ct_key] = mu
-        d[self.projector_key] = projector
+        out = self.loader.load(d[self.projections_key], ct)
+        d[self.projections_key] = out["counts"]
+        if self.ct_key and out["mu"] is not None:
+            d[self.ct_key] = out["mu"]
+        d[self.projector_key] = out["projector"]
+        if self.scatter_key:
+            d[self.scatter_key] = out["scatter"]
+        if self.ct_hu_key and out["ct_hu"] is not None:
+            d[self.ct_hu_key] = out["ct_hu"]
         return d

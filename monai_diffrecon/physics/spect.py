@@ -31,7 +31,15 @@ from monai_diffrecon.errors import InvalidValueError, ShapeError
 from monai_diffrecon.physics.base import LinearOperator, check_angles, check_tensor
 from monai_diffrecon.physics.functional.devices import device_of
 from monai_diffrecon.physics.functional.psf import FWHM_TO_SIGMA, fwhm_at_distance, gaussian_toeplitz
-from monai_diffrecon.physics.functional.rotate import apply_csr, bilinear_matrix, padded_size, register_csr_pair, spmm
+from monai_diffrecon.physics.functional.rotate import (
+    apply_csr,
+    bilinear_matrix,
+    csr_select_rows,
+    csr_transpose,
+    padded_size,
+    register_csr_pair,
+    spmm,
+)
 
 __all__ = ["CollimatorPSF", "SPECTProjector", "LEHR"]
 
@@ -165,6 +173,242 @@ class SPECTProjector(LinearOperator):
 
     # ------------------------------------------------------------------ tables
     def _build(self, dtype: torch.dtype) -> None:
+        """(Re)compute the derived tables from the persistent parameters.
+
+        Layout (chosen for speed; the values are those of the model in the module doc):
+
+        * the rotation matrix ``R_v`` of each view keeps only the depth planes ``l ∈ [lo_v, lo_v + n_v)`` that hold a
+          non-zero weight (planes outside the object's grid are exactly zero) with rows ordered ``(l, k)``; its
+          transpose is stored per view too, so both directions are one cache-sized sparse product per view;
+        * ``_att`` holds the survival probabilities of the kept planes of all views, ``(Σ_v n_v, K, Z)``; the collimator blurs are ``_gz (R, L, Z, Z)`` and the bin blurs of all planes
+          side by side, ``_gucat (R, K, L·K)``, so ``Σ_l G_l (·)`` is one dense product per view (``R`` distinct radii).
+        """
+        X, Y, Z = self.object_shape
+        dev = self.angles_deg.device
+        angles = self.angles_deg.detach().to("cpu", torch.float64)  # the tables are built on the CPU, then moved
+        V, K, L = angles.numel(), X, padded_size(X, Y)
+        sx, sz = float(self.voxel_size_mm[0]), float(self.voxel_size_mm[2])
+        bins = torch.arange(K, dtype=torch.float64, device="cpu") - (K - 1) / 2
+        depths = torch.arange(L, dtype=torch.float64, device="cpu") - (L - 1) / 2
+        self._dims = (V, K, L)
+        crow, col, val, shape = bilinear_matrix(X, Y, angles, bins, depths, dtype=torch.float64)  # rows (v, k, l)
+
+        # depth planes with a non-zero weight, per view
+        counts = (crow[1:].to(torch.int64) - crow[:-1].to(torch.int64)).reshape(V, K, L).sum(1) > 0  # (V, L)
+        planes, rows = [], []
+        for v in range(V):
+            nz = torch.nonzero(counts[v]).flatten()
+            lo, n = (int(nz[0]), int(nz[-1]) - int(nz[0]) + 1) if nz.numel() else (0, 0)
+            planes.append((lo, n))
+            ll, kk = torch.meshgrid(torch.arange(lo, lo + n), torch.arange(K), indexing="ij")
+            rows.append((v * K * L + kk * L + ll).flatten())
+        fcrow, fcol, fval, _ = csr_select_rows(crow, col, val, shape, torch.cat(rows))
+        fcrow = fcrow.to(torch.int64)
+        mu = None if self.attenuation_map is None else self.attenuation_map.detach().to("cpu", torch.float64).reshape(X * Y, Z)
+        crows, cols, vals, bcrows, bcols, bvals, atts, nnz_off, row0 = [], [], [], [], [], [], [], [0], 0
+        for lo, n in planes:
+            a, b = int(fcrow[row0]), int(fcrow[row0 + n * K])
+            lcrow = fcrow[row0 : row0 + n * K + 1] - a
+            if mu is not None:  # planes beyond lo + n − 1 hold no μ, so the path sums start at the last kept plane
+                mu_rot = spmm(lcrow, fcol[a:b], fval[a:b], (n * K, X * Y), mu).reshape(n, K, Z)
+                # path from the sample to the detector (+l side): samples beyond it plus half of its own voxel
+                path = torch.flip(torch.cumsum(torch.flip(mu_rot, dims=(0,)), dim=0), dims=(0,)).sub_(mu_rot, alpha=0.5)
+                atts.append(torch.exp(path.mul_(-sx / 10.0)).to(dtype))  # μ in cm⁻¹, step in cm
+            tc, tk, tv, _ = csr_transpose(lcrow, fcol[a:b], fval[a:b], (n * K, X * Y))
+            crows.append(lcrow)
+            cols.append(fcol[a:b])
+            vals.append(fval[a:b])
+            bcrows.append(tc.to(torch.int64))
+            bcols.append(tk.to(torch.int64))
+            bvals.append(tv)
+            nnz_off.append(nnz_off[-1] + b - a)
+            row0 += n * K
+        self._planes = planes
+        self.register_buffer("_att", torch.cat(atts).to(dev) if mu is not None else None, persistent=False)  # (Σ n_v, K, Z)
+        self._set_rotation(torch.cat(crows), torch.cat(cols), torch.cat(vals), torch.stack(bcrows), torch.cat(bcols),
+                           torch.cat(bvals), nnz_off, dtype, dev)
+
+        gucat = gz = None
+        self._ridx = None
+        if self.psf is not None:
+            radii = self.radii_mm.detach().to("cpu", torch.float64)
+            uniq, ridx = torch.unique(radii, return_inverse=True)
+            dist = uniq[:, None] - depths[None, :] * sx  # (R, L) mm from each depth plane to the collimator face
+            sigma_mm = self.psf.fwhm(dist) * FWHM_TO_SIGMA
+            gu = gaussian_toeplitz(sigma_mm / sx, K)  # (R, L, K, K), symmetric
+            gucat = gu.permute(0, 2, 1, 3).reshape(-1, K, L * K).to(dev, dtype)  # [G_0 G_1 … G_{L−1}] per radius
+            gz = gaussian_toeplitz(sigma_mm / sz, Z).to(dev, dtype)  # (R, L, Z, Z), symmetric
+            self._ridx = ridx.tolist()
+        self.register_buffer("_gucat", gucat, persistent=False)
+        self.register_buffer("_gz", gz, persistent=False)
+
+    def _set_rotation(self, crow, col, val, bcrow, bcol, bval, nnz_off, dtype, dev) -> None:
+        """Register the per-view rotation tables (forward rows and transposes), concatenated over views."""
+        idx = torch.int32 if max(int(col.numel()), self.object_shape[0] * self.object_shape[1] + 1) < 2**31 - 1 else torch.int64
+        self.register_buffer("_fw_crow", crow.to(dev, idx), persistent=False)
+        self.register_buffer("_fw_col", col.to(dev, idx), persistent=False)
+        self.register_buffer("_fw_val", val.to(dev, dtype), persistent=False)
+        self.register_buffer("_bw_crow", bcrow.to(dev, idx), persistent=False)  # (V, X·Y + 1)
+        self.register_buffer("_bw_col", bcol.to(dev, idx), persistent=False)
+        self.register_buffer("_bw_val", bval.to(dev, dtype), persistent=False)
+        self._nnz_off = list(nnz_off)
+        crow_off, plane_off = [0], [0]
+        for _, n in self._planes:
+            crow_off.append(crow_off[-1] + n * self._dims[1] + 1)
+            plane_off.append(plane_off[-1] + n)
+        self._crow_off, self._plane_off = crow_off, plane_off
+
+    # --------------------------------------------------------------- operator
+    def _rot(self, v: int, dense: torch.Tensor, val: torch.Tensor, transpose: bool = False) -> torch.Tensor:
+        """``R_v dense`` (rows ``(l, k)`` of the view's planes) or ``R_vᵀ dense`` for view ``v``."""
+        X, Y, _ = self.object_shape
+        K = self._dims[1]
+        n = self._planes[v][1] * K
+        a, b = self._nnz_off[v], self._nnz_off[v + 1]
+        if transpose:
+            return spmm(self._bw_crow[v], self._bw_col[a:b], val[a:b], (X * Y, n), dense)
+        c0 = self._crow_off[v]
+        return spmm(self._fw_crow[c0 : c0 + n + 1], self._fw_col[a:b], val[a:b], (n, X * Y), dense)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        X, Y, Z = self.object_shape
+        V, K, L = self._dims
+        B = x.shape[0]
+        grad = torch.is_grad_enabled() and x.requires_grad
+        xm = x[:, 0].permute(1, 2, 0, 3).reshape(X * Y, B * Z)
+        val = self._like(self._fw_val, x)
+        att = None if self._att is None else self._like(self._att, x)
+        gucat = None if self._gucat is None else self._like(self._gucat, x)
+        gz = None if self._gz is None else self._like(self._gz, x)
+        out = []
+        for v, (lo, n) in enumerate(self._planes):
+            if n == 0:
+                out.append(x.new_zeros(K, B * Z))
+                continue
+            s = self._rot(v, xm, val)  # (n·K, B·Z), planes lo … lo + n − 1
+            if att is not None:
+                a = att[self._plane_off[v] : self._plane_off[v + 1], :, None, :]
+                s = s.view(n, K, B, Z) * a if grad else s.view(n, K, B, Z).mul_(a)
+            if gucat is None:
+                out.append(s.reshape(n, K * B * Z).sum(0).view(K, B * Z))
+            else:
+                r = self._ridx[v]
+                t = torch.bmm(s.reshape(n, K * B, Z), gz[r, lo : lo + n])  # axial blur (G = Gᵀ)
+                out.append(gucat[r][:, lo * K : (lo + n) * K] @ t.view(n * K, B * Z))  # bin blur and depth sum
+        y = torch.stack(out)  # (V, K, B·Z)
+        return y.view(V, K, B, Z).permute(2, 0, 1, 3).unsqueeze(1)
+
+    def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        X, Y, Z = self.object_shape
+        V, K, L = self._dims
+        B = y.shape[0]
+        grad = torch.is_grad_enabled() and y.requires_grad
+        yv = y[:, 0].permute(1, 2, 0, 3).reshape(V, K, B * Z)
+        val = self._like(self._bw_val, y)
+        att = None if self._att is None else self._like(self._att, y)
+        gucat = None if self._gucat is None else self._like(self._gucat, y)
+        gz = None if self._gz is None else self._like(self._gz, y)
+        acc = y.new_zeros(X * Y, B * Z)
+        for v, (lo, n) in enumerate(self._planes):
+            if n == 0:
+                continue
+            if gucat is None:
+                t = yv[v].expand(n, K, B * Z)
+            else:
+                r = self._ridx[v]
+                c = gucat[r][:, lo * K : (lo + n) * K].T @ yv[v]  # (n·K, B·Z): Gᵀ per plane
+                t = torch.bmm(c.view(n, K * B, Z), gz[r, lo : lo + n])
+            if att is not None:
+                a = att[self._plane_off[v] : self._plane_off[v + 1], :, None, :]
+                t = t.reshape(n, K, B, Z) * a if (grad or gucat is None) else t.view(n, K, B, Z).mul_(a)
+            part = self._rot(v, t.reshape(n * K, B * Z), val, transpose=True)
+            acc = acc + part if grad else acc.add_(part)
+        return acc.reshape(X, Y, B, Z).permute(2, 0, 1, 3).unsqueeze(1)
+
+    # ------------------------------------------------------------ derived ops
+    @classmethod
+    def from_nm(cls, nm, attenuation_map: torch.Tensor | None = None, psf: CollimatorPSF | tuple[float, float] | None = None, **kwargs) -> SPECTProjector:
+        """Projector for the geometry of :class:`~monai_diffrecon.io.NMProjections` (angles, voxel size, radii, grid).
+
+        Args:
+            nm: the projections read by :func:`~monai_diffrecon.io.read_nm_projections`.
+            attenuation_map: μ in cm⁻¹ on ``nm``'s reconstruction grid (e.g. :func:`~monai_diffrecon.io.ct_to_mu_on_grid`).
+            psf: collimator response; needs the file's RadialPosition.
+        """
+        if psf is not None and nm.radii_mm is None:
+            raise InvalidValueError("psf: the NM file has no RadialPosition, so the collimator response cannot be modelled")
+        return cls(nm.angles_deg, nm.voxel_size_mm, attenuation_map, psf, object_shape=nm.object_shape,
+                   radii_mm=nm.radii_mm, **kwargs)
+
+    @property
+    def num_views(self) -> int:
+        return self._dims[0]
+
+    def select_views(self, index: torch.Tensor | Sequence[int]) -> SPECTProjector:
+        """A projector for a subset of the views (OSEM subsets, few-view acquisitions); shares μ and PSF.
+
+        The subset's tables are sliced from this projector's (each view's tables depend on that view alone), so
+        no table is recomputed; the result equals a projector built from the subset's angles and radii.
+        """
+        idx = torch.as_tensor(index, dtype=torch.long, device=self.angles_deg.device).flatten()
+        if idx.numel() == 0 or int(idx.min()) < 0 or int(idx.max()) >= self.num_views:
+            raise ShapeError(f"index: view indices must lie in [0, {self.num_views}), got {idx.tolist()}")
+        sel = [int(i) for i in idx.tolist()]
+        dev = self.angles_deg.device
+        new = type(self).__new__(type(self))
+        LinearOperator.__init__(new)
+        new.object_shape, new.psf, new.view_chunk = self.object_shape, self.psf, self.view_chunk
+        X, Y, Z = self.object_shape
+        V, K, L = len(sel), self._dims[1], self._dims[2]
+        new.in_shape, new.out_shape = (None, 1, X, Y, Z), (None, 1, V, X, Z)
+        new.register_buffer("angles_deg", self.angles_deg[idx].detach().clone())
+        new.register_buffer("voxel_size_mm", self.voxel_size_mm.detach().clone())
+        new.register_buffer("radii_mm", None if self.radii_mm is None else self.radii_mm[idx].detach().clone())
+        new.register_buffer("attenuation_map", None if self.attenuation_map is None else self.attenuation_map.detach().clone())
+        new._dims = (V, K, L)
+        new._planes = [self._planes[v] for v in sel]
+
+        def pieces(t: torch.Tensor, off: list[int]) -> torch.Tensor:
+            return torch.cat([t[off[v] : off[v + 1]] for v in sel])
+
+        new.register_buffer("_att", None if self._att is None else pieces(self._att, self._plane_off), persistent=False)
+
+        nnz = [0]
+        for v in sel:
+            nnz.append(nnz[-1] + self._nnz_off[v + 1] - self._nnz_off[v])
+        new._set_rotation(pieces(self._fw_crow, self._crow_off), pieces(self._fw_col, self._nnz_off),
+                          pieces(self._fw_val, self._nnz_off), self._bw_crow[idx], pieces(self._bw_col, self._nnz_off),
+                          pieces(self._bw_val, self._nnz_off), nnz, self._fw_val.dtype, dev)
+        new._ridx = None if self._ridx is None else [self._ridx[v] for v in sel]
+        new.register_buffer("_gucat", self._gucat, persistent=False)  # shared: indexed by radius, not by view
+        new.register_buffer("_gz", self._gz, persistent=False)
+        new.register_load_state_dict_post_hook(lambda module, _: module._build(module.voxel_size_mm.dtype))
+        return new
+
+    def few_view(self, num_views: int) -> tuple[SPECTProjector, torch.Tensor]:
+        """Keep ``num_views`` views spread evenly over the acquisition; returns ``(projector, view_indices)``."""
+        if not 1 <= num_views <= self.num_views:
+            raise ShapeError(f"num_views: must be in [1, {self.num_views}], got {num_views}")
+        idx = torch.floor(torch.arange(num_views, dtype=torch.float64, device=self.angles_deg.device) * self.num_views / num_views).long()
+        return self.select_views(idx), idx
+
+    def extra_repr(self) -> str:
+        V, K, L = self._dims
+        return (
+            f"views={V}, object_shape={self.object_shape}, voxel_size_mm={tuple(round(float(v), 4) for v in self.voxel_size_mm)}, "
+            f"attenuation={self.attenuation_map is not None}, psf={self.psf}"
+        )
+
+
+class _DenseSPECTProjector(SPECTProjector):
+    """The original implementation, kept as the reference for tests and ``benchmarks/spect_projector_speed.py``.
+
+    Same model and constructor as :class:`SPECTProjector`; it rotates all views into one ``(V, K, L, B, Z)`` array and
+    blurs every depth plane with dense ``K×K`` and ``Z×Z`` Gaussian matrices gathered per view chunk (``torch.bmm``),
+    and :meth:`select_views` rebuilds every table. Not part of the public API.
+    """
+
+    def _build(self, dtype: torch.dtype) -> None:
         """(Re)compute the derived tables from the persistent parameters."""
         X, Y, Z = self.object_shape
         dev = self.angles_deg.device
@@ -253,31 +497,12 @@ class SPECTProjector(LinearOperator):
         gz = self._like(self._gz, like)[idx].reshape(-1, Z, Z)
         return gu, gz
 
-    # ------------------------------------------------------------ derived ops
-    @classmethod
-    def from_nm(cls, nm, attenuation_map: torch.Tensor | None = None, psf: CollimatorPSF | tuple[float, float] | None = None, **kwargs) -> SPECTProjector:
-        """Projector for the geometry of :class:`~monai_diffrecon.io.NMProjections` (angles, voxel size, radii, grid).
-
-        Args:
-            nm: the projections read by :func:`~monai_diffrecon.io.read_nm_projections`.
-            attenuation_map: μ in cm⁻¹ on ``nm``'s reconstruction grid (e.g. :func:`~monai_diffrecon.io.ct_to_mu_on_grid`).
-            psf: collimator response; needs the file's RadialPosition.
-        """
-        if psf is not None and nm.radii_mm is None:
-            raise InvalidValueError("psf: the NM file has no RadialPosition, so the collimator response cannot be modelled")
-        return cls(nm.angles_deg, nm.voxel_size_mm, attenuation_map, psf, object_shape=nm.object_shape,
-                   radii_mm=nm.radii_mm, **kwargs)
-
-    @property
-    def num_views(self) -> int:
-        return self._dims[0]
-
     def select_views(self, index: torch.Tensor | Sequence[int]) -> SPECTProjector:
-        """A projector for a subset of the views (OSEM subsets, few-view acquisitions); shares μ and PSF."""
+        """Rebuilds the tables for the subset (the original behaviour)."""
         idx = torch.as_tensor(index, dtype=torch.long, device=self.angles_deg.device).flatten()
         if idx.numel() == 0 or int(idx.min()) < 0 or int(idx.max()) >= self.num_views:
             raise ShapeError(f"index: view indices must lie in [0, {self.num_views}), got {idx.tolist()}")
-        return SPECTProjector(
+        return type(self)(
             self.angles_deg[idx].detach().cpu(),
             tuple(float(v) for v in self.voxel_size_mm),
             None if self.attenuation_map is None else self.attenuation_map.detach().cpu(),
@@ -287,17 +512,3 @@ class SPECTProjector(LinearOperator):
             view_chunk=self.view_chunk,
             dtype=self.voxel_size_mm.dtype,
         ).to(self.angles_deg.device)
-
-    def few_view(self, num_views: int) -> tuple[SPECTProjector, torch.Tensor]:
-        """Keep ``num_views`` views spread evenly over the acquisition; returns ``(projector, view_indices)``."""
-        if not 1 <= num_views <= self.num_views:
-            raise ShapeError(f"num_views: must be in [1, {self.num_views}], got {num_views}")
-        idx = torch.floor(torch.arange(num_views, dtype=torch.float64, device=self.angles_deg.device) * self.num_views / num_views).long()
-        return self.select_views(idx), idx
-
-    def extra_repr(self) -> str:
-        V, K, L = self._dims
-        return (
-            f"views={V}, object_shape={self.object_shape}, voxel_size_mm={tuple(round(float(v), 4) for v in self.voxel_size_mm)}, "
-            f"attenuation={self.attenuation_map is not None}, psf={self.psf}"
-        )

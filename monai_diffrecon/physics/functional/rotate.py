@@ -28,6 +28,7 @@ __all__ = [
     "sample_positions",
     "bilinear_matrix",
     "csr_transpose",
+    "csr_select_rows",
     "spmm",
     "padded_size",
     "register_csr_pair",
@@ -154,6 +155,23 @@ def csr_transpose(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, shap
     t_crow[1:] = torch.cumsum(t_counts, 0)
     idx = crow.dtype
     return t_crow.to(idx), rows[order].to(idx), val[order], (n_cols, n_rows)
+
+
+def csr_select_rows(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, shape: tuple[int, int], rows: torch.Tensor) -> CSR:
+    """CSR of the matrix whose row ``i`` is row ``rows[i]`` of the given one (reorder, subset or repeat rows).
+
+    Entries keep their order within each row, so products with the result are bitwise those of the original rows.
+    """
+    rows = rows.to(device=crow.device, dtype=torch.int64).flatten()
+    start = crow.to(torch.int64)[rows]
+    counts = crow.to(torch.int64)[rows + 1] - start
+    new_crow = torch.zeros(rows.numel() + 1, dtype=torch.int64, device=crow.device)
+    new_crow[1:] = torch.cumsum(counts, 0)
+    nnz = int(new_crow[-1])
+    pos = torch.arange(nnz, dtype=torch.int64, device=crow.device)
+    src = pos + torch.repeat_interleave(start - new_crow[:-1], counts, output_size=nnz)
+    idx = _index_dtype(max(nnz, shape[1]))
+    return new_crow.to(idx), col[src].to(idx), val[src], (rows.numel(), shape[1])
 
 
 def spmm(crow: torch.Tensor, col: torch.Tensor, val: torch.Tensor, shape: tuple[int, int], dense: torch.Tensor) -> torch.Tensor:

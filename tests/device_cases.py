@@ -428,7 +428,7 @@ def simulators():
             smp = simulate_multicoil(mr_phantom(16, _g(42))[None], 2, 2.0, 4, kind, 0.01, _g(43))
             out.update({f"mc_{kind}.kspace": smp.kspace, f"mc_{kind}.mask": smp.mask})
         out.update({f"sat.{k}": v for k, v in satellite_scene(16, _g(44)).items() if torch.is_tensor(v)})
-        ph = cardiac_phantom((24, 24, 16), 16.0, True, _g(45))
+        ph = cardiac_phantom((24, 24, 16), 16.0, True, _g(45), family="v1")  # the recorded (issue 8) family
         out.update({f"heart.{k}": v for k, v in ph.items() if torch.is_tensor(v)})
         out.update({f"views.{k}": v for k, v in cardiac_views(ph["activity"]).items()})
         out["patches"] = random_patches([torch.rand(1, 20, 18, generator=_g(46))], 8, 3, _g(47))

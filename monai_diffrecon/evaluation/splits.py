@@ -5,6 +5,8 @@ the three splits are disjoint for every bundle at the sizes its configs use.
 
 * ``SEEDS[modality][split]`` — a half-open ``range`` of generator seeds; case ``i`` of a split uses
   ``seeds(modality, split, n)[i]`` (a stride, e.g. 7 for SPECT, keeps the seed + 1 a phantom also draws inside).
+  SPECT has two more held-out splits (:data:`EXTRA_SPLITS`): ``"test_wide"`` (patients of the wider family,
+  ``cardiac_phantom(family="wide")``) and ``"test_oof"`` (:func:`~monai_diffrecon.data.spect_lesions.out_of_family_phantom`).
 * Real data: the MRI anatomy is split by axial blocks of the MNI152 template
   (:func:`~monai_diffrecon.data.mri_sim.mni_split_slices`); the natural photographs by name
   (:data:`~monai_diffrecon.data.natural.SKIMAGE_TRAIN` / ``SKIMAGE_TEST``). The natural *validation* split draws
@@ -15,13 +17,17 @@ from __future__ import annotations
 
 from monai_diffrecon.errors import InvalidValueError
 
-__all__ = ["SEEDS", "STRIDE", "SPLITS", "seeds", "seed_base"]
+__all__ = ["EXTRA_SPLITS", "SEEDS", "SPLITS", "STRIDE", "seed_base", "seeds"]
 
 SPLITS = ("train", "val", "test")
+EXTRA_SPLITS = {"spect": ("test_wide", "test_oof")}  # held-out splits beyond SPLITS, per modality
 
 SEEDS: dict[str, dict[str, range]] = {
     # cardiac SPECT phantoms and acquisitions (training cohort, validation and held-out studies)
-    "spect": {"train": range(10_000, 20_000), "val": range(20_000, 30_000), "test": range(30_000, 40_000)},
+    # test_wide: the wider held-out patient family, test_oof: out-of-family phantoms (issue 23; own seeds, so neither
+    # repeats a training or test patient's draws)
+    "spect": {"train": range(10_000, 20_000), "val": range(20_000, 30_000), "test": range(30_000, 40_000),
+              "test_wide": range(80_000, 85_000), "test_oof": range(85_000, 90_000)},
     # MRI coil/mask/noise draws (the anatomy is split by MNI axial block, see module doc)
     "mri": {"train": range(40_000, 50_000), "val": range(50_000, 60_000), "test": range(60_000, 70_000)},
     # natural photographs: patch positions and blur kernels; test = noise and kernels of the held-out photographs
@@ -38,7 +44,8 @@ def seed_base(modality: str, split: str) -> int:
     try:
         return SEEDS[modality][split].start
     except KeyError:
-        raise InvalidValueError(f"splits: no {split!r} split for {modality!r} (modalities {sorted(SEEDS)}, splits {SPLITS})") from None
+        known = sorted(SEEDS[modality]) if modality in SEEDS else SPLITS
+        raise InvalidValueError(f"splits: no {split!r} split for {modality!r} (modalities {sorted(SEEDS)}, splits {known})") from None
 
 
 def seeds(modality: str, split: str, n: int) -> list[int]:

@@ -4,7 +4,9 @@
   (the myocardium), dilated by ``margin`` voxels — the region clinicians read;
 * NRMSE ``‖x − t‖/‖t‖``, PSNR (peak = max of t) and 3D SSIM (scikit-image, on the mask's bounding box) inside it;
 * defect contrast ``(mean normal myocardium − mean defect)/mean normal myocardium`` and defect contrast-to-noise
-  ``(mean normal − mean defect)/std normal``, given the myocardium and defect masks.
+  ``(mean normal − mean defect)/std normal``, given the myocardium and defect masks;
+* lesion recovery: the lesion-to-myocardium ratio of a reconstruction relative to the truth's (out-of-family
+  phantoms of :mod:`monai_diffrecon.data.spect_lesions`).
 
 The mask and the SSIM run in scipy / scikit-image, so they work on CPU copies; inputs may live on any device.
 """
@@ -16,7 +18,9 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["heart_mask", "volume_metrics", "defect_metrics"]
+from monai_diffrecon.errors import InvalidValueError, ShapeError
+
+__all__ = ["defect_metrics", "heart_mask", "lesion_recovery", "volume_metrics"]
 
 
 def heart_mask(truth: torch.Tensor, margin: int = 2) -> torch.Tensor:
@@ -55,3 +59,45 @@ def defect_metrics(x: torch.Tensor, myocardium: torch.Tensor, defect: torch.Tens
     contrast = float((xn.mean() - xd.mean()) / xn.mean().clamp_min(1e-12))
     cnr = float((xn.mean() - xd.mean()) / xn.std().clamp_min(1e-12))
     return {"defect_contrast": contrast, "defect_cnr": cnr}
+
+
+def lesion_recovery(recon: torch.Tensor, phantom: dict, lesion: dict | torch.Tensor) -> float:
+    """Lesion-to-myocardium recovery of a reconstruction relative to the truth (issue 23, out-of-family target).
+
+    ``(mean_lesion(recon) / mean_myo(recon)) / (mean_lesion(truth) / mean_myo(truth))`` with the truth
+    ``phantom["activity"]`` and the myocardium the normal LV wall (``phantom["myocardium"]`` minus
+    ``phantom["defect"]`` and minus the lesion). 1 is perfect, < 1 a washed-out (or erased) lesion, > 1 one made
+    hotter than it is; the ratio does not depend on the reconstruction's scale (counts, activity, …).
+
+    Args:
+        recon: ``(X, Y, Z)`` reconstruction (any non-negative units), on the phantom's grid.
+        phantom: a phantom dict (:func:`~monai_diffrecon.data.spect_lesions.out_of_family_phantom`,
+            :func:`~monai_diffrecon.data.cardiac_phantom`): ``"activity"`` and ``"myocardium"`` (``(X, Y, Z)``),
+            optionally ``"defect"``.
+        lesion: one of ``phantom["lesions"]`` (a dict with ``"mask"``) or an ``(X, Y, Z)`` bool mask.
+
+    Raises:
+        ShapeError: shapes differ. InvalidValueError: empty lesion or myocardium, non-finite values, or a
+        non-positive mean where a ratio needs it.
+    """
+    mask = lesion["mask"] if isinstance(lesion, dict) else lesion
+    truth = phantom["activity"]
+    for name, t in (("recon", recon), ("lesion mask", mask), ("phantom['myocardium']", phantom["myocardium"])):
+        if tuple(t.shape) != tuple(truth.shape):
+            raise ShapeError(f"{name}: expected shape {tuple(truth.shape)} (the phantom's grid), got {tuple(t.shape)}")
+    mask = mask.cpu().bool()
+    myo = phantom["myocardium"].cpu().bool() & ~mask
+    if "defect" in phantom:
+        myo &= ~phantom["defect"].cpu().bool()
+    if not bool(mask.any()):
+        raise InvalidValueError("lesion: empty mask (the lesion has no voxel on this grid)")
+    if not bool(myo.any()):
+        raise InvalidValueError("phantom['myocardium']: no normal myocardium voxel outside the lesion and defect")
+    x, t = recon.detach().double().cpu(), truth.detach().double().cpu()
+    if not bool(torch.isfinite(x).all()):
+        raise InvalidValueError("recon: contains NaN or Inf")
+    xm, tm = float(x[myo].mean()), float(t[myo].mean())
+    tl = float(t[mask].mean())
+    if xm <= 0 or tm <= 0 or tl <= 0:
+        raise InvalidValueError(f"recon: non-positive mean in the myocardium ({xm:.3g}) or truth means ({tm:.3g}, {tl:.3g})")
+    return float(x[mask].mean()) / xm / (tl / tm)

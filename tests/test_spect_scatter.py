@@ -87,6 +87,8 @@ def test_photopeak_scatter_checks():
     with pytest.raises(InvalidValueError, match="activity"):
         photopeak_scatter(-a.float(), mu.float(), P)
     assert photopeak_scatter(a.float(), mu.float(), P, kappa=1.0).abs().max() == 0  # κ = 1: no scatter
+    with pytest.raises(InvalidValueError, match="attenuation map"):
+        photopeak_scatter(a.float(), mu.float(), SPECTProjector([0.0], 8.0, object_shape=mu.shape))
 
 
 def test_tew_dew_closed_forms():
@@ -297,6 +299,7 @@ def test_load_spect_study_outputs_scatter_and_ct_hu(studies):
     st = studies["tew"]
     counts, mu, projector = LoadSPECTStudy()(st.nm_file, st.ct_folder)  # the 3-tuple callers rely on
     assert counts.shape == (1, 16, 24, 24) and counts.meta["scatter_method"] == "tew"
+    assert mu.shape == (1, 24, 24, 24) and projector.attenuation_map is not None
     d = LoadSPECTStudyd()({"projections": st.nm_file, "ct": st.ct_folder})
     assert set(d) == {"projections", "ct", "projector", "scatter", "ct_hu"}
     assert d["scatter"].shape == d["projections"].shape and d["scatter"].meta["scatter_method"] == "tew"

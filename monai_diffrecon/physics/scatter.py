@@ -159,7 +159,9 @@ def primary_and_scatter(
         vs = (float(voxel_size_mm),) * 3 if isinstance(voxel_size_mm, (int, float)) else tuple(float(v) for v in voxel_size_mm)
         if len(vs) != 3 or any(abs(a - b) > 1e-4 * b for a, b in zip(vs, pv)):
             raise InvalidValueError(f"voxel_size_mm: {voxel_size_mm} differs from the projector's {pv}")
-    if projector.attenuation_map is not None and not torch.allclose(projector.attenuation_map.to(mu), mu, atol=1e-5):
+    if projector.attenuation_map is None:
+        raise InvalidValueError("projector: has no attenuation map; the scatter model needs the narrow-beam μ projector")
+    if not torch.allclose(projector.attenuation_map.to(mu), mu, atol=1e-5):
         raise InvalidValueError("mu: differs from the projector's attenuation map (the primary must use the same μ)")
     x = _as_batch(activity, projector.object_shape).to(projector.voxel_size_mm.dtype)
     broad = SPECTProjector(

@@ -117,14 +117,22 @@ def test_training_draws_respect_the_ranges_and_render_them():
 
 def test_wide_draws_exceed_the_training_ranges_sometimes():
     outside, inside_wide = 0, True
+    x, y, z = spect_phantom._grid(*G32)
     for s in range(20):
         p = draw_patient(g(s), "wide", defect=True)
+        st = spect_phantom._structures(p, x, y, z)
+        assert not bool(((st["lv_myo"] | st["rv_myo"]) & ~st["chest"]).any())  # the heart stays inside the chest
         for k, vals in _values(p).items():
             lo, hi = PATIENT_RANGES[k]["train"]
             wlo, whi = PATIENT_RANGES[k]["wide"]
             outside += sum(not lo <= v <= hi for v in vals)
             inside_wide &= all(wlo <= v <= whi for v in vals)
     assert inside_wide and outside >= 40  # ≈ 0.2 of ~40 draws per patient fall outside
+    # the extreme corner of the wide family: smallest body, largest LV, most anterior shift — still inside the chest
+    p = dataclasses.replace(draw_patient(g(0), "wide"), body_lateral_mm=120.0, body_ap_mm=86.0, heart_shift_mm=(0.0, -27.0, 0.0),
+                            lv_long_mm=58.0, lv_short_mm=40.2)
+    st = spect_phantom._structures(p, *spect_phantom._grid((64, 64, 64), 6.0))
+    assert bool(st["lv_myo"].any()) and not bool(((st["lv_myo"] | st["rv_myo"]) & ~st["chest"]).any())
 
 
 def test_rest_stress_pair_shares_anatomy_and_reversible_defects_vanish_at_rest():

@@ -65,11 +65,12 @@ defect axial length        rel.   0.3 – 0.8           0.1 – 1
 Discrete draws (both families): female 50 %, stress 50 % (``state`` fixes it), a drawn defect is reversible
 (ischaemia: present at stress, absent at rest) 50 % of the time, else fixed (scar: present in both). Stress has the
 higher myocardial contrast (lower liver, background and pool). Fixed values: heart at ``(0.18 a, −0.30 b, 0)`` mm
-plus the shift (``a``, ``b``: body semi-axes); LV base plane at 0.375 of the long semi-axis behind the centre; RV
-wall 5 mm; spine radius 18 mm; gut loops 12–20 × 12–20 × 8–14 mm semi-axes within ±25 mm (X) / ±20 mm (Y) of the
-LV's lowest point. Wide bodies (semi-axis > 192 mm) or breasts are clipped by a 64 × 6 mm grid: use a larger field
-of view for the wide family when that matters. Out-of-family patients (focal lesions, implants, hearts outside
-both ranges): :mod:`monai_diffrecon.data.spect_lesions`.
+plus the shift (``a``, ``b``: body semi-axes; moved posterior where the LV would come within 15 mm of the chest
+wall); LV base plane at 0.375 of the long semi-axis behind the centre; RV wall 5 mm; spine radius 18 mm; gut loops
+12–20 × 12–20 × 8–14 mm semi-axes within ±25 mm (X) / ±20 mm (Y) of the LV's lowest point. Wide bodies (semi-axis
+over 192 mm, 9 of 40 draws) are clipped by a 64 × 6 mm grid: use a larger field of view for the wide family when that
+matters. Out-of-family patients (focal lesions, implants, hearts outside both ranges):
+:mod:`monai_diffrecon.data.spect_lesions`.
 """
 
 from __future__ import annotations
@@ -190,8 +191,15 @@ class Patient:
 
     @property
     def heart_centre_mm(self) -> tuple[float, float, float]:
-        s = self.heart_shift_mm
-        return (0.18 * self.body_lateral_mm + s[0], -0.30 * self.body_ap_mm + s[1], s[2])
+        """LV centre, mm: ``(0.18 a, −0.30 b, 0)`` plus the shift, moved back (posterior) where the LV's front would
+        come closer than 15 mm to the chest wall (small bodies with an anterior shift: 1 in 200 training and 20 in 200
+        wide draws), so the heart stays inside the chest."""
+        s, a, b = self.heart_shift_mm, self.body_lateral_mm, self.body_ap_mm
+        cx, cy = 0.18 * a + s[0], -0.30 * b + s[1]
+        ey = _heart_frame(self)[0][1]
+        half_y = math.sqrt(self.lv_long_mm**2 * ey**2 + self.lv_short_mm**2 * (1 - ey**2))  # LV half-extent along Y
+        wall_y = -b * math.sqrt(max(0.0, 1 - (cx / a) ** 2))
+        return (cx, max(cy, wall_y + half_y + 15.0), s[2])
 
 
 def _grid(shape, voxel_mm, center_mm=(0.0, 0.0, 0.0)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

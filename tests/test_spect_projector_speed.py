@@ -16,7 +16,9 @@ def _configs():
     ang = torch.linspace(0.0, 340.0, 9, dtype=torch.float64)
     mu = torch.rand(12, 10, 5, generator=g, dtype=torch.float64) * 0.2  # X ≠ Y: some views have trimmed planes
     radii = 60.0 + 15.0 * torch.rand(9, generator=g, dtype=torch.float64)  # non-circular orbit
+    cube = torch.rand(12, 12, 12, generator=g, dtype=torch.float64) * 0.2  # cubic, isotropic: one blur table serves both axes
     return {
+        "cubic_attenuation_psf": ((ang, 4.0, cube, LEHR), {"radii_mm": radii}),
         "plain": ((ang, 4.0), {"object_shape": (12, 10, 5)}),
         "attenuation": ((ang, (4.0, 4.0, 5.0), mu), {}),
         "attenuation_psf": ((ang, (4.0, 4.0, 5.0), mu, LEHR), {"radii_mm": radii}),
@@ -36,9 +38,11 @@ def _rel(a, b):
 def test_fast_projector_equals_dense_reference(name, dtype, tol):
     args, kw = CONFIGS[name]
     fast, ref = SPECTProjector(*args, dtype=dtype, **kw), _DenseSPECTProjector(*args, dtype=dtype, **kw)
+    assert (fast._gu is not None and fast._gz is None) == (name == "cubic_attenuation_psf")
     g = _gen(1)
-    x = torch.rand(2, 1, 12, 10, 5, generator=g, dtype=torch.float64).to(dtype)
-    y = torch.rand(2, 1, 9, 12, 5, generator=g, dtype=torch.float64).to(dtype)
+    X, Y, Z = fast.object_shape
+    x = torch.rand(2, 1, X, Y, Z, generator=g, dtype=torch.float64).to(dtype)
+    y = torch.rand(2, 1, 9, X, Z, generator=g, dtype=torch.float64).to(dtype)
     assert _rel(fast(x), ref(x)) < tol
     assert _rel(fast.adjoint(y), ref.adjoint(y)) < tol
 

@@ -180,8 +180,10 @@ class SPECTProjector(LinearOperator):
         * the rotation matrix ``R_v`` of each view keeps only the depth planes ``l ∈ [lo_v, lo_v + n_v)`` that hold a
           non-zero weight (planes outside the object's grid are exactly zero) with rows ordered ``(l, k)``; its
           transpose is stored per view too, so both directions are one cache-sized sparse product per view;
-        * ``_att`` holds the survival probabilities of the kept planes of all views, ``(Σ_v n_v, K, Z)``; the collimator blurs are ``_gz (R, L, Z, Z)`` and the bin blurs of all planes
-          side by side, ``_gucat (R, K, L·K)``, so ``Σ_l G_l (·)`` is one dense product per view (``R`` distinct radii).
+        * ``_att`` holds the survival probabilities of the kept planes of all views, ``(Σ_v n_v, K, Z)``;
+        * the collimator blurs are ``_gu (R, L, K, K)`` along the bins and ``_gz (R, L, Z, Z)`` axially (``None`` when it equals ``_gu``: ``Z = K`` and ``sz = sx``), ``R``
+          distinct radii; ``_gu[r]`` viewed as ``(L·K, K)`` is ``[G_0 … G_{L−1}]ᵀ``, so the bin blur and the sum over
+          depth are one dense product per view.
         """
         X, Y, Z = self.object_shape
         dev = self.angles_deg.device
@@ -228,18 +230,18 @@ class SPECTProjector(LinearOperator):
         self._set_rotation(torch.cat(crows), torch.cat(cols), torch.cat(vals), torch.stack(bcrows), torch.cat(bcols),
                            torch.cat(bvals), nnz_off, dtype, dev)
 
-        gucat = gz = None
+        gu = gz = None
         self._ridx = None
         if self.psf is not None:
             radii = self.radii_mm.detach().to("cpu", torch.float64)
             uniq, ridx = torch.unique(radii, return_inverse=True)
             dist = uniq[:, None] - depths[None, :] * sx  # (R, L) mm from each depth plane to the collimator face
             sigma_mm = self.psf.fwhm(dist) * FWHM_TO_SIGMA
-            gu = gaussian_toeplitz(sigma_mm / sx, K)  # (R, L, K, K), symmetric
-            gucat = gu.permute(0, 2, 1, 3).reshape(-1, K, L * K).to(dev, dtype)  # [G_0 G_1 … G_{L−1}] per radius
-            gz = gaussian_toeplitz(sigma_mm / sz, Z).to(dev, dtype)  # (R, L, Z, Z), symmetric
+            gu = gaussian_toeplitz(sigma_mm / sx, K).to(dev, dtype)  # (R, L, K, K), symmetric
+            if not (Z == K and sz == sx):  # else the axial blur is the bin blur: one table serves both
+                gz = gaussian_toeplitz(sigma_mm / sz, Z).to(dev, dtype)  # (R, L, Z, Z), symmetric
             self._ridx = ridx.tolist()
-        self.register_buffer("_gucat", gucat, persistent=False)
+        self.register_buffer("_gu", gu, persistent=False)
         self.register_buffer("_gz", gz, persistent=False)
 
     def _set_rotation(self, crow, col, val, bcrow, bcol, bval, nnz_off, dtype, dev) -> None:
@@ -278,8 +280,8 @@ class SPECTProjector(LinearOperator):
         xm = x[:, 0].permute(1, 2, 0, 3).reshape(X * Y, B * Z)
         val = self._like(self._fw_val, x)
         att = None if self._att is None else self._like(self._att, x)
-        gucat = None if self._gucat is None else self._like(self._gucat, x)
-        gz = None if self._gz is None else self._like(self._gz, x)
+        gu = None if self._gu is None else self._like(self._gu, x)
+        gz = gu if self._gz is None else self._like(self._gz, x)
         out = []
         for v, (lo, n) in enumerate(self._planes):
             if n == 0:
@@ -289,12 +291,13 @@ class SPECTProjector(LinearOperator):
             if att is not None:
                 a = att[self._plane_off[v] : self._plane_off[v + 1], :, None, :]
                 s = s.view(n, K, B, Z) * a if grad else s.view(n, K, B, Z).mul_(a)
-            if gucat is None:
+            if gu is None:
                 out.append(s.reshape(n, K * B * Z).sum(0).view(K, B * Z))
             else:
                 r = self._ridx[v]
                 t = torch.bmm(s.reshape(n, K * B, Z), gz[r, lo : lo + n])  # axial blur (G = Gᵀ)
-                out.append(gucat[r][:, lo * K : (lo + n) * K] @ t.view(n * K, B * Z))  # bin blur and depth sum
+                # bin blur and depth sum in one product: [G_lo … G_{lo+n−1}] · [t_lo; …], the G_l stacked as (L·K, K)
+                out.append(gu[r].view(L * K, K)[lo * K : (lo + n) * K].T @ t.view(n * K, B * Z))
         y = torch.stack(out)  # (V, K, B·Z)
         return y.view(V, K, B, Z).permute(2, 0, 1, 3).unsqueeze(1)
 
@@ -306,21 +309,21 @@ class SPECTProjector(LinearOperator):
         yv = y[:, 0].permute(1, 2, 0, 3).reshape(V, K, B * Z)
         val = self._like(self._bw_val, y)
         att = None if self._att is None else self._like(self._att, y)
-        gucat = None if self._gucat is None else self._like(self._gucat, y)
-        gz = None if self._gz is None else self._like(self._gz, y)
+        gu = None if self._gu is None else self._like(self._gu, y)
+        gz = gu if self._gz is None else self._like(self._gz, y)
         acc = y.new_zeros(X * Y, B * Z)
         for v, (lo, n) in enumerate(self._planes):
             if n == 0:
                 continue
-            if gucat is None:
+            if gu is None:
                 t = yv[v].expand(n, K, B * Z)
             else:
                 r = self._ridx[v]
-                c = gucat[r][:, lo * K : (lo + n) * K].T @ yv[v]  # (n·K, B·Z): Gᵀ per plane
+                c = gu[r].view(L * K, K)[lo * K : (lo + n) * K] @ yv[v]  # (n·K, B·Z): G_lᵀ = G_l per plane
                 t = torch.bmm(c.view(n, K * B, Z), gz[r, lo : lo + n])
             if att is not None:
                 a = att[self._plane_off[v] : self._plane_off[v + 1], :, None, :]
-                t = t.reshape(n, K, B, Z) * a if (grad or gucat is None) else t.view(n, K, B, Z).mul_(a)
+                t = t.reshape(n, K, B, Z) * a if (grad or gu is None) else t.view(n, K, B, Z).mul_(a)
             part = self._rot(v, t.reshape(n * K, B * Z), val, transpose=True)
             acc = acc + part if grad else acc.add_(part)
         return acc.reshape(X, Y, B, Z).permute(2, 0, 1, 3).unsqueeze(1)
@@ -380,7 +383,7 @@ class SPECTProjector(LinearOperator):
                           pieces(self._fw_val, self._nnz_off), self._bw_crow[idx], pieces(self._bw_col, self._nnz_off),
                           pieces(self._bw_val, self._nnz_off), nnz, self._fw_val.dtype, dev)
         new._ridx = None if self._ridx is None else [self._ridx[v] for v in sel]
-        new.register_buffer("_gucat", self._gucat, persistent=False)  # shared: indexed by radius, not by view
+        new.register_buffer("_gu", self._gu, persistent=False)  # shared: indexed by radius, not by view
         new.register_buffer("_gz", self._gz, persistent=False)
         new.register_load_state_dict_post_hook(lambda module, _: module._build(module.voxel_size_mm.dtype))
         return new

@@ -37,7 +37,8 @@ def gaussian_toeplitz(sigma: torch.Tensor, n: int) -> torch.Tensor:
     m_max = max(n, int(math.ceil(8 * float(sigma.max()))) + 1) if sigma.numel() else n
     m = torch.arange(-m_max, m_max + 1, dtype=s.dtype, device=s.device)
     norm = torch.exp(-(m**2) / (2 * s**2)).sum(-1)  # (...,)
-    i = torch.arange(n, dtype=s.dtype, device=s.device)
-    diff2 = (i[:, None] - i[None, :]) ** 2
-    g = torch.exp(-diff2 / (2 * s[..., None] ** 2))
-    return g / norm[..., None, None]
+    # the matrix is Toeplitz: evaluate g once per offset |i − j| ∈ [0, n) and gather (same values as g(i − j))
+    off = torch.arange(n, dtype=s.dtype, device=s.device)
+    g = torch.exp(-(off**2) / (2 * s**2)) / norm[..., None]  # (..., n)
+    i = torch.arange(n, device=s.device)
+    return g[..., (i[:, None] - i[None, :]).abs()]

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from monai_diffrecon.data import spect_phantom
-from monai_diffrecon.data.spect_lesions import HEART_VARIANTS, OOF_KINDS, out_of_family_phantom
+from monai_diffrecon.data.spect_lesions import HEART_VARIANTS, OOF_KINDS, out_of_family_cases, out_of_family_phantom
 from monai_diffrecon.data.spect_phantom import (
     MU_BONE_140KEV,
     MU_LUNG_140KEV,
@@ -234,7 +234,8 @@ def test_out_of_family_kinds(kind):
             assert not bool((les["mask"] & ph["myocardium"]).any())
             lo, hi = (15.0, 30.0) if kind == "gut" else (8.0, 30.0)
             assert lo <= les["diameter_mm"] <= hi
-            assert 0.3 <= les["contrast"] <= (2.5 if kind == "gut" else 1.5)
+            assert les["contrast"] >= max(0.3, 2 * les["background"])  # a hot focus
+            assert les["contrast"] <= (2.5 if kind == "gut" else max(1.5, 2 * les["background"] + 0.3))
             region = {"bone": ("spine", "rib", "sternum")}.get(kind, (kind,))
             assert les["region"] in region
             # on a fine grid centred on the lesion, its voxel count matches the sphere's volume
@@ -273,6 +274,12 @@ def test_out_of_family_kinds(kind):
                    or not wide["heart_elevation_deg"]["wide"][0] <= p.heart_elevation_deg <= wide["heart_elevation_deg"]["wide"][1]
                    or p.lv_long_mm > wide["lv_long_mm"]["wide"][1])
             assert out and bool(ph["myocardium"].any())
+
+
+def test_out_of_family_cases_rotate_kinds_on_their_own_seeds():
+    cases = out_of_family_cases(24)
+    assert [k for k, _ in cases] == list(OOF_KINDS) * 3
+    assert len({s for _, s in cases}) == 24 and all(s in SEEDS["spect"]["test_oof"] for _, s in cases)
 
 
 def test_implant_variants_and_heart_variants_all_occur():

@@ -7,11 +7,12 @@ drawn) and adds, per ``kind``:
 ==============  ====================================================================================================
 kind            what is added (uniform ranges; contrast = lesion uptake / normal myocardium)
 ==============  ====================================================================================================
-``lung``        1–3 spherical nodules inside the lungs (μ of water), diameter 8–30 mm, contrast 0.3–1.5
-``breast``      female patient; 1–2 lesions inside the breasts, 8–30 mm, contrast 0.3–1.5
-``bone``        1–3 lesions in the spine, a rib (12 mm-deep band under the chest wall) or the sternum; μ of bone;
-                8–30 mm, contrast 0.3–1.5
-``liver``       1–3 lesions inside the liver, 8–30 mm, contrast 0.3–1.5
+``lung``        1–3 spherical nodules inside the lungs (μ of water), diameter 8–30 mm, contrast 0.3–1.5*
+``breast``      female patient; 1–2 lesions inside the breasts, 8–30 mm, contrast 0.3–1.5*
+``bone``        1–3 lesions in the spine, a rib (a band 2–10 mm under the chest wall) or the sternum; μ of bone;
+                8–30 mm, contrast 0.3–1.5*
+``liver``       1–3 lesions inside the liver, 8–30 mm, contrast 0.3–1.5* (* at least twice the local background:
+                a liver of uptake ``l`` > 0.75 gives ``2 l`` – ``2 l + 0.3``)
 ``gut``         one intense gut loop (sphere 15–30 mm, contrast 1.0–2.5) 0–5 mm below the LV's lowest point
 ``hot_liver``   liver uptake 1.0–2.0 with its dome raised to 0–5 mm below the LV's lowest point (no focal lesion)
 ``implant``     a pacemaker/ICD can (semi-axes 20–35 × 4–8 × 18–30 mm, μ 0.6–2.0 cm⁻¹, no activity) under the
@@ -23,7 +24,8 @@ kind            what is added (uniform ranges; contrast = lesion uptake / normal
 ==============  ====================================================================================================
 
 Lesions are placed by rejection sampling on the analytic anatomy (the whole sphere inside its region and outside
-the heart, ≥ 4 mm apart); after 200 failed tries the diameter shrinks by 15 % (never below 8 mm; a lesion that
+the heart, ≥ 4 mm apart); every lesion is a hot focus, its uptake at least twice its region's background (the
+recovery metric reads a cold or background-level lesion backwards: filling it in scores > 1); after 200 failed tries the diameter shrinks by 15 % (never below 8 mm; a lesion that
 still does not fit is left out). Lesion voxels carry partial volume (3³ sub-samples per voxel: activity
 ``(1 − f) · background + f · uptake``); a lesion's mask is ``f ≥ 0.5`` plus the voxel holding its centre. The
 anatomy does not depend on the grid. Recovery of a lesion in a reconstruction:
@@ -51,9 +53,10 @@ from monai_diffrecon.data.spect_phantom import (
     render_patient,
 )
 from monai_diffrecon.errors import InvalidValueError
+from monai_diffrecon.evaluation.splits import seeds
 from monai_diffrecon.physics.functional.devices import rand
 
-__all__ = ["HEART_VARIANTS", "OOF_KINDS", "out_of_family_phantom"]
+__all__ = ["HEART_VARIANTS", "OOF_KINDS", "out_of_family_cases", "out_of_family_phantom"]
 
 OOF_KINDS = ("lung", "breast", "bone", "liver", "gut", "hot_liver", "implant", "heart")
 HEART_VARIANTS = ("thin_wall", "thick_wall", "dilated", "horizontal", "vertical")
@@ -62,6 +65,25 @@ _TRIES = 200
 
 def _u(g: torch.Generator, lo: float = 0.0, hi: float = 1.0) -> float:
     return lo + (hi - lo) * float(rand((), g, dtype=torch.float64))
+
+
+def out_of_family_cases(n: int) -> list[tuple[str, int]]:
+    """The first ``n`` cases of the out-of-family test set: ``(kind, seed)``, kinds in the order of
+    :data:`OOF_KINDS` (case ``i`` has kind ``OOF_KINDS[i % 8]``), each case its own seed from the split registry's
+    ``"test_oof"`` range — so two kinds never share a patient or lesion draws. Build case ``i`` with
+    ``out_of_family_phantom(kind, shape, voxel_size_mm, torch.Generator().manual_seed(seed))``.
+    """
+    return [(OOF_KINDS[i % len(OOF_KINDS)], s) for i, s in enumerate(seeds("spect", "test_oof", n))]
+
+
+def _background(p: Patient, region: str) -> float:
+    return {"lung": p.lung_uptake, "liver": p.liver_uptake}.get(region, p.background)
+
+
+def _contrast(p: Patient, region: str, g: torch.Generator) -> float:
+    """Lesion uptake / normal myocardium: uniform 0.3–1.5, floored at twice the region's background (hot focus)."""
+    lo = max(0.3, 2.0 * _background(p, region))
+    return _u(g, lo, max(1.5, lo + 0.3))
 
 
 def _sphere_points(n: int = 96) -> torch.Tensor:
@@ -184,16 +206,15 @@ def out_of_family_phantom(
     Args:
         kind: one of :data:`OOF_KINDS`.
         shape, voxel_size_mm, center_mm: the grid, as in :func:`~monai_diffrecon.data.cardiac_phantom`.
-        generator: required; draws the patient, then what ``kind`` adds (seeds: the split registry's
-            ``"test_oof"`` range, :mod:`monai_diffrecon.evaluation.splits`).
+        generator: required; draws the patient, then what ``kind`` adds (seeds: :func:`out_of_family_cases`).
         defect: perfusion defect on/off; ``None`` draws it (50 %).
 
     Returns:
         ``{"activity", "mu", "myocardium", "defect"}`` as :func:`~monai_diffrecon.data.cardiac_phantom` plus
         ``"lesions": [{"mask": (X, Y, Z) bool, "diameter_mm": float, "centre_mm": (x, y, z), "region": str,
-        "contrast": float}]`` (lesion uptake / normal myocardium), ``"implant": (X, Y, Z) bool`` (empty unless
-        ``kind="implant"``), ``"variant": str`` (what was added) and ``"patient"`` (the drawn
-        :class:`~monai_diffrecon.data.spect_phantom.Patient`).
+        "contrast": float, "background": float}]`` (lesion and local background uptake / normal myocardium),
+        ``"implant": (X, Y, Z) bool`` (empty unless ``kind="implant"``), ``"variant": str`` (what was added) and
+        ``"patient"`` (the drawn :class:`~monai_diffrecon.data.spect_phantom.Patient`).
 
     Example:
         >>> import torch
@@ -219,12 +240,11 @@ def out_of_family_phantom(
     if kind == "implant" and variant != "prosthesis":
         variant = "pacemaker"
     n_lesions = 1 + min(int(_u(g) * 3), 2)
-    if kind in ("lung", "liver"):
-        specs = [(kind, _u(g, 8.0, 30.0), _u(g, 0.3, 1.5)) for _ in range(n_lesions)]
-    elif kind == "breast":
-        specs = [("breast", _u(g, 8.0, 30.0), _u(g, 0.3, 1.5)) for _ in range(min(n_lesions, 2))]
+    if kind in ("lung", "liver", "breast"):
+        specs = [(kind, _u(g, 8.0, 30.0), _contrast(p, kind, g)) for _ in range(min(n_lesions, 2) if kind == "breast" else n_lesions)]
     elif kind == "bone":
-        specs = [(("spine", "rib", "sternum")[min(int(_u(g) * 3), 2)], _u(g, 8.0, 30.0), _u(g, 0.3, 1.5)) for _ in range(n_lesions)]
+        regions = [("spine", "rib", "sternum")[min(int(_u(g) * 3), 2)] for _ in range(n_lesions)]
+        specs = [(r, _u(g, 8.0, 30.0), _contrast(p, r, g)) for r in regions]
     elif kind == "hot_liver":
         low = lv_lowest_point(p)
         gap = _u(g, 0.0, 5.0)
@@ -285,6 +305,6 @@ def out_of_family_phantom(
         elif region in ("spine", "rib", "sternum"):
             mu[mask] = MU_BONE_140KEV
         lesions.append({"mask": mask, "diameter_mm": float(d), "centre_mm": tuple(float(v) for v in c), "region": region,
-                        "contrast": float(contrast)})
+                        "contrast": float(contrast), "background": _background(p, region)})
     return {"activity": act.float(), "mu": mu.float(), "myocardium": ph["myocardium"], "defect": ph["defect"],
             "lesions": lesions, "implant": implant, "variant": variant, "patient": p}

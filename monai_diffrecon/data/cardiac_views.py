@@ -2,8 +2,11 @@
 
 The left-ventricular long axis is estimated from the data: the volume is lightly smoothed, the connected region
 above ``threshold`` of the maximum that contains the maximum (the myocardium; other hot organs such as the liver are
-separate regions) is kept, and the intensity-weighted principal axes of its voxels give the centre and the long axis
-(largest spread), oriented from base to apex by the skew of the mass along it. Views are resampled with trilinear interpolation on a grid centred on the ventricle:
+separate regions) is kept; the centre is its blood-pool cavity's centroid (the voxels its convex hull adds) and the
+long axis the cavity's principal axis, or, for a short, wide ventricle whose cavity is near-spherical, the direction
+from the cavity's centroid to the wall's; it points from the open base to the closed apex
+(:func:`monai_diffrecon.metrics.lv_segmentation.segment_lv` does the same on an automatically chosen component).
+Views are resampled with trilinear interpolation on a grid centred on the ventricle:
 
 * SA (short axis): planes perpendicular to the long axis at the mid-ventricle;
 * VLA (vertical long axis) and HLA (horizontal long axis): planes containing the long axis, one closer to the
@@ -33,25 +36,10 @@ def lv_axes(volume: torch.Tensor, threshold: float = 0.5) -> tuple[torch.Tensor,
     labels, _ = ndimage.label(mask)
     peak = np.unravel_index(int(torch.argmax(sm)), sm.shape)
     myo = labels == labels[peak]
-    # the blood-pool cavity: what a morphological closing adds to the myocardial cup (elongated along the axis)
-    r = 5
-    zz, yy, xx = np.mgrid[-r : r + 1, -r : r + 1, -r : r + 1]
-    ball = zz**2 + yy**2 + xx**2 <= r * r
-    cavity = ndimage.binary_closing(np.pad(myo, r), structure=ball)[r:-r, r:-r, r:-r] & ~myo
-    idx = torch.stack(torch.meshgrid(*[torch.arange(n, dtype=torch.float64, device="cpu") for n in v.shape], indexing="ij"), -1)
-    m_pts = idx[torch.from_numpy(myo)]
-    c_myo = m_pts.mean(0)
-    if cavity.sum() < 10:  # no cavity found: fall back to the myocardium's own principal axis
-        pts = m_pts
-    else:
-        pts = idx[torch.from_numpy(cavity)]
-    c = pts.mean(0)
-    d = pts - c
-    evals, evecs = torch.linalg.eigh(d.T @ d / len(pts))
-    axis = evecs[:, -1]
-    if float((c_myo - c) @ axis) < 0:  # the closed apex carries more wall than the open base
-        axis = -axis
-    return (c_myo if cavity.sum() < 10 else c).to(volume.device), axis.to(volume.device)
+    from monai_diffrecon.metrics.lv_segmentation import _long_axis
+
+    c, axis, _ = _long_axis(myo, np.ones(3))
+    return torch.from_numpy(c).to(volume.device), torch.from_numpy(axis).to(volume.device)
 
 
 def _plane(volume: torch.Tensor, centre: torch.Tensor, u: torch.Tensor, v: torch.Tensor, half: int) -> torch.Tensor:

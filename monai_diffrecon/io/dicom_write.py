@@ -54,6 +54,8 @@ __all__ = [
     "write_mr_series",
     "write_ct_series",
     "write_nm_tomo",
+    "SECONDARY_CAPTURE_STORAGE",
+    "write_secondary_capture",
 ]
 
 NM_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.20"
@@ -677,3 +679,65 @@ def write_nm_tomo(
     ds.RotationInformationSequence = Sequence([rot])
     ds.TypeOfDetectorMotion = "STEP AND SHOOT"
     return _save_series(out_dir, f"NM_TOMO_{uids.tag()}", [ds])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Derived pictures for PACS display: the polar map as a Secondary Capture image.
+
+SECONDARY_CAPTURE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
+
+
+def write_secondary_capture(
+    rgb: np.ndarray,
+    source: DicomSource | None,
+    out_dir: str | Path,
+    derivation: Derivation,
+    seed: int = 0,
+    description: str = "Polar map (AHA 17-segment)",
+    series_number: int = 904,
+    role: str = "polarmap",
+) -> list[Path]:
+    """Write an ``(rows, columns, 3)`` uint8 RGB picture (e.g. the bull's-eye figure) as one Secondary Capture Image
+    Storage instance (SOP class 1.2.840.10008.5.1.4.1.1.7) in the source's study, so a PACS displays it next to the
+    reconstruction.
+
+    Modules: Patient/Study copied from ``source`` (as for the derived NM series), General Series (Modality ``OT``,
+    a new deterministic SeriesInstanceUID), General Equipment, SC Equipment (ConversionType ``WSD``: workstation),
+    General Image (``ImageType = DERIVED\\SECONDARY``, lineage: DerivationDescription, SourceImageSequence,
+    ReferencedSeriesSequence, ContributingEquipmentSequence), Image Pixel (8-bit RGB, pixel-interleaved), SOP Common.
+    No Frame of Reference (a picture has no patient geometry); ``BurnedInAnnotation = NO`` (the picture carries no
+    patient identifiers). UIDs follow :class:`UIDFactory` (same source, derivation, seed and role → same UIDs).
+
+    Raises:
+        ShapeError: ``rgb`` is not ``(rows, columns, 3)`` or is empty. OutputError: not uint8-representable.
+    """
+    img = np.asarray(rgb)
+    if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] < 1 or img.shape[1] < 1:
+        raise ShapeError(f"rgb: expected (rows, columns, 3), got {img.shape}")
+    if img.shape[0] > 65535 or img.shape[1] > 65535:
+        raise ShapeError(f"rgb: at most 65535 rows and columns, got {img.shape[:2]}")
+    if img.dtype != np.uint8:
+        if not np.isfinite(img).all() or img.min() < 0 or img.max() > 255:
+            raise OutputError("rgb: values must be finite and in [0, 255]")
+        img = np.rint(img).astype(np.uint8)
+    src_ids = [i[1] for i in source.instances] if source else []
+    uids = UIDFactory(*src_ids, derivation.description(), seed, role)
+    ds = _base(SECONDARY_CAPTURE_STORAGE, uids("instance", 1), source, uids, "OT", uids("series"), series_number, description, "")
+    del ds.FrameOfReferenceUID, ds.PositionReferenceIndicator  # not part of the SC Image IOD
+    ds.ConversionType = "WSD"
+    hdr = None if source is None else source.header
+    ds.BodyPartExamined = str(hdr.get("BodyPartExamined", "")) if hdr is not None and hdr.get("BodyPartExamined") else "HEART"
+    ds.InstanceNumber = 1
+    ds.PatientOrientation = ""
+    ds.ImageType = ["DERIVED", "SECONDARY"]
+    ds.BurnedInAnnotation = "NO"
+    ds.SamplesPerPixel = 3
+    ds.PhotometricInterpretation = "RGB"
+    ds.PlanarConfiguration = 0
+    ds.Rows, ds.Columns = int(img.shape[0]), int(img.shape[1])
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    ds.PixelData = np.ascontiguousarray(img).tobytes()  # an even length is padded by pydicom when odd
+    _lineage(ds, source, derivation)
+    return _save_series(out_dir, f"SC_{role.upper()}_{uids.tag()}", [ds])

@@ -29,7 +29,8 @@ import torch
 
 from monai_diffrecon.errors import InvalidValueError, ShapeError
 
-__all__ = ["SCORE_THRESHOLDS", "SEGMENT_NAMES", "aha17_labels", "auc", "draw_bullseye", "polar_map", "segment_scores", "summed_score"]
+__all__ = ["SCORE_THRESHOLDS", "SEGMENT_NAMES", "aha17_labels", "auc", "bullseye_rgb", "draw_bullseye", "polar_map", "read_polar_maps",
+           "segment_scores", "summed_score"]
 
 SEGMENT_NAMES = (
     "basal anterior", "basal anteroseptal", "basal inferoseptal", "basal inferior", "basal inferolateral", "basal anterolateral",
@@ -121,9 +122,11 @@ def auc(positives: Sequence[float], negatives: Sequence[float]) -> float:
     return float(((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (pos.size * neg.size))
 
 
-def draw_bullseye(ax, percent: Sequence[float], title: str = "", vmin: float = 0.0, vmax: float = 100.0, cmap: str = "inferno"):
+def draw_bullseye(ax, percent: Sequence[float], title: str = "", vmin: float = 0.0, vmax: float = 100.0, cmap: str = "inferno",
+                  numbers: bool = False, fontsize: float = 6):
     """Draw a 17-segment bull's-eye of ``percent`` on a matplotlib axis (anterior up, septum left; apex in the
-    centre). Returns the last patch (for a colour bar)."""
+    centre), each segment labelled with its value (and its AHA number above it with ``numbers``). Returns the last
+    patch (for a colour bar)."""
     from matplotlib import colormaps, colors
     from matplotlib.patches import Circle, Wedge
 
@@ -138,13 +141,61 @@ def draw_bullseye(ax, percent: Sequence[float], title: str = "", vmin: float = 0
                           facecolor=cmap_(norm(p[seg])) if math.isfinite(p[seg]) else "0.5", edgecolor="white", lw=0.8)
             ax.add_patch(patch)
             rc = (r_out + r_in) / 2
-            ax.text(rc * math.cos(math.radians(centre)), rc * math.sin(math.radians(centre)), f"{p[seg]:.0f}", ha="center",
-                    va="center", fontsize=6, color="white" if p[seg] < 60 else "black")
+            ax.text(rc * math.cos(math.radians(centre)), rc * math.sin(math.radians(centre)), _label(seg, p[seg], numbers),
+                    ha="center", va="center", fontsize=fontsize, color="white" if not p[seg] >= 60 else "black")
     ax.add_patch(Circle((0, 0), 0.5, facecolor=cmap_(norm(p[16])) if math.isfinite(p[16]) else "0.5", edgecolor="white", lw=0.8))
-    ax.text(0, 0, f"{p[16]:.0f}", ha="center", va="center", fontsize=6, color="white" if p[16] < 60 else "black")
+    ax.text(0, 0, _label(16, p[16], numbers), ha="center", va="center", fontsize=fontsize,
+            color="white" if not p[16] >= 60 else "black")
     ax.set_xlim(-3.1, 3.1)
     ax.set_ylim(-3.1, 3.1)
     ax.set_aspect("equal")
     ax.axis("off")
     ax.set_title(title, fontsize=7)
     return patch
+
+
+def _label(seg: int, value: float, numbers: bool) -> str:
+    v = f"{value:.0f}" if math.isfinite(value) else "–"
+    return f"#{seg + 1}\n{v}" if numbers else v
+
+
+def read_polar_maps(volumes: dict[str, torch.Tensor], labels: torch.Tensor) -> dict[str, dict]:
+    """The read-out of several reconstructions of one study on the same segments ``labels`` (:func:`aha17_labels`).
+
+    Returns:
+        ``{name: {"segments": [{"number": 1–17, "name", "percent": % of that map's hottest segment, "score": 0–4}],
+        "summed_score": int}}``; a segment without voxels has percent and score ``None`` and does not count in the
+        summed score.
+    """
+    out = {}
+    for name, vol in volumes.items():
+        pm = polar_map(vol, labels)
+        sc = segment_scores(np.nan_to_num(pm, nan=100.0))
+        segs = [{"number": i + 1, "name": SEGMENT_NAMES[i], "percent": None if not math.isfinite(pm[i]) else round(float(pm[i]), 2),
+                 "score": None if not math.isfinite(pm[i]) else int(sc[i])} for i in range(17)]
+        out[name] = {"segments": segs, "summed_score": int(sum(s["score"] for s in segs if s["score"] is not None))}
+    return out
+
+
+def bullseye_rgb(maps: dict[str, Sequence[float]], title: str = "", dpi: int = 110) -> np.ndarray:
+    """``(H, W, 3)`` uint8 picture of one bull's-eye per entry of ``maps`` (``{name: 17 values in % of peak}``), side
+    by side on one 0–100 % colour scale with a colour bar, each segment labelled with its AHA number and value."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import cm, colors
+
+    n = max(1, len(maps))
+    fig, axes = plt.subplots(1, n, figsize=(3.0 * n + 0.6, 3.4 if title else 3.1), squeeze=False)
+    for ax, (name, pm) in zip(axes.flat, maps.items()):
+        draw_bullseye(ax, pm, name, numbers=True, fontsize=6.5)
+        ax.title.set_fontsize(9)
+    fig.colorbar(cm.ScalarMappable(colors.Normalize(0, 100), "inferno"), ax=list(axes.flat), fraction=0.03, pad=0.02,
+                 label="% of peak")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.canvas.draw()
+    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return rgb

@@ -9,8 +9,15 @@ checks), ``dataset`` (``monai.data.Dataset``), ``inferer`` (the sampler) and ``e
 2. samples with the inferer (``num_samples`` chains → mean and posterior std);
 3. writes, through one staged folder: the derived NM series (mean) and, with ``num_samples > 1``, a posterior-std
    series; NIfTI of the reconstruction, std and OSEM; ``recon.png`` (truth / OSEM / ours / std in short-axis,
-   vertical and horizontal long-axis views); ``metrics.json`` (time, NFE, data consistency, truth metrics when a
-   reference is given).
+   vertical and horizontal long-axis views, and a row of 17-segment bull's-eyes); ``metrics.json`` (time, NFE, data
+   consistency, scatter method, truth metrics when a reference is given);
+4. the clinical read-out (:meth:`SPECTReconstruction.readout`): the left ventricle is segmented and reoriented from
+   the volume itself (:func:`~monai_diffrecon.metrics.lv_segmentation.segment_lv`: on the reference when one is
+   given, else on our reconstruction, else on the OSEM), and every reconstruction is read on the same 17 AHA
+   segments: ``polar_map.png`` (bull's-eyes of ours, OSEM and the reference on one colour scale),
+   ``polar_map.json`` (per-segment value in % of peak and score, summed score, the geometry and its quality flags)
+   and the same picture as a DICOM Secondary Capture in the study (``dicom/SC_POLARMAP_*``). Where no plausible
+   ventricle is found the read-out is skipped: ``metrics.json`` says why (``polar_map_skipped``), nothing crashes.
 
 Every study goes to ``output_dir/<study folder name>/`` (one layout for one study or many, with
 ``output_dir/summary.json``; :mod:`monai_diffrecon.workflows.base`).
@@ -19,9 +26,11 @@ Errors are typed (:mod:`monai_diffrecon.errors`) and raised before anything is w
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +38,7 @@ import torch
 
 from monai_diffrecon.errors import DicomError, InvalidValueError, SeriesAssemblyError, ShapeError
 from monai_diffrecon.io.dicom_guard import get_str, get_strs, read_dataset
-from monai_diffrecon.io.dicom_write import NM_IMAGE_STORAGE, Derivation, write_nm_recon
+from monai_diffrecon.io.dicom_write import NM_IMAGE_STORAGE, Derivation, write_nm_recon, write_secondary_capture
 from monai_diffrecon.io.nifti import write_nifti
 from monai_diffrecon.io.series import list_dicom_files
 from monai_diffrecon.io.staging import staged_directory
@@ -167,17 +176,23 @@ class SPECTReconstruction(CaseWorkflow):
     def _empty(self) -> Exception:
         return DicomError(self.input_dir or "the dataset", "no study to reconstruct")
 
-    def select(self, counts: torch.Tensor, projector):
+    def select(self, counts: torch.Tensor, projector, scatter: torch.Tensor | None = None):
+        """``(counts, projector, scatter)`` of the acquisition to reconstruct: the kept views (few-view studies) and the
+        thinned counts (dose studies); ``scatter`` (the additive scatter estimate in the counts' layout
+        ``(1, 1, V, X, Z)``, or ``None``) keeps the same views and is scaled by the dose fraction (the expected
+        scatter of the thinned acquisition)."""
         if self.views is not None:
             if not 1 <= self.views <= projector.num_views:
                 raise InvalidValueError(f"views: must be in [1, {projector.num_views}], got {self.views}")
             projector, idx = projector.few_view(self.views)
             counts = counts[:, :, idx]
+            scatter = scatter[:, :, idx] if scatter is not None else None
         if self.dose_fraction is not None and self.dose_fraction < 1:
             from monai_diffrecon.data.spect_study import thin_counts
 
             counts = thin_counts(counts, self.dose_fraction, torch.Generator().manual_seed(self.seed + 17))
-        return counts, projector
+            scatter = scatter * self.dose_fraction if scatter is not None else None
+        return counts, projector, scatter
 
     def reference(self, item: dict) -> torch.Tensor | None:
         truth = item.get("truth", self.truth)
@@ -202,20 +217,73 @@ class SPECTReconstruction(CaseWorkflow):
 
         source = meta.get("filename_or_obj", "the NM projections")  # the network sees transverse (X, Y) slices
         check_spatial_size(source, item["projector"].in_shape[-3:-1], spatial_divisor(self.sampler), "reconstruction grid")
-        counts, projector = self.select(counts, item["projector"])
-        out = self.sample(counts, projector, self.seed, self.num_samples)
+        scatter = item.get("scatter")
+        if scatter is not None:
+            scatter = torch.as_tensor(scatter.as_tensor() if hasattr(scatter, "as_tensor") else scatter)[None]  # (1, 1, V, X, Z)
+        counts, projector, scatter = self.select(counts, item["projector"], scatter)
+        out = self.sample(counts, projector, self.seed, self.num_samples, **self._study_inputs(scatter, item.get("ct_hu")))
         x_init = out.init[0, 0] if out.init is not None else None  # the sampler's OSEM warm start, computed once
         seconds = time.perf_counter() - t0
         truth = self.reference(item)
-        est = projector(out.mean)
+        est = projector(out.mean) + (scatter if scatter is not None else 0.0)  # the data model: primary + scatter
         chi2 = float(((est - counts) ** 2 / est.clamp_min(1.0)).mean())  # Pearson χ² per bin: ≈ 1 at the Poisson level
         metrics = {"seconds": round(seconds, 2), "nfe": out.nfe, "num_samples": self.num_samples, "views": projector.num_views,
                    "dose_fraction": self.dose_fraction, "total_counts": float(counts.sum()), "chi2_per_bin": chi2}
+        if meta.get("scatter_method") is not None:
+            metrics["scatter_method"] = str(meta["scatter_method"])
         if truth is not None:
             metrics.update(_truth_metrics(out.mean[0, 0], x_init, truth))
         results = {"mean": out.mean[0, 0], "std": out.std[0, 0], "osem": x_init, "affine": np.asarray(meta["affine_lps"]),
                    "source": meta["dicom_source"], "truth": truth}
         return results, metrics
+
+    def _study_inputs(self, scatter: torch.Tensor | None, ct_hu) -> dict:
+        """The per-study keyword inputs the sampler takes: ``additive`` (the scatter estimate, ``(1, 1, V, X, Z)``
+        expected counts) and ``ct`` (the CT image in HU on the SPECT grid, ``(1, X, Y, Z)`` as loaded: the sampler
+        accepts leading singleton dimensions), each passed only if the sampler's ``forward`` has that parameter
+        (samplers without them still run; a scatter estimate is then not used: ``metrics.json`` does not claim it)."""
+        fwd = getattr(self.sampler, "forward", self.sampler)
+        try:
+            params = inspect.signature(fwd).parameters
+        except (TypeError, ValueError):
+            params = {}
+        data = {}
+        if "additive" in params:
+            data["additive"] = scatter
+        if "ct" in params and ct_hu is not None:
+            data["ct"] = torch.as_tensor(ct_hu.as_tensor() if hasattr(ct_hu, "as_tensor") else ct_hu)
+        return data
+
+    def readout(self, results: dict) -> tuple[dict | None, str]:
+        """The 17-segment read-out of ``results`` (module doc, step 4): ``(read-out dict, "")`` or ``(None, why)``.
+
+        The geometry comes from the reference if given, else from our reconstruction, else from the OSEM (the first
+        on which :func:`~monai_diffrecon.metrics.lv_segmentation.segment_lv` finds a plausible ventricle); volumes are
+        flipped into the LPS voxel frame it expects (the affine's axis signs) and the geometry is reported there."""
+        from monai_diffrecon.metrics.lv_segmentation import segment_lv
+        from monai_diffrecon.metrics.polar_map import aha17_labels, read_polar_maps
+
+        flips, vs, aligned = _lps_frame(results["affine"])
+        vols = {k: results[v] for k, v in (("reference", "truth"), ("ours", "mean"), ("OSEM", "osem")) if results.get(v) is not None}
+        vols = {k: torch.flip(v, [i for i in range(3) if flips[i]]) if any(flips) else v for k, v in vols.items()}
+        reasons = [] if aligned else ["the grid is not aligned with the patient axes (oblique): read as stored"]
+        for name in ("reference", "ours", "OSEM"):
+            if name not in vols:
+                continue
+            seg = segment_lv(vols[name], vs)
+            if seg["ok"]:
+                break
+            reasons.append(f"{name}: {seg['reason']}")
+        else:
+            return None, "; ".join(reasons) or "no volume to read"
+        labels = aha17_labels(seg["myocardium"], seg["centre"], seg["axis"])
+        read = read_polar_maps({k: v for k, v in vols.items()}, labels)
+        geometry = {"from": name, "frame": "LPS voxel indices (X left, Y posterior, Z superior)", "flipped_axes": list(flips),
+                    "voxel_size_mm": [round(float(x), 4) for x in vs], "centre_voxel": [round(float(x), 3) for x in seg["centre"]],
+                    "axis_base_to_apex": [round(float(x), 5) for x in seg["axis"]], "quality": seg["flags"]}
+        if reasons:
+            geometry["notes"] = reasons
+        return {"maps": read, "geometry": geometry, "centre": seg["centre"], "axis": seg["axis"], "flips": flips}, ""
 
     def write(self, out_dir: Path, results: dict, metrics: dict) -> None:
         params = {"sampler": type(self.sampler).__name__, "nfe": metrics["nfe"], "num_samples": self.num_samples, "seed": self.seed,
@@ -230,7 +298,24 @@ class SPECTReconstruction(CaseWorkflow):
             write_nifti(results["std"].numpy(), aff, out_dir / "std.nii.gz")
         if results["osem"] is not None:
             write_nifti(results["osem"].numpy(), aff, out_dir / "osem.nii.gz")
-        _figure(out_dir / "recon.png", results["osem"], results["mean"], results["std"] if self.num_samples > 1 else None, results["truth"], metrics)
+        ro, why = self.readout(results)
+        if ro is None:
+            warnings.warn(f"polar map skipped: {why}", stacklevel=2)
+            metrics["polar_map_skipped"] = why
+        else:
+            from monai_diffrecon.metrics.polar_map import bullseye_rgb
+
+            maps = {k: [sg["percent"] if sg["percent"] is not None else float("nan") for sg in v["segments"]] for k, v in ro["maps"].items()}
+            title = "AHA 17-segment polar map (% of each map's peak; " + ", ".join(f"{k} SSS {v['summed_score']}" for k, v in ro["maps"].items()) + ")"
+            rgb = bullseye_rgb(maps, title)
+            _save_rgb(out_dir / "polar_map.png", rgb)
+            (out_dir / "polar_map.json").write_text(json.dumps({"segments_of": ro["maps"], "geometry": ro["geometry"],
+                                                                 "units": "percent of the map's hottest segment"}, indent=2))
+            write_secondary_capture(rgb, src, out_dir / "dicom", Derivation("AHA 17-segment polar map", params, self.model_sha256),
+                                    seed=self.seed, description="Polar map (AHA 17-segment)")
+            metrics["summed_score"] = {k: v["summed_score"] for k, v in ro["maps"].items()}
+        _figure(out_dir / "recon.png", results["osem"], results["mean"], results["std"] if self.num_samples > 1 else None, results["truth"], metrics,
+                ro)
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
 def _truth_metrics(x: torch.Tensor, osem: torch.Tensor | None, truth: torch.Tensor) -> dict:
@@ -242,14 +327,43 @@ def _truth_metrics(x: torch.Tensor, osem: torch.Tensor | None, truth: torch.Tens
     return m
 
 
-def _figure(path, osem, ours, std, truth, metrics) -> None:
+def _lps_frame(affine) -> tuple[tuple[bool, bool, bool], np.ndarray, bool]:
+    """``(flip per array axis, voxel sizes in mm, aligned)``: the flips that bring an ``(X, Y, Z)`` array with LPS
+    affine ``affine`` into the frame :func:`~monai_diffrecon.metrics.lv_segmentation.segment_lv` expects (array axis
+    i along +L, +P, +S); ``aligned`` is False for a permuted or oblique grid (no flips then)."""
+    a = np.asarray(affine, dtype=np.float64)[:3, :3]
+    vs = np.linalg.norm(a, axis=0)
+    d = a / np.where(vs > 0, vs, 1.0)
+    dominant = np.abs(d).argmax(0)
+    if sorted(dominant.tolist()) != [0, 1, 2] or (dominant != np.arange(3)).any():
+        return (False, False, False), vs, False
+    return tuple(bool(d[i, i] < 0) for i in range(3)), vs, bool(np.all(np.abs(np.diag(d)) > 0.9))
+
+
+def _save_rgb(path: Path, rgb: np.ndarray) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.imsave(path, rgb)
+
+
+def _figure(path, osem, ours, std, truth, metrics, readout: dict | None = None) -> None:
+    """``recon.png``: SA / VLA / HLA views of each volume (columns) on the read-out's geometry (the automatic one
+    without a reference; the reference's ventricle with one), and a row of bull's-eyes from the read-out."""
     from monai_diffrecon.data.cardiac_views import cardiac_views, lv_axes
     from monai_diffrecon.data.preview import save_panels
+    from monai_diffrecon.metrics.polar_map import bullseye_rgb
 
-    ref = truth if truth is not None else ours
-    centre, axis = lv_axes(ref)
     cols = [("truth (full dose)", truth), ("OSEM", osem), ("ours", ours), ("posterior std", std)]
     cols = [(n, v) for n, v in cols if v is not None]
+    if readout is not None:  # views in the read-out's (LPS-flipped) frame, so the geometry applies
+        dims = [i for i in range(3) if readout["flips"][i]]
+        cols = [(n, torch.flip(v, dims) if dims else v) for n, v in cols]
+        centre, axis = readout["centre"], readout["axis"]
+    else:
+        centre, axis = lv_axes(truth if truth is not None else ours)
     vmax = float(max(v.max() for n, v in cols if n != "posterior std"))
     panels = []
     for view in ("SA", "VLA", "HLA"):
@@ -259,6 +373,15 @@ def _figure(path, osem, ours, std, truth, metrics) -> None:
                 panels.append((f"{name} — {view}", img, "magma"))
             else:
                 panels.append((f"{name} — {view}", np.clip(img / vmax, 0, 1), "inferno"))
+    if readout is not None:
+        names = {"truth (full dose)": "reference", "OSEM": "OSEM", "ours": "ours"}
+        for name, _ in cols:
+            key = names.get(name)
+            if key in readout["maps"]:
+                pm = [sg["percent"] if sg["percent"] is not None else float("nan") for sg in readout["maps"][key]["segments"]]
+                panels.append((f"{name} — polar map (SSS {readout['maps'][key]['summed_score']})", bullseye_rgb({"": pm}, dpi=90), ""))
+            else:
+                panels.append(("", np.ones((8, 8, 3)), ""))
     title = f"SPECT reconstruction: {metrics['seconds']} s, NFE {metrics['nfe']}"
     if "ours_psnr_heart" in metrics:
         title += f" — heart PSNR ours {metrics['ours_psnr_heart']:.1f} dB, OSEM {metrics.get('osem_psnr_heart', float('nan')):.1f} dB"

@@ -77,13 +77,59 @@ def test_evaluator_writes_dicom_nifti_png_and_metrics(study, tiny_sampler, tmp_p
     names = {p.name for p in out.iterdir()}
     assert {"dicom", "recon.nii.gz", "std.nii.gz", "osem.nii.gz", "recon.png", "metrics.json"} <= names
     series = sorted((out / "dicom").iterdir())
-    assert [s.name.split("_")[1] for s in series] == ["RECON", "STD"]
+    assert [s.name.split("_")[1] for s in series] == ["RECON", "STD", "POLARMAP"]
     for s in series:
         assert dciodvfy_errors(s / "IM_00001.dcm") == []
     hdr = pydicom.dcmread(series[0] / "IM_00001.dcm")
     assert hdr.StudyInstanceUID == pydicom.dcmread(study.nm_file).StudyInstanceUID
     assert metrics["views"] == 8 and "ours_psnr_heart" in metrics and json.loads((out / "metrics.json").read_text())["nfe"] == 6
     assert (out / "recon.png").stat().st_size > 20_000
+    # the clinical read-out: bull's-eyes of ours, OSEM and the reference on the reference's automatic geometry
+    sc = pydicom.dcmread(series[2] / "IM_00001.dcm")
+    assert sc.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7" and sc.StudyInstanceUID == hdr.StudyInstanceUID
+    assert sc.pixel_array.shape[2] == 3 and (out / "polar_map.png").stat().st_size > 10_000
+    pm = json.loads((out / "polar_map.json").read_text())
+    assert set(pm["segments_of"]) == {"reference", "ours", "OSEM"} and pm["geometry"]["from"] == "reference"
+    ref = pm["segments_of"]["reference"]
+    assert [sg["number"] for sg in ref["segments"]] == list(range(1, 18))
+    assert max(sg["percent"] for sg in ref["segments"]) == 100.0
+    assert ref["summed_score"] == sum(sg["score"] for sg in ref["segments"]) == metrics["summed_score"]["reference"]
+    assert abs(sum(x * x for x in pm["geometry"]["axis_base_to_apex"]) - 1) < 1e-3
+
+
+def test_evaluator_passes_the_scatter_estimate_to_samplers_that_take_it_and_reads_out_without_a_reference(study, tiny_sampler, tmp_path):
+    """``additive`` (views selected, scaled by the dose fraction) and ``ct`` reach a sampler whose forward takes them;
+    a sampler without them still runs; without a reference the geometry is automatic (or the read-out is skipped
+    with its reason in metrics.json, never a crash)."""
+    item = Compose([LoadSPECTStudyd()])(spect_datalist(study.nm_file.parent.parent)[0])
+    V = item["projections"].shape[1]
+    item["scatter"] = torch.ones(1, V, *item["projections"].shape[2:]) * torch.arange(V, dtype=torch.float32)[None, :, None, None]
+    item["ct_hu"] = torch.zeros(1, *item["projector"].in_shape[-3:])
+    seen = {}
+
+    class Spy(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, y, operator, generator=None, num_samples=1, progress=True, additive=None, ct=None):
+            seen.update(additive=additive, ct=ct, y=y)
+            return self.inner(y, operator, generator=generator, num_samples=num_samples, progress=progress)
+
+    wf = SPECTReconstruction([item], tmp_path / "out", Spy(tiny_sampler), views=8, dose_fraction=0.5, progress=False)
+    metrics = wf.run()[0]
+    _, idx = item["projector"].few_view(8)
+    assert seen["additive"].shape == seen["y"].shape == (1, 1, 8, *item["projections"].shape[2:])
+    assert torch.allclose(seen["additive"][0, 0, :, 0, 0], 0.5 * idx.float())
+    assert seen["ct"].shape == (1, *item["projector"].in_shape[-3:])
+    (out,) = case_dirs(tmp_path / "out")
+    if "polar_map_skipped" in metrics:
+        assert metrics["polar_map_skipped"] and not (out / "polar_map.json").exists()
+    else:
+        assert json.loads((out / "polar_map.json").read_text())["geometry"]["from"] in ("ours", "OSEM")
+    plain = SPECTReconstruction([item], tmp_path / "plain", tiny_sampler, views=8, progress=False)
+    assert plain._study_inputs(torch.ones(1), None).keys() <= {"additive", "ct"}
+    assert plain.run()[0]["nfe"] == 3
 
 
 def test_loader_rejects_missing_ct_mismatched_patient_and_no_overlap(study, tmp_path):

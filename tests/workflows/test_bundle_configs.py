@@ -141,6 +141,13 @@ def test_spect_inference_config_workflow_dicom_in_dicom_out(study, tiny_weights,
     recon = sorted((out / "dicom").iterdir())[0]
     assert dciodvfy_errors(recon / "IM_00001.dcm") == []
     assert pydicom.dcmread(recon / "IM_00001.dcm").ImageType[0] == "DERIVED"
+    # the clinical read-out (issue 23, item 4), on the automatic geometry (the tiny random network's volume has no
+    # plausible ventricle, the OSEM has)
+    assert {"polar_map.png", "polar_map.json"} <= names and "polar_map_skipped" not in metrics[0]
+    (sc,) = (out / "dicom").glob("SC_POLARMAP_*/IM_00001.dcm")
+    assert dciodvfy_errors(sc) == [] and pydicom.dcmread(sc).SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"
+    read = json.loads((out / "polar_map.json").read_text())
+    assert set(read["segments_of"]) == {"ours", "OSEM"} and read["geometry"]["from"] in ("ours", "OSEM")
 
 
 def test_spect_inference_refuses_wrong_weights(study, tiny_weights, tmp_path):

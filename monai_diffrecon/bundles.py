@@ -21,7 +21,7 @@ from pathlib import Path
 
 from monai_diffrecon.errors import InvalidValueError, OutputError, unwrap
 
-__all__ = ["BUNDLES_DIR", "SHARED_CONFIGS", "META_SCHEMA", "LOGGING_CONF", "CLI_DEFAULTS", "bundle_path", "run_bundle", "bundle_prior",
+__all__ = ["BUNDLES_DIR", "SHARED_CONFIGS", "META_SCHEMA", "LOGGING_CONF", "CLI_DEFAULTS", "bundle_path", "run_bundle", "bundle_prior", "bundle_inferer",
            "list_bundles", "describe_bundle", "verify_bundle", "export_bundle", "net_forward_args"]
 
 
@@ -117,6 +117,31 @@ def bundle_prior(name_or_path: str | Path, trust_config: bool = False):
                                 "an unconditional prior is needed")
     prior.network.eval().requires_grad_(False)
     return prior
+
+
+def bundle_inferer(name_or_path: str | Path, overrides: dict | None = None, trust_config: bool = False):
+    """The sampler a bundle's ``inference.json`` defines (its ``inferer`` item, with the bundle's verified weights and
+    defaults), without running the bundle — what benchmarks score, so they measure exactly what a user runs.
+    ``overrides``: config ids → values (e.g. ``{"model_path": ..., "model_sha256": ...}`` for candidate weights)."""
+    from monai.bundle import ConfigParser
+
+    root = bundle_path(name_or_path, trust_config)
+    parser = ConfigParser()
+    parser.read_meta(str(root / "configs" / "metadata.json"))
+    parser.read_config(str(root / "configs" / "inference.json"))
+    parser["bundle_root"] = str(root)
+    for k, v in (overrides or {}).items():
+        parser[k] = v
+    if "inferer" not in parser.get("", {}):
+        raise InvalidValueError(f"{root.name}: its inference.json defines no 'inferer'")
+    with _typed_errors():
+        inferer = parser.get_parsed_content("inferer")
+    import torch
+
+    prior = getattr(inferer, "prior", None)
+    if isinstance(prior, torch.nn.Module):
+        prior.eval().requires_grad_(False)
+    return inferer
 
 
 def describe_bundle(name_or_path: str | Path) -> dict:

@@ -95,3 +95,14 @@ def test_bundle_prior_of_shipped_bundles():
         bundle_prior("mri_multicoil_selfdb")  # its 'prior' is a bridge (SelfDBPrior), not an unconditional diffusion prior
     with pytest.raises(InvalidValueError, match="conditional"):
         bundle_prior("spect_cardiac_diffusion")  # ε-network conditioned on 4 extra channels
+
+
+def test_bundle_inferer_is_the_bundles_sampler_with_overrides():
+    from monai_diffrecon.bundles import bundle_inferer
+    from monai_diffrecon.errors import WeightsError
+    from monai_diffrecon.samplers import SPECT25D
+
+    s = bundle_inferer("spect_cardiac_diffusion", {"num_steps": 3})
+    assert isinstance(s, SPECT25D) and s.num_steps == 3 and not s.prior.network.training
+    with pytest.raises(WeightsError):  # wrong weights hash: refused as the bundle would refuse them
+        bundle_inferer("spect_cardiac_diffusion", {"model_sha256": "0" * 64})

@@ -42,8 +42,6 @@ def test_secondary_capture_rejects_bad_pictures(tmp_path):
 
 
 def test_read_polar_maps_scores_every_volume_on_the_same_segments_and_the_picture_has_them_side_by_side():
-    import torch
-
     from monai_diffrecon.data.spect_phantom import cardiac_phantom
     from monai_diffrecon.metrics.polar_map import aha17_labels, bullseye_rgb, polar_map, read_polar_maps, summed_score
 

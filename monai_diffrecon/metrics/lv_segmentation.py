@@ -39,7 +39,7 @@ import torch
 
 from monai_diffrecon.errors import InvalidValueError, ShapeError
 
-__all__ = ["segment_lv", "dice"]
+__all__ = ["dice", "segment_lv"]
 
 SMOOTH_MM = 4.0
 CANDIDATE_LEVELS = tuple(round(0.9 - 0.05 * k, 2) for k in range(14))  # 0.90 … 0.25 of the maximum
@@ -282,7 +282,6 @@ def segment_lv(volume: torch.Tensor, voxel_size_mm: float | Sequence[float]) -> 
         cand, level, hollow = comp, CANDIDATE_LEVELS[lj], h
 
     # the myocardium: 50 % of the heart's own maximum, within 10 mm of the candidate (not the organs it touches there)
-    idx = np.indices(shape, dtype=np.float64).reshape(3, -1).T
     heart_peak = float(sm[seed_at])
     near = ndimage.binary_dilation(cand, structure=_ball(NEAR_MM, vs)) if level > MYO_LEVEL * heart_peak / sm.max() else cand
     labels, _ = ndimage.label(near & (sm > MYO_LEVEL * heart_peak), structure=structure)

@@ -89,3 +89,22 @@ def test_full_dose_reference_is_osem_then_filter():
     v = torch.rand(1, 1, 16, 16, 12, generator=torch.Generator().manual_seed(0))
     f = gaussian_filter3d(v, 1.5)
     assert abs(float(f.mean()) - float(v.mean())) < 0.02 and float(f.std()) < float(v.std())
+
+
+def test_counts_outrank_the_prior_and_the_disagreement_is_reported():
+    """A tiny untrained prior cannot explain the counts: with ``honour_threshold`` the flagged regions are pulled to the
+    data (χ² closer to the Poisson level) and the change appears in the std; ``None`` turns it off."""
+    P, y, scatter = _problem()
+    kw = dict(num_steps=2, init_iterations=2, init_subsets=4, t_start=100)
+    with torch.no_grad():
+        on = SPECT25D(_prior(4), honour_threshold=2.0, **kw)(y, P, generator=torch.Generator().manual_seed(1), progress=False, additive=scatter)
+        off = SPECT25D(_prior(4), honour_threshold=None, **kw)(y, P, generator=torch.Generator().manual_seed(1), progress=False, additive=scatter)
+
+    def chi2(x):
+        est = P(x) + scatter
+        return float(((est - y) ** 2 / est.clamp_min(1)).mean())
+
+    assert chi2(on.mean) < chi2(off.mean)
+    assert float(off.std.max()) == 0.0 and float(on.std.max()) > 0  # one sample: the std is the disagreement alone
+    with pytest.raises(InvalidValueError):
+        SPECT25D(_prior(4), honour_threshold=0.0)

@@ -137,7 +137,8 @@ def _complete_rings(myo: np.ndarray, c: np.ndarray, a_mm: np.ndarray, vs: np.nda
 
 REFINEMENTS = 2
 BASE_CONE_DEG = 15.0  # hull facets whose normals lie within this cone of each other form one plane
-MIN_BASE_FRACTION = 0.08  # the base plane's share of the hull's area below which it is not trusted
+MIN_BASE_FRACTION = 0.08
+TYPICAL_FACE_RATIO = 0.5  # a typical-apex face this large relative to the largest (atypical) face wins  # the base plane's share of the hull's area below which it is not trusted
 ELONGATED = 1.4  # cavity variance ratio above which its principal axis is the long axis (fallback)
 
 
@@ -161,6 +162,13 @@ def _base_plane(myo: np.ndarray, vs: np.ndarray) -> tuple[np.ndarray, float]:
     close = (n @ n.T) > math.cos(math.radians(BASE_CONE_DEG))
     score = close.astype(np.float64) @ area
     k = int(np.argmax(score))
+    typical = (-n @ np.asarray(APEX_TYPICAL)) > 0  # faces whose inward normal points left/anterior/inferior
+    if not typical[k] and typical.any():
+        # a large, severe defect is bridged by a flat hull face too; when the largest face would put the apex at an
+        # atypical place, a typical face of at least half its area is the base (an atypical heart keeps its largest)
+        k2 = int(np.argmax(np.where(typical, score, -1.0)))
+        if score[k2] >= TYPICAL_FACE_RATIO * score[k]:
+            k = k2
     m = (n * (area * close[k])[:, None]).sum(0)
     return m / np.linalg.norm(m), float(score[k] / area.sum())
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import statistics
 import time
 from pathlib import Path
@@ -55,11 +56,13 @@ def bench_grid(n: int, views: int, voxel_mm: float, repeats: int) -> dict:
     angles = torch.arange(views, dtype=torch.float64) * (360.0 / views)
     radii = 250.0 - 20.0 * torch.sin(torch.deg2rad(angles)).abs()
     x = ph["activity"][None, None].float()
-    kinds = {"new": SPECTProjector, "old": _DenseSPECTProjector}
+    kinds = {"old": _DenseSPECTProjector, "new": SPECTProjector}
     times: dict[str, dict[str, list[float]]] = {k: {} for k in kinds}
-    projectors = {}
+    projectors: dict = {}
     for r in range(repeats):
         for name, cls in kinds.items():
+            projectors.pop(name, None)  # the old build's float64 intermediates peak near 10 GB at 128³: one copy at a time
+            gc.collect()
             t, projectors[name] = cpu(lambda: cls(angles, voxel_mm, ph["mu"], LEHR, radii_mm=radii))
             times[name].setdefault("build", []).append(t)
     y = projectors["old"](x)
@@ -75,7 +78,8 @@ def bench_grid(n: int, views: int, voxel_mm: float, repeats: int) -> dict:
         P.adjoint(y)
     for r in range(repeats):
         for op, f in ops.items():
-            for name, P in projectors.items():
+            for name in ("new", "old"):
+                P = projectors[name]
                 t, _ = cpu(lambda: f(P))
                 times[name].setdefault(op, []).append(t)
     new, old = projectors["new"], projectors["old"]

@@ -16,7 +16,11 @@ Model, for view ``v`` at angle ``θ_v``, detector bin ``k`` and axial slice ``z`
 
 Axes: ``x`` is ``(B, 1, X, Y, Z)`` activity per voxel (Z axial); ``y`` is ``(B, 1, V, X, Z)`` expected counts per
 detector bin; the detector has ``X`` bins of the transverse voxel size and ``Z`` rows of the axial voxel size.
-Memory: one pass holds ``V·X·L·B·Z`` values (``L ≈ 1.42·X``), about 95 MB for a 64³ float32 object and 64 views.
+Computation: view by view — the sparse rotation of one view's non-empty depth planes, the attenuation factor, one batched
+product for the axial blur and one dense product for the bin blur and the depth sum together; the adjoint runs the
+same steps transposed. Memory: a pass holds one view's ``L·X·B·Z`` values (``L ≈ 1.42·X``; ~1.5 MB at 64³ float32)
+besides the tables: the attenuation factors (``≤ V·L·X·Z``, ~80 MB at 64³ / 60 views) and the blur matrices
+(``R·L·X²``, plus ``R·L·Z²`` unless ``Z = X`` with isotropic voxels; ``R`` distinct radii).
 """
 
 from __future__ import annotations
@@ -90,7 +94,8 @@ class SPECTProjector(LinearOperator):
         object_shape: ``(X, Y, Z)``; required when there is no attenuation map.
         radii_mm: ``(V,)`` or scalar distance from the centre of rotation to the collimator face; required with
             ``psf``.
-        view_chunk: views processed together in the collimator-blur step (memory vs speed).
+        view_chunk: kept for compatibility (stored, passed on by :meth:`select_views`); the projector works one view at
+            a time, which is both the fastest and the smallest in memory.
         dtype: dtype of the stored tables (``float32`` default; ``.double()`` converts).
 
     Example:

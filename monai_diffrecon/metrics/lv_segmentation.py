@@ -19,7 +19,9 @@ and free of learned weights:
    at the ring's median radius ± its half thickness join the mask, so a defect is sampled rather than left out;
 5. long axis (:func:`_long_axis`): the inward normal of the base opening, the largest flat face of the myocardium's
    convex hull (a defect's gap is bridged by the curved hull, so the axis does not tilt towards it), pointing from
-   the open base to the closed apex; the blood-pool cavity's principal axis as a fallback; centre: the cavity's
+   the open base to the closed apex (a large, severe defect is bridged by a flat face too: when the largest face
+   would put the apex at an atypical place, a face at least half as large that puts it left/anterior/inferior wins);
+   the blood-pool cavity's principal axis as a fallback; centre: the cavity's
    centroid (the voxels the convex hull adds).
 6. 2 refinements: the rings are completed around the axis and the axis re-estimated on the completed wall.
 

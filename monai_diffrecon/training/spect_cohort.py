@@ -56,13 +56,16 @@ TARGETS = ("reference", "phantom")
 
 
 def acquire_phantom(seed: int, size: int = 64, voxel_mm: float = 6.0, views: int = 60, full_counts: float = 4e6,
-                    scatter: str = "tew", family: str = "train") -> dict:
+                    scatter: str = "tew", family: str = "train", phantom: dict | None = None) -> dict:
     """Phantom and full-dose acquisition of seed ``seed`` (module doc): ``{"phantom", "projector", "counts",
     "windows", "additive", "scatter", "activity", "mu", "myocardium", "defect", "counts_per_unit", "generator"}`` —
-    ``generator`` continues the seed's stream for the acquisition modes drawn from it."""
+    ``generator`` continues the seed's stream for the acquisition modes drawn from it. ``phantom``: acquire this
+    phantom (a dict like :func:`~monai_diffrecon.data.cardiac_phantom`'s on the ``size``³ grid, e.g. an out-of-family
+    one) instead of drawing one."""
     g = torch.Generator().manual_seed(seed)
     has_defect = bool(rand((), g) < 0.6)
-    ph = cardiac_phantom((size,) * 3, voxel_mm, has_defect, torch.Generator().manual_seed(seed + 1), family=family)
+    ph = phantom if phantom is not None else cardiac_phantom((size,) * 3, voxel_mm, has_defect, torch.Generator().manual_seed(seed + 1),
+                                                             family=family)
     angles = torch.arange(views, dtype=torch.float64, device="cpu") * (360.0 / views)
     radii = 250.0 - 20.0 * torch.sin(torch.deg2rad(angles)).abs()
     P = SPECTProjector(angles, voxel_mm, ph["mu"], LEHR, radii_mm=radii)

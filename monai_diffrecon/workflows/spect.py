@@ -221,7 +221,10 @@ class SPECTReconstruction(CaseWorkflow):
         if scatter is not None:
             scatter = torch.as_tensor(scatter.as_tensor() if hasattr(scatter, "as_tensor") else scatter)[None]  # (1, 1, V, X, Z)
         counts, projector, scatter = self.select(counts, item["projector"], scatter)
-        out = self.sample(counts, projector, self.seed, self.num_samples, **self._study_inputs(scatter, item.get("ct_hu")))
+        inputs = self._study_inputs(scatter, item.get("ct_hu"))
+        out = self.sample(counts, projector, self.seed, self.num_samples, **inputs)
+        if inputs.get("additive") is None:
+            scatter = None  # not in the sampler's data model: not in the χ² below either
         x_init = out.init[0, 0] if out.init is not None else None  # the sampler's OSEM warm start, computed once
         seconds = time.perf_counter() - t0
         truth = self.reference(item)
@@ -230,7 +233,9 @@ class SPECTReconstruction(CaseWorkflow):
         metrics = {"seconds": round(seconds, 2), "nfe": out.nfe, "num_samples": self.num_samples, "views": projector.num_views,
                    "dose_fraction": self.dose_fraction, "total_counts": float(counts.sum()), "chi2_per_bin": chi2}
         if meta.get("scatter_method") is not None:
-            metrics["scatter_method"] = str(meta["scatter_method"])
+            method = str(meta["scatter_method"])
+            used = scatter is not None or method == "none"
+            metrics["scatter_method"] = method if used else f"{method} (estimated; this sampler takes no additive term)"
         if truth is not None:
             metrics.update(_truth_metrics(out.mean[0, 0], x_init, truth))
         results = {"mean": out.mean[0, 0], "std": out.std[0, 0], "osem": x_init, "affine": np.asarray(meta["affine_lps"]),
@@ -241,7 +246,8 @@ class SPECTReconstruction(CaseWorkflow):
         """The per-study keyword inputs the sampler takes: ``additive`` (the scatter estimate, ``(1, 1, V, X, Z)``
         expected counts) and ``ct`` (the CT image in HU on the SPECT grid, ``(1, X, Y, Z)`` as loaded: the sampler
         accepts leading singleton dimensions), each passed only if the sampler's ``forward`` has that parameter
-        (samplers without them still run; a scatter estimate is then not used: ``metrics.json`` does not claim it)."""
+        (samplers without them still run; a scatter estimate is then not used, and ``metrics.json``'s
+        ``scatter_method`` says so)."""
         fwd = getattr(self.sampler, "forward", self.sampler)
         try:
             params = inspect.signature(fwd).parameters

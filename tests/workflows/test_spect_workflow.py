@@ -128,9 +128,23 @@ def test_evaluator_passes_the_scatter_estimate_to_samplers_that_take_it_and_read
         assert metrics["polar_map_skipped"] and not (out / "polar_map.json").exists()
     else:
         assert json.loads((out / "polar_map.json").read_text())["geometry"]["from"] in ("ours", "OSEM")
-    plain = SPECTReconstruction([item], tmp_path / "plain", tiny_sampler, views=8, progress=False)
-    assert plain._study_inputs(torch.ones(1), None).keys() <= {"additive", "ct"}
-    assert plain.run()[0]["nfe"] == 3
+    method = item["projections"].meta.get("scatter_method")
+    assert metrics.get("scatter_method") == method
+
+    class Old(torch.nn.Module):  # a sampler without the per-study inputs still runs
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, y, operator, generator=None, num_samples=1, progress=True):
+            return self.inner(y, operator, generator=generator, num_samples=num_samples, progress=progress)
+
+    old = SPECTReconstruction([item], tmp_path / "old", Old(tiny_sampler), views=8, progress=False)
+    assert old._study_inputs(torch.ones(1), torch.zeros(1)) == {}
+    m_old = old.run()[0]
+    assert m_old["nfe"] == 3
+    if method not in (None, "none"):
+        assert m_old["scatter_method"].endswith("takes no additive term)")
 
 
 def test_loader_rejects_missing_ct_mismatched_patient_and_no_overlap(study, tmp_path):

@@ -207,7 +207,7 @@ class SPECTProjector(LinearOperator):
             nz = torch.nonzero(counts[v]).flatten()
             lo, n = (int(nz[0]), int(nz[-1]) - int(nz[0]) + 1) if nz.numel() else (0, 0)
             planes.append((lo, n))
-            ll, kk = torch.meshgrid(torch.arange(lo, lo + n), torch.arange(K), indexing="ij")
+            ll, kk = torch.meshgrid(torch.arange(lo, lo + n, device="cpu"), torch.arange(K, device="cpu"), indexing="ij")
             rows.append((v * K * L + kk * L + ll).flatten())
         fcrow, fcol, fval, _ = csr_select_rows(crow, col, val, shape, torch.cat(rows))
         fcrow = fcrow.to(torch.int64)

@@ -332,7 +332,7 @@ HU_MU_MODEL = {"mu_water": 0.154, "mu_bone": 0.284, "hu_bone": 1228.0, "kvp": 12
 
 def hu_to_mu(hu: torch.Tensor | np.ndarray, model: dict = HU_MU_MODEL):
     """μ (cm⁻¹) at 140.5 keV from HU (bilinear, see :data:`HU_MU_MODEL`); values below −1000 HU give 0."""
-    t = torch.as_tensor(hu, dtype=torch.float64)
+    t = torch.as_tensor(hu, dtype=torch.float64, device=hu.device if isinstance(hu, torch.Tensor) else "cpu")
     mw, mb, hb = model["mu_water"], model["mu_bone"], model["hu_bone"]
     mu = torch.where(t <= 0, mw * (1 + t / 1000.0), mw + t * (mb - mw) / hb)
     return mu.clamp_min(0.0)
@@ -340,7 +340,7 @@ def hu_to_mu(hu: torch.Tensor | np.ndarray, model: dict = HU_MU_MODEL):
 
 def mu_to_hu(mu: torch.Tensor | np.ndarray, model: dict = HU_MU_MODEL):
     """Inverse of :func:`hu_to_mu` (used by the phantom to synthesise its CT)."""
-    m = torch.as_tensor(mu, dtype=torch.float64)
+    m = torch.as_tensor(mu, dtype=torch.float64, device=mu.device if isinstance(mu, torch.Tensor) else "cpu")
     mw, mb, hb = model["mu_water"], model["mu_bone"], model["hu_bone"]
     return torch.where(m <= mw, 1000.0 * (m / mw - 1), (m - mw) * hb / (mb - mw))
 

@@ -106,7 +106,7 @@ def dice(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> float:
 
 
 def _fail(shape, reason: str) -> dict:
-    return {"myocardium": torch.zeros(shape, dtype=torch.bool), "centre": None, "axis": None, "ok": False, "reason": reason,
+    return {"myocardium": torch.zeros(shape, dtype=torch.bool, device="cpu"), "centre": None, "axis": None, "ok": False, "reason": reason,
             "flags": {}}
 
 

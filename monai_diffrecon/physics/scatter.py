@@ -117,8 +117,8 @@ def _blur_bins_rows(y: torch.Tensor, sigma_bins: float, sigma_rows: float) -> to
     if sigma_bins <= 0 and sigma_rows <= 0:
         return y
     X, Z = y.shape[-2:]
-    gu = gaussian_toeplitz(torch.tensor(max(sigma_bins, 0.0), dtype=torch.float64), X).to(y.device, y.dtype)
-    gz = gaussian_toeplitz(torch.tensor(max(sigma_rows, 0.0), dtype=torch.float64), Z).to(y.device, y.dtype)
+    gu = gaussian_toeplitz(torch.tensor(max(sigma_bins, 0.0), dtype=torch.float64, device="cpu"), X).to(y.device, y.dtype)
+    gz = gaussian_toeplitz(torch.tensor(max(sigma_rows, 0.0), dtype=torch.float64, device="cpu"), Z).to(y.device, y.dtype)
     return torch.matmul(torch.matmul(gu, y), gz.transpose(0, 1))
 
 

@@ -6,9 +6,17 @@ Update (Shepp & Vardi 1982; ordered subsets: Hudson & Larkin 1994), for subset `
 
 ``y`` are measured counts, ``s`` an optional additive term (scatter estimate, same shape as ``y``). Subset ``m``
 holds views ``m, m + M, m + 2M, …`` (PyTomography's split). Voxels with zero sensitivity stay zero.
+
+The sensitivity images ``A_mᵀ 1`` (one adjoint per subset, together one full adjoint) depend on the projector alone,
+so :func:`osem` keeps them per projector (a :class:`weakref.WeakKeyDictionary`: they go when the projector goes) and
+reuses them on later calls with the same projector, subset count, batch size, dtype and device — bit-identical to
+recomputing them. A projector whose tables were replaced or changed in place since (``load_state_dict``, ``.to``,
+an in-place edit of a buffer) gets fresh ones.
 """
 
 from __future__ import annotations
+
+import weakref
 
 import torch
 from tqdm.auto import tqdm
@@ -18,6 +26,42 @@ from monai_diffrecon.physics.base import check_tensor
 from monai_diffrecon.physics.spect import SPECTProjector
 
 __all__ = ["osem", "mlem"]
+
+# projector → {(subsets, batch, dtype, device): (buffer snapshot, [A_mᵀ 1 for each subset m])}
+_SENSITIVITY: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _state(projector) -> list[torch.Tensor]:
+    """The tensors a projector's output depends on: its buffers and parameters (its submodules' included)."""
+    return [*projector.buffers(), *projector.parameters()]
+
+
+def _snapshot(tensors: list[torch.Tensor]) -> tuple:
+    """Weak references to ``tensors`` with their in-place version counters (holds no table alive)."""
+    return tuple((weakref.ref(t), t._version) for t in tensors)  # noqa: SLF001 - torch's in-place counter
+
+
+def _unchanged(snapshot: tuple, tensors: list[torch.Tensor]) -> bool:
+    return len(tensors) == len(snapshot) and all(ref() is t and v == t._version for (ref, v), t in zip(snapshot, tensors))  # noqa: SLF001
+
+
+def _sensitivities(projector: SPECTProjector, subsets: int, ops: list, y_parts: list) -> list[torch.Tensor]:
+    """``A_mᵀ 1`` for each subset (module doc: cached per projector, recomputed when its tensors changed)."""
+    tensors = _state(projector) if isinstance(projector, torch.nn.Module) else None
+    if tensors is None or any(t.requires_grad for t in tensors):  # unknown state, or differentiable tables: no cache
+        return [op.adjoint(torch.ones_like(y_m)) for op, y_m in zip(ops, y_parts)]
+    per = _SENSITIVITY.setdefault(projector, {})
+    y0 = y_parts[0]
+    key = (subsets, y0.shape[0], y0.dtype, y0.device)
+    hit = per.get(key)
+    if hit is not None and _unchanged(hit[0], tensors):
+        return hit[1]
+    for k in [k for k, (snap, _) in per.items() if not _unchanged(snap, tensors)]:
+        del per[k]  # the tables changed since: those images are stale
+    with torch.no_grad():  # the tables need no gradient, so this equals the computation with autograd on
+        sens = [op.adjoint(torch.ones_like(y_m)) for op, y_m in zip(ops, y_parts)]
+    per[key] = (_snapshot(tensors), sens)
+    return sens
 
 
 def osem(
@@ -55,14 +99,13 @@ def osem(
     check_tensor(x, "x0", (B, *projector.in_shape[1:]), complex_=False)
     if bool((x < 0).any()):
         raise InvalidValueError("x0: must be ≥ 0")
-    parts = []
+    ops, ys, ss = [], [], []
     for m in range(subsets):
         idx = torch.arange(m, projector.num_views, subsets, device=counts.device)
-        op = projector if subsets == 1 else projector.select_views(idx)
-        y_m = counts[:, :, idx]
-        s_m = None if additive is None else additive[:, :, idx]
-        sens = op.adjoint(torch.ones_like(y_m))
-        parts.append((op, y_m, s_m, sens))
+        ops.append(projector if subsets == 1 else projector.select_views(idx))
+        ys.append(counts[:, :, idx])
+        ss.append(None if additive is None else additive[:, :, idx])
+    parts = list(zip(ops, ys, ss, _sensitivities(projector, subsets, ops, ys)))
     bar = tqdm(total=iterations * subsets, desc="OSEM", disable=not progress, leave=False)
     for _ in range(iterations):
         for op, y_m, s_m, sens in parts:

@@ -38,11 +38,11 @@ def _state(projector) -> list[torch.Tensor]:
 
 def _snapshot(tensors: list[torch.Tensor]) -> tuple:
     """Weak references to ``tensors`` with their in-place version counters (holds no table alive)."""
-    return tuple((weakref.ref(t), t._version) for t in tensors)  # noqa: SLF001 - torch's in-place counter
+    return tuple((weakref.ref(t), t._version) for t in tensors)  # torch's in-place counter
 
 
 def _unchanged(snapshot: tuple, tensors: list[torch.Tensor]) -> bool:
-    return len(tensors) == len(snapshot) and all(ref() is t and v == t._version for (ref, v), t in zip(snapshot, tensors))  # noqa: SLF001
+    return len(tensors) == len(snapshot) and all(ref() is t and v == t._version for (ref, v), t in zip(snapshot, tensors))
 
 
 def _sensitivities(projector: SPECTProjector, subsets: int, ops: list, y_parts: list) -> list[torch.Tensor]:

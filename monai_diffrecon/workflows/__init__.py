@@ -28,7 +28,9 @@ _LAZY = {
     "satellite_datalist": "satellite",
 }
 
-__all__ = list(_LAZY)
+__all__ = ["CaseWorkflow", "summarize", "SPECTReconstruction", "find_study", "spect_datalist", "simulated_studies", "MRIReconstruction",
+           "kspace_datalist", "simulated_kspace_files", "NaturalRestoration", "natural_datalist",
+           "SatelliteCloudRemoval", "satellite_datalist"]
 
 if TYPE_CHECKING:  # for type checkers and IDEs only
     from monai_diffrecon.workflows.base import CaseWorkflow, summarize

@@ -10,8 +10,7 @@ import torch
 
 from monai_diffrecon.physics import LEHR, SPECTProjector
 from monai_diffrecon.physics.spect import _DenseSPECTProjector
-from monai_diffrecon.recon import em
-from monai_diffrecon.recon import osem
+from monai_diffrecon.recon import em, osem
 
 
 def _problem(n: int = 16, views: int = 16, mu_value: float = 0.15):

@@ -131,6 +131,7 @@ def bundle_parser(bundle: str, **overrides):
 def spect_cases(folder: Path, check: dict) -> list[dict]:
     """Per study: the OSEM the bundle's sampler starts from (same counts: the workflow's view/dose selection) and the
     reference the workflow scores against."""
+    from monai_diffrecon.recon.em import osem
     from monai_diffrecon.workflows.spect import spect_datalist
 
     studies = sorted(p for p in folder.iterdir() if p.is_dir())
@@ -139,8 +140,12 @@ def spect_cases(folder: Path, check: dict) -> list[dict]:
     out = []
     for s in studies:
         item = load(spect_datalist(s)[0])
-        counts, P = ev.select(item["projections"].as_tensor()[None], item["projector"])
-        out.append({"case": s.name, "osem": ev.sampler.initialise(counts, P), "truth": ev.reference(item)})
+        scatter = item.get("scatter")
+        counts, P, scatter = ev.select(item["projections"].as_tensor()[None], item["projector"],
+                                       None if scatter is None else scatter.as_tensor()[None] if hasattr(scatter, "as_tensor") else scatter[None])
+        sm = ev.sampler  # its warm start: OSEM with the scatter estimate as the additive term, as in the bundle
+        osem_x = osem(P, counts, sm.init_iterations, max(1, min(sm.init_subsets, P.num_views)), additive=scatter)
+        out.append({"case": s.name, "osem": osem_x, "truth": ev.reference(item)})
     return out
 
 

@@ -126,7 +126,13 @@ class DenoisingScoreTrainer:
         progress: tqdm progress bar.
     """
 
-    loss_label = "ε-MSE"  # the y-axis of loss.png; subclasses with another loss say which
+    @property
+    def loss_label(self) -> str:
+        """The y-axis of loss.png and the ledger's loss name (subclasses with another loss set a class attribute)."""
+        c = self.cfg
+        if c.prediction == "epsilon" and c.loss_weighting == "uniform":
+            return "ε-MSE"
+        return f"{c.prediction} loss, {c.loss_weighting} weight, {c.t_sampling} t"
 
     def __init__(self, network: nn.Module, scheduler, batches: Callable | None = None,
                  out_dir: str | Path | None = None,

@@ -38,10 +38,12 @@ def test_bundle_demo_quick_writes_dicom_nifti_png(tmp_path, capsys):
     assert case_dirs(root) == [root / "study"]  # one case, named after the built-in study folder
     out = root / "study"
     names = {p.name for p in out.iterdir()}
-    assert {"dicom", "recon.nii.gz", "std.nii.gz", "osem.nii.gz", "recon.png", "metrics.json"} <= names
+    assert {"dicom", "recon.nii.gz", "std.nii.gz", "osem.nii.gz", "recon.png", "metrics.json", "polar_map.png",
+            "polar_map.json"} <= names
     series = sorted((out / "dicom").iterdir())
-    assert [s.name.split("_")[1] for s in series] == ["RECON", "STD"]
-    ds = pydicom.dcmread(next(series[0].iterdir()))
+    assert sorted(s.name.split("_")[1] for s in series) == ["POLARMAP", "RECON", "STD"]  # + the polar map (issue 23)
+    recon = next(s for s in series if s.name.split("_")[1] == "RECON")
+    ds = pydicom.dcmread(next(recon.iterdir()))
     assert ds.Modality == "NM" and ds.ImageType[0] == "DERIVED"
     assert nib.load(out / "recon.nii.gz").shape == (32, 32, 32)
     m = json.loads((out / "metrics.json").read_text())

@@ -161,6 +161,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--ledger", default=None, help="ledger JSON to append to (default benchmarks/results/training_ledger.json in the checkout)")
     t.add_argument("--promote", action="store_true", help="gate: copy the work folder's EMA weights into the bundle's models/ only if they beat the shipped ones")
     t.add_argument("--dry-run", action="store_true", help="with --promote: score both weights and say whether they would be promoted; copy nothing")
+    t.add_argument("--evidence", default=None, metavar="FILE", help="with --promote, when the task changed (the shipped weights do not fit "
+                   "the new network): the benchmark's validation comparison (e.g. benchmarks/spect.py --gate WORK)")
     t.add_argument("--trust-config", action="store_true", help="allow a bundle outside the project's bundles/ folder")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -348,7 +350,8 @@ def _train(args) -> tuple[int, str]:
     configs = campaign.config_files(root, args.config)
     work = args.work or campaign.default_work_dir(root.name, campaign.recipe_id(campaign.recipe_of(configs, overrides)))
     if args.promote:
-        res = campaign.promote(root, work, trust_config=args.trust_config, device=str(_device(args.device)), dry_run=args.dry_run)
+        res = campaign.promote(root, work, trust_config=args.trust_config, device=str(_device(args.device)), dry_run=args.dry_run,
+                               evidence=args.evidence)
         passed = res["promoted"] or (args.dry_run and "missed by" not in res["reason"])
         if not passed:
             print(f"diffrecon: promotion refused: {res['reason']}", file=sys.stderr)

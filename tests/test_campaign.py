@@ -174,3 +174,30 @@ def test_a_non_empty_folder_it_did_not_write_is_refused_and_left_intact(bundle, 
     assert _train(bundle, work, tmp_path / "ledger.json", "--iterations", "2") != EXIT_OK
     assert "did not write" in capsys.readouterr().err
     assert (work / "model.pt").read_bytes() == b"a user's file" and sorted(p.name for p in work.iterdir()) == ["model.pt"]
+
+
+def test_task_change_is_promoted_only_with_passing_evidence_for_these_weights(bundle, tmp_path, capsys):
+    """Shipped weights of another network (a task change, e.g. SPECT v1 → v2) cannot be compared by x̂₀ MSE: without
+    evidence the gate refuses in one line; evidence must name both files' sha256 and must have passed."""
+    work = tmp_path / "work"
+    assert _train(bundle, work, tmp_path / "ledger.json", "--iterations", "4") == EXIT_OK
+    shipped = bundle / "models" / "model.pt"
+    torch.save({"other.weight": torch.zeros(3)}, shipped)  # does not fit the recipe's network
+    before = sha256_file(shipped)
+    capsys.readouterr()
+    assert main(["train", str(bundle), "--trust-config", "--work", str(work), "--promote"]) != EXIT_OK
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--evidence" in err
+    ev = tmp_path / "evidence.json"
+    doc = {"candidate_sha256": sha256_file(work / "model.pt"), "shipped_sha256": before, "metric": "heart PSNR (dB)", "passed": False}
+    ev.write_text(json.dumps(doc))
+    res = campaign.promote(bundle, work, trust_config=True, evidence=ev)
+    assert not res["promoted"] and "not passed" in res["reason"] and sha256_file(shipped) == before
+    ev.write_text(json.dumps({**doc, "passed": True, "candidate_sha256": "0" * 64}))  # evidence about other weights
+    with pytest.raises(Exception, match="other candidate"):
+        campaign.promote(bundle, work, trust_config=True, evidence=ev)
+    ev.write_text(json.dumps({**doc, "passed": True}))
+    res = campaign.promote(bundle, work, trust_config=True, evidence=ev)
+    assert res["promoted"] and sha256_file(shipped) == sha256_file(work / "model.pt")
+    prov = json.loads((bundle / "models" / "model.provenance.json").read_text())
+    assert prov["task_evidence"]["passed"] and prov["metric"] == "heart PSNR (dB)"

@@ -432,9 +432,36 @@ def bundle_prediction(bundle_dir: str | Path) -> str:
     return found.pop() if found else "epsilon"
 
 
+def _task_evidence(path: str | Path, cand: Path, shipped: Path) -> dict:
+    """The task-change evidence file of :func:`promote`, checked against the two weight files it speaks of."""
+    from monai_diffrecon.networks.weights import sha256_file
+
+    p = Path(path).expanduser()
+    try:
+        doc = json.loads(p.read_text())
+    except (OSError, ValueError) as e:
+        raise TrainingError(f"{p}: cannot read the task-change evidence ({e})") from None
+    missing = [k for k in ("candidate_sha256", "shipped_sha256", "metric", "passed") if k not in doc]
+    if missing:
+        raise TrainingError(f"{p}: not a task-change evidence file (missing {', '.join(missing)})")
+    if doc["candidate_sha256"] != sha256_file(cand):
+        raise WeightsError(f"{p}: made for other candidate weights than {cand} (sha256 differs); rerun the benchmark's gate")
+    if shipped.is_file() and doc["shipped_sha256"] != sha256_file(shipped):
+        raise WeightsError(f"{p}: compares against other shipped weights than {shipped} (sha256 differs); rerun the benchmark's gate")
+    return {"metric": str(doc["metric"]), "passed": doc["passed"] is True, "differences": doc.get("differences"),
+            "command": doc.get("command")}
+
+
 def promote(bundle: str | Path, work: str | Path, *, trust_config: bool = False, n_batches: int = 20, batch_size: int | None = None,
-            seed: int = 123, max_mb: float = MAX_PROMOTE_MB, device: str = "cpu", val_sizes: dict | None = None, dry_run: bool = False) -> dict:
+            seed: int = 123, max_mb: float = MAX_PROMOTE_MB, device: str = "cpu", val_sizes: dict | None = None, dry_run: bool = False,
+            evidence: str | Path | None = None) -> dict:
     """Copy the work folder's EMA weights into the bundle's ``models/`` only if they score better than the shipped ones.
+
+    When the task changed (the shipped weights do not fit the recipe's network: a new condition, a new target) the
+    x̂₀-MSE of the two cannot be compared; ``evidence`` is then required: a JSON file from the bundle's benchmark run on
+    validation cases (e.g. ``benchmarks/spect.py --gate WORK``) holding ``candidate_sha256`` (must be the work
+    folder's ``model.pt``), ``shipped_sha256`` (must be the bundle's current file), ``metric`` and ``passed`` (the
+    paired difference candidate − shipped above 0 with its 95 % CI); the weights are promoted only if it passed.
 
     Returns ``{"promoted": bool, "metric", "candidate", "shipped", "relative_change", "reason", …}``; on promotion the
     metadata sha256 key is updated and ``models/<stem>.provenance.json`` is written. ``dry_run``: score only.
@@ -481,15 +508,27 @@ def promote(bundle: str | Path, work: str | Path, *, trust_config: bool = False,
                 old_sd = old_sd["ema"] if isinstance(old_sd, dict) and "ema" in old_sd and "model" in old_sd else old_sd
                 old, _ = _score(parser, old_sd, n_batches, batch_size, seed, shipped_pred)
             except RuntimeError as e:
-                raise WeightsError(f"{shipped}: does not fit this recipe's network ({str(e).splitlines()[0][:200]})") from None
+                if evidence is None:
+                    raise WeightsError(f"{shipped}: does not fit this recipe's network ({str(e).splitlines()[0][:200]}); a task change "
+                                       "is promoted only with --evidence FILE (the benchmark's validation comparison)") from None
+    task = None
+    if evidence is not None:
+        task = _task_evidence(evidence, cand, shipped)
     rel = None if old is None else (new - old) / abs(old) if old else float("inf")
     res = {"bundle": root.name, "work": str(w), "metric": metric, "candidate": new, "shipped": old, "relative_change": rel,
            "candidate_iterations": state.get("iteration"), "model_file": str(shipped), "promoted": False, "dry_run": dry_run}
-    if old is not None and not new < old:
+    if task is not None:
+        res.update(metric=task["metric"], shipped=None, relative_change=None, evidence=str(evidence), task_evidence=task["differences"])
+        if not task["passed"]:
+            res["reason"] = f"task-change evidence {evidence}: not passed (candidate − shipped does not clear 0 with its 95 % CI); missed"
+            return res
+        old = None
+    elif old is not None and not new < old:
         res["reason"] = (f"candidate {new:.6g} vs shipped {old:.6g}: {100 * rel:+.2f} % ({metric}); lower is better, "
                          f"missed by {new - old:.4g}")
         return res
-    res["reason"] = "no shipped weights" if old is None else f"candidate {new:.6g} < shipped {old:.6g} ({100 * rel:+.2f} %)"
+    res["reason"] = (f"task change: validation evidence {evidence} passed" if task is not None else "no shipped weights" if old is None
+                     else f"candidate {new:.6g} < shipped {old:.6g} ({100 * rel:+.2f} %)")
     if cand_pred != shipped_pred:
         res["reason"] += (f"; not promoted: the candidate predicts {cand_pred!r} but configs/inference.json builds its prior with "
                           f"prediction {shipped_pred!r} — set the prior's prediction (and sigma_data) there first, or the bundle would "
@@ -511,7 +550,8 @@ def promote(bundle: str | Path, work: str | Path, *, trust_config: bool = False,
             f.write(json.dumps(meta, indent=4, ensure_ascii=False) + "\n")
         os.chmod(tmpm, 0o644)
         os.replace(tmpm, meta_path)
-    prov = {"sha256": digest, "metadata_key": sha_key, "metric": metric, "candidate": new, "replaced": old, "recipe": state["recipe"],
+    prov = {"sha256": digest, "metadata_key": sha_key, "metric": res["metric"], "candidate": new, "replaced": old,
+            "task_evidence": None if task is None else {"file": str(evidence), **task}, "recipe": state["recipe"],
             "recipe_id": state.get("recipe_id"), "iterations": state.get("iteration"), "sessions": state.get("sessions"),
             "training_commands": [x.get("command") for x in state.get("sessions", [])], "promoted": _utc(), "commit": _commit()}
     _atomic_json(shipped.with_name(f"{shipped.stem}.provenance.json"), prov)

@@ -25,6 +25,12 @@ z-map of the Poisson residuals — an erased lesion, or activity the data do not
 them (:func:`~monai_diffrecon.recon.discrepancy.honour_counts`); the change it makes is reported as part of the posterior
 standard deviation, so the std map flags where prior and data disagree.
 
+Dose-adaptive defaults (``adaptive``): an ordered list of rules ``{"max_counts": C, "max_views": V, <settings>}``;
+the first rule whose bounds the study meets (total measured photopeak counts ≤ C, number of views ≤ V; a missing
+bound always holds) sets its ``<settings>`` (any of :data:`ADAPTIVE_KEYS`: warm start, steps, consistency strength,
+TV weight, …) for that call, so the user tunes nothing per study. The bundle's rules are chosen on validation
+phantoms over the 1–50 % dose × 1–9 view grid by ``benchmarks/spect_tune.py``.
+
 Works on full-dose data too (enhancement mode). The result is in the measured data's units (counts per voxel of
 this acquisition), so it can be written as a derived series next to the OSEM. The OSEM runs once per call, whatever
 ``num_samples``, and is returned as ``SamplerOutput.init`` ``(1, 1, X, Y, Z)``, so a workflow need not repeat it.
@@ -45,7 +51,10 @@ from monai_diffrecon.samplers.engine import DiffusionLoop, ddim_noise, diffpir_n
 
 # spect_scale, spect_condition, MU_REF: moved to monai_diffrecon.modalities.spect (shared with the training cohort),
 # re-exported here for the old import path
-__all__ = ["SPECT25D", "spect_scale", "spect_condition", "MU_REF"]
+__all__ = ["ADAPTIVE_KEYS", "SPECT25D", "spect_scale", "spect_condition", "MU_REF"]
+
+#: the settings a dose-adaptive rule may set
+ADAPTIVE_KEYS = ("num_steps", "eta", "t_start", "mlem_iterations", "prox_lam", "tv_weight", "honour_threshold")
 
 
 class SPECT25D(Sampler):
@@ -58,6 +67,7 @@ class SPECT25D(Sampler):
         z_context: σ (slices) of the z-smoothed copies of ``x_init`` added to the condition (default none).
         ct_channel: add the CT slice (HU) to the condition; the CT image comes with the call (``ct=``), else it is
             synthesised from the projector's μ-map.
+        adaptive: dose-adaptive rules (module doc); ``None``: the settings above for every study.
         honour_threshold: |z| of the count discrepancy above which a region is pulled to the data after sampling
             (``None`` disables); honour_iterations: OSEM passes (8 subsets) inside those regions.
         mlem_iterations: MLEM iterations per step (Poisson data consistency); 0 disables.
@@ -82,7 +92,7 @@ class SPECT25D(Sampler):
                  tv_3d: bool = False, init_iterations: int = 4, init_subsets: int = 8, shared_noise: bool = True,
                  conditional: bool = True, zeta: float | None = None, prox_lam: float | None = None,
                  t_start: float | None = None, sigma_y: None = None, z_context=(), ct_channel: bool = False,
-                 honour_threshold: float | None = 4.0, honour_iterations: int = 3) -> None:
+                 honour_threshold: float | None = 4.0, honour_iterations: int = 3, adaptive: list[dict] | None = None) -> None:
         super().__init__(prior)
         if sigma_y is not None:
             raise InvalidValueError(f"sigma_y: SPECT25D models Poisson counts (variance = mean), there is no Gaussian "
@@ -97,7 +107,20 @@ class SPECT25D(Sampler):
         if honour_threshold is not None and not honour_threshold > 0:
             raise InvalidValueError(f"honour_threshold: must be > 0 or None, got {honour_threshold}")
         self.honour_threshold, self.honour_iterations = honour_threshold, int(honour_iterations)
+        self.adaptive = [dict(r) for r in adaptive or []]
+        for r in self.adaptive:
+            bad = set(r) - set(ADAPTIVE_KEYS) - {"max_counts", "max_views"}
+            if bad:
+                raise InvalidValueError(f"adaptive: a rule may bound max_counts / max_views and set {', '.join(ADAPTIVE_KEYS)}; got {sorted(bad)}")
         self._data: dict = {}
+
+    def adaptive_settings(self, counts: float, views: int) -> dict:
+        """The settings the first matching ``adaptive`` rule gives a study of ``counts`` total photopeak counts and
+        ``views`` views (``{}`` when none matches: the constructor's settings)."""
+        for r in self.adaptive:
+            if (r.get("max_counts") is None or counts <= r["max_counts"]) and (r.get("max_views") is None or views <= r["max_views"]):
+                return {k: v for k, v in r.items() if k in ADAPTIVE_KEYS}
+        return {}
 
     def forward(self, y: torch.Tensor, operator, generator: torch.Generator | None = None, num_samples: int = 1,
                 progress: bool = True, additive: torch.Tensor | None = None, ct: torch.Tensor | None = None):
@@ -111,10 +134,16 @@ class SPECT25D(Sampler):
             if bool((additive < 0).any()) or not bool(torch.isfinite(additive).all()):
                 raise InvalidValueError("additive: the scatter estimate must be finite and ≥ 0")
         self._data = {"additive": additive, "ct": ct}
+        chosen = self.adaptive_settings(float(y.sum()), int(operator.num_views))
+        saved = {k: getattr(self, k) for k in chosen}
         try:
+            for k, v in chosen.items():
+                setattr(self, k, v)
             return super().forward(y, operator, generator, num_samples, progress)
         finally:
             self._data = {}
+            for k, v in saved.items():
+                setattr(self, k, v)
 
     def initialise(self, y: torch.Tensor, projector) -> torch.Tensor:
         """``x_init``: the OSEM of the measured counts ``y (1, 1, V, X, Z)`` with the full system model, ``(1, 1, X, Y,

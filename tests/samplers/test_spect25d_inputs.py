@@ -108,3 +108,29 @@ def test_counts_outrank_the_prior_and_the_disagreement_is_reported():
     assert float(off.std.max()) == 0.0 and float(on.std.max()) > 0  # one sample: the std is the disagreement alone
     with pytest.raises(InvalidValueError):
         SPECT25D(_prior(4), honour_threshold=0.0)
+
+
+def test_dose_adaptive_rules_pick_settings_from_counts_and_views_and_restore_them():
+    smp = SPECT25D(_prior(4), num_steps=2, init_iterations=1, init_subsets=2, honour_threshold=None,
+                   adaptive=[{"max_views": 3, "num_steps": 1, "t_start": None}, {"max_counts": 1000.0, "tv_weight": 0.05}])
+    assert smp.adaptive_settings(50.0, 2) == {"num_steps": 1, "t_start": None}  # the first matching rule wins
+    assert smp.adaptive_settings(50.0, 12) == {"tv_weight": 0.05}
+    assert smp.adaptive_settings(1e6, 12) == {}
+    P, y, _ = _problem()
+    seen = []
+    real = smp.sample_one
+
+    def spy(*a, **k):
+        seen.append((smp.num_steps, smp.tv_weight))
+        return real(*a, **k)
+
+    smp.sample_one = spy
+    with torch.no_grad():
+        smp(y, P, generator=torch.Generator().manual_seed(0), progress=False)  # 12 views, many counts: no rule
+        idx = torch.tensor([0, 4, 8])
+        smp(y[:, :, idx], P.select_views(idx), generator=torch.Generator().manual_seed(0), progress=False)  # 3 views
+        smp(torch.poisson(y / y.sum() * 500), P, generator=torch.Generator().manual_seed(0), progress=False)  # ~500 counts
+    assert seen == [(2, 0.002), (1, 0.002), (2, 0.05)]
+    assert (smp.num_steps, smp.t_start, smp.tv_weight) == (2, None, 0.002)  # the constructor's settings are back
+    with pytest.raises(InvalidValueError, match="adaptive"):
+        SPECT25D(_prior(4), adaptive=[{"max_views": 3, "init_iterations": 9}])

@@ -187,7 +187,18 @@ def load_prior(weights: str | None = None):
 
     if weights is None:
         return bundle_inferer(BUNDLE)
-    return bundle_inferer(BUNDLE, {"model_path": str(weights), "model_sha256": sha256_file(weights), **CANDIDATE})
+    return bundle_inferer(BUNDLE, {"model_path": str(weights), "model_sha256": sha256_file(weights), **candidate_settings()})
+
+
+def candidate_settings() -> dict:
+    """:data:`CANDIDATE` plus the sampler settings of ``results/spect_tune.json`` when it holds rules (its common
+    settings and its dose-adaptive rules: what the candidate would ship with)."""
+    tuned = ROOT / "results" / "spect_tune.json"
+    doc = json.loads(tuned.read_text()) if tuned.is_file() else {}
+    if not doc.get("rules"):
+        return dict(CANDIDATE)
+    base = {("num_steps" if k == "num_steps" else f"inferer#{k}"): v for k, v in doc["base"].items()}
+    return {**CANDIDATE, **base, "inferer#adaptive": doc["rules"]}
 
 
 def tune(n_val: int, sets, log) -> dict:
@@ -293,7 +304,7 @@ def gate(work: str, n_val: int, chosen: dict, sets, log) -> dict:
                        for k in ("psnr_heart_ref", "psnr_body_ref") for a, b in (("candidate", "shipped"), ("candidate", FILT), ("shipped", FILT))}
     passed = all(t["candidate - shipped (psnr_heart_ref)"]["low"] > 0 for t in table.values())
     doc = {"bundle": BUNDLE.name, "candidate_sha256": sha256_file(cand), "shipped_sha256": sha256_file(BUNDLE / "models" / "model.pt"),
-           "candidate_settings": CANDIDATE,
+           "candidate_settings": candidate_settings(),
            "metric": "heart PSNR against the full-dose reference (dB), validation phantoms; higher is better",
            "n_val": n_val, "differences": table, "passed": passed, "rows": rows,
            "command": f".venv/bin/python benchmarks/spect.py --gate {work} --gate-val {n_val}"}

@@ -163,6 +163,7 @@ def main() -> None:
     info.update(command=cmd)
     doc = {"run": info, "weights": a.weights or "the bundle's shipped model.pt", "rows": rows}
     out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(doc, indent=1, default=float))
     report(doc, out)
 

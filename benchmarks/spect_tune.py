@@ -15,10 +15,10 @@ warm start t₀, consistency strength = MLEM iterations and proximal weight, TV-
 setting with the same seed; OSEM + Gaussian filter is tuned on the same phantoms with its 24-setting grid
 (``spect.py``'s ``tune``), so the table shows where ours stands per setting.
 
-The rules: settings are grouped into regimes a study's own data identify — few views (≤ 3; ≤ 9) by the number of
-views, full-view acquisitions by their total photopeak counts (thresholds halfway, geometrically, between the
-validation counts of adjacent dose groups) — and each regime takes the configuration with the best mean objective
-over its settings. They are written to ``spect_tune.json``; ``--apply`` copies them into the bundle's
+The rules: settings are grouped into regimes a study's own data identify (``REGIMES``) — few views (≤ 3; ≤ 9) by the
+number of views, full-view acquisitions by their total photopeak counts (≤ 5 %, ≤ 25 %, more; thresholds halfway,
+geometrically, between the validation counts of adjacent dose groups) — and each regime takes the configuration with
+the best mean objective over its settings. They are written to ``spect_tune.json``; ``--apply`` copies them into the bundle's
 ``inference.json`` (settings common to every regime as the inferer's own, the rest as ``inferer#adaptive``; a test
 checks they agree). ``--set inferer#adaptive=null`` turns the rules off for a run.
 """
@@ -44,33 +44,37 @@ from monai_diffrecon.modalities.spect import REFERENCE, gaussian_filter3d
 from monai_diffrecon.recon.em import osem
 
 ROOT = Path(__file__).resolve().parent
-#: candidate configurations (over the sampler's constructor settings); 8 per setting, fewer than the baselines' 24
+#: candidate configurations (over the sampler's constructor settings); 9 per setting, fewer than the baselines' 24
 CONFIGS = {
     "noise, 3 steps, MLEM×2 prox 0.3": {"t_start": None, "num_steps": 3, "mlem_iterations": 2, "prox_lam": 0.3, "tv_weight": 0.002},
     "noise, 3 steps, MLEM×1 prox 0.3": {"t_start": None, "num_steps": 3, "mlem_iterations": 1, "prox_lam": 0.3, "tv_weight": 0.002},
     "noise, 3 steps, MLEM×2 prox 1": {"t_start": None, "num_steps": 3, "mlem_iterations": 2, "prox_lam": 1.0, "tv_weight": 0.002},
     "noise, 3 steps, MLEM×2 prox 0.3, TV 0.01": {"t_start": None, "num_steps": 3, "mlem_iterations": 2, "prox_lam": 0.3, "tv_weight": 0.01},
     "noise, 3 steps, MLEM×1 prox 1, TV 0.01": {"t_start": None, "num_steps": 3, "mlem_iterations": 1, "prox_lam": 1.0, "tv_weight": 0.01},
-    "noise, 2 steps, MLEM×2 prox 0.3": {"t_start": None, "num_steps": 2, "mlem_iterations": 2, "prox_lam": 0.3, "tv_weight": 0.002},
-    "noise, 5 steps, MLEM×2 prox 0.3": {"t_start": None, "num_steps": 5, "mlem_iterations": 2, "prox_lam": 0.3, "tv_weight": 0.002},
-    "t₀ 500, 3 steps, MLEM×2 prox 0.3": {"t_start": 500, "num_steps": 3, "mlem_iterations": 2, "prox_lam": 0.3, "tv_weight": 0.002},
+    "noise, 3 steps, MLEM×1 prox 3, TV 0.01": {"t_start": None, "num_steps": 3, "mlem_iterations": 1, "prox_lam": 3.0, "tv_weight": 0.01},
+    "noise, 3 steps, no MLEM, TV 0.01": {"t_start": None, "num_steps": 3, "mlem_iterations": 0, "prox_lam": 0.3, "tv_weight": 0.01},
+    "noise, 3 steps, MLEM×4 prox 0.1": {"t_start": None, "num_steps": 3, "mlem_iterations": 4, "prox_lam": 0.1, "tv_weight": 0.002},
+    "t₀ 200, 3 steps, MLEM×4 prox 0.1": {"t_start": 200, "num_steps": 3, "mlem_iterations": 4, "prox_lam": 0.1, "tv_weight": 0.002},
 }
-#: regimes: (name, settings in it, bound kind)
+#: regimes (name, settings in it, bound kind), in rule order: few views by the number of views, then full-view
+#: acquisitions by their counts; the last regime takes every other study
 REGIMES = [("≤ 3 views", ("1 view", "3 views"), "views"), ("≤ 9 views", ("5 views", "9 views"), "views"),
-           ("low counts (≤ 5 % dose)", ("dose 1%", "dose 5%"), "counts"), ("other", ("dose 10%", "dose 25%", "dose 50%"), None)]
+           ("≤ 5 % dose", ("dose 1%", "dose 5%"), "counts"), ("≤ 25 % dose", ("dose 10%", "dose 25%"), "counts"),
+           ("higher counts", ("dose 50%",), None)]
 
 
 def rules_from(best_of: dict[str, str], counts: dict[str, float]) -> list[dict]:
     """The ordered ``adaptive`` rules of :class:`~monai_diffrecon.samplers.SPECT25D` from each regime's chosen
-    configuration ``best_of`` and the validation mean counts per setting."""
+    configuration ``best_of`` and the validation mean counts per setting: a count bound lies halfway (geometrically)
+    between the regime's highest mean count and the next full-view regime's lowest."""
     out = []
-    for name, members, kind in REGIMES:
+    for i, (name, members, kind) in enumerate(REGIMES):
         rule = {}
         if kind == "views":
             rule["max_views"] = max(int(s.split()[0]) for s in members)
         elif kind == "counts":
             lo = max(counts[s] for s in members)
-            hi = min(counts[s] for n, m, k in REGIMES if k is None for s in m)
+            hi = min(counts[s] for s in REGIMES[i + 1][1])
             rule["max_counts"] = float(f"{math.sqrt(lo * hi):.3g}")
         out.append({**rule, **CONFIGS[best_of[name]]})
     return out

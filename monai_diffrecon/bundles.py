@@ -119,16 +119,21 @@ def bundle_prior(name_or_path: str | Path, trust_config: bool = False):
     return prior
 
 
-def bundle_inferer(name_or_path: str | Path, overrides: dict | None = None, trust_config: bool = False):
+def bundle_inferer(name_or_path: str | Path, overrides: dict | None = None, trust_config: bool = False, config: str = "inference"):
     """The sampler a bundle's ``inference.json`` defines (its ``inferer`` item, with the bundle's verified weights and
     defaults), without running the bundle — what benchmarks score, so they measure exactly what a user runs.
-    ``overrides``: config ids → values (e.g. ``{"model_path": ..., "model_sha256": ...}`` for candidate weights)."""
+    ``overrides``: config ids → values (e.g. ``{"model_path": ..., "model_sha256": ...}`` for candidate weights);
+    ``config``: another inference config (an overlay such as ``inference_phantom_target`` is read over its base)."""
     from monai.bundle import ConfigParser
 
     root = bundle_path(name_or_path, trust_config)
+    files = [root / "configs" / f"{c}.json" for c in ([OVERLAYS[config], config] if config in OVERLAYS else [config])]
+    for cfg in files:
+        if not cfg.is_file():
+            raise InvalidValueError(f"{cfg}: no such config")
     parser = ConfigParser()
     parser.read_meta(str(root / "configs" / "metadata.json"))
-    parser.read_config(str(root / "configs" / "inference.json"))
+    parser.read_config([str(f) for f in files])
     parser["bundle_root"] = str(root)
     for k, v in (overrides or {}).items():
         parser[k] = v
@@ -203,6 +208,13 @@ def verify_bundle(name_or_path: str | Path, schema: str | Path | None = None) ->
     else:
         got = sha256_file(model)
         out["weights"] = "ok" if got == meta.get("model_sha256") else f"sha256 {got} != metadata {meta.get('model_sha256')!r}"
+    for key in sorted(k for k in meta if k.endswith("_sha256") and k != "model_sha256"):  # further weights: <stem>_sha256 → models/<stem>.pt
+        extra = root / "models" / f"{key[: -len('_sha256')]}.pt"
+        if extra.is_file():
+            got = sha256_file(extra)
+            out[f"weights {extra.name}"] = "ok" if got == meta[key] else f"sha256 {got} != metadata {meta[key]!r}"
+        else:
+            out[f"weights {extra.name}"] = f"models/{extra.name} missing (metadata {key})"
     try:
         from monai.bundle import verify_net_in_out
 

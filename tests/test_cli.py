@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -12,12 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from monai_diffrecon.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_PARTIAL, main
 from monai_diffrecon.cohort import shard
 from monai_diffrecon.data.spect_study import simulate_spect_study
-from tests.conftest import case_dirs
+from tests.conftest import case_dirs, spect_tiny_weights
 
 
 def test_help_lists_examples_and_exit_codes(capsys):
@@ -105,12 +103,8 @@ def cohort(tmp_path_factory):
     broken = root / "broken"
     broken.mkdir()
     (broken / "x.dcm").write_bytes(b"not dicom")
-    from monai_diffrecon.networks import diffusion_unet
-
-    torch.manual_seed(0)
-    w = root / "tiny.pt"
-    torch.save(diffusion_unet(2, 1, cond_channels=4, size="tiny").state_dict(), w)
-    sets = ["--set", f"model_path={w}", "--set", f"model_sha256={hashlib.sha256(w.read_bytes()).hexdigest()}",
+    w, sha = spect_tiny_weights(root / "tiny.pt")
+    sets = ["--set", f"model_path={w}", "--set", f"model_sha256={sha}",
             "--set", "network_def#size=tiny", "--set", "inferer#init_iterations=1", "--steps", "1", "--quiet"]
     (root / "good.json").write_text(json.dumps(dirs))
     (root / "mixed.json").write_text(json.dumps([dirs[0], "broken", dirs[1]]))

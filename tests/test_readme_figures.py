@@ -59,3 +59,13 @@ def test_bundle_readme_result_blocks_are_copied_from_the_results_files():
     script = ROOT / "benchmarks" / "fill_bundle_docs.py"
     r = subprocess.run([sys.executable, str(script), "--check"], check=False, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert r.returncode == 0, f"run `.venv/bin/python benchmarks/fill_bundle_docs.py`: {r.stdout[-2000:]}{r.stderr[-2000:]}"
+
+
+def test_spect_bundle_ships_the_validation_tuned_dose_adaptive_rules():
+    """The SPECT bundle's sampler settings are the ones ``benchmarks/spect_tune.py`` chose on validation phantoms
+    (``--apply`` copies them; issue 23, item 5): the common settings as the inferer's own, the rest as its rules."""
+    tuned = json.loads((ROOT / "benchmarks" / "results" / "spect_tune.json").read_text())
+    cfg = json.loads((ROOT / "bundles" / "spect_cardiac_diffusion" / "configs" / "inference.json").read_text())
+    assert tuned["rules"] and cfg["inferer"]["adaptive"] == tuned["rules"]
+    for k, v in tuned["base"].items():
+        assert (cfg["num_steps"] if k == "num_steps" else cfg["inferer"][k]) == v, k

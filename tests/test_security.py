@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pydicom
 import pytest
-import torch
 
 from monai_diffrecon.errors import DicomError, WeightsError
-from tests.conftest import case_dirs
+from tests.conftest import case_dirs, spect_tiny_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 CANARY = {"PatientName": "CANARYZEBRA^QUOKKA", "PatientID": "CANARY7741ID", "PatientBirthDate": "19010203"}
@@ -89,12 +88,9 @@ def _canary_study(tmp_path_factory):
 
 
 def test_phi_canary_never_leaves_the_dicom(tmp_path_factory, tmp_path, capfd):
-    from monai_diffrecon.networks import diffusion_unet
 
     study = _canary_study(tmp_path_factory)
-    torch.manual_seed(0)
-    w = tmp_path / "tiny.pt"
-    torch.save(diffusion_unet(2, 1, cond_channels=4, size="tiny").state_dict(), w)
+    w, _ = spect_tiny_weights(tmp_path / "tiny.pt")
     import logging
 
     # earlier tests may have detached loggers from the root (MONAI's get_logger sets propagate=False with its own

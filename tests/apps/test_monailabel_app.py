@@ -7,7 +7,6 @@ Without that environment the server test is skipped, unless ``DIFFRECON_REQUIRE_
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -22,9 +21,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 
 from monai_diffrecon.bundles import run_bundle
+from tests.conftest import spect_tiny_weights
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "apps" / "monailabel"
@@ -51,12 +50,9 @@ def app_lib():
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, study, app_lib):
-    from monai_diffrecon.networks import diffusion_unet
 
-    torch.manual_seed(0)
-    w = tmp_path_factory.mktemp("w") / "tiny.pt"
-    torch.save(diffusion_unet(2, 1, cond_channels=4, size="tiny").state_dict(), w)
-    sets = {"model_path": str(w), "model_sha256": hashlib.sha256(w.read_bytes()).hexdigest(), "network_def#size": "tiny",
+    w, sha = spect_tiny_weights(tmp_path_factory.mktemp("w") / "tiny.pt")
+    sets = {"model_path": str(w), "model_sha256": sha, "network_def#size": "tiny",
             "inferer#init_iterations": 1}
     ref = tmp_path_factory.mktemp("ref") / "out"
     run_bundle("spect_cardiac_diffusion", input_dir=str(study.nm_file.parent.parent), output_dir=str(ref), num_steps=1, seed=3,

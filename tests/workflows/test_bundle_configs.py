@@ -16,7 +16,7 @@ import torch
 
 from monai_diffrecon.bundles import BUNDLES_DIR, bundle_path, list_bundles, net_forward_args, run_bundle
 from monai_diffrecon.errors import InvalidValueError
-from tests.conftest import case_dirs
+from tests.conftest import case_dirs, spect_tiny_weights
 
 from ..io.dicomtools import dciodvfy_errors
 
@@ -88,12 +88,7 @@ def test_bundle_layout_weights_and_targets(name):
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory):
     """A random tiny network in place of the shipped weights: the smoke tests exercise the configs, not the model."""
-    from monai_diffrecon.networks import diffusion_unet
-
-    torch.manual_seed(0)
-    p = tmp_path_factory.mktemp("w") / "tiny.pt"
-    torch.save(diffusion_unet(2, 1, cond_channels=4, size="tiny").state_dict(), p)
-    return p, _sha256(p)
+    return spect_tiny_weights(tmp_path_factory.mktemp("w") / "tiny.pt")
 
 
 def _targets(node):
@@ -156,6 +151,21 @@ def test_spect_inference_refuses_wrong_weights(study, tiny_weights, tmp_path):
         run_bundle("spect_cardiac_diffusion", input_dir=str(study.nm_file.parent.parent), output_dir=str(tmp_path / "o"),
                    model_path=str(p), model_sha256="0" * 64, **{"network_def#size": "tiny"}, num_steps=1, progress=False)
     assert not (tmp_path / "o").exists()
+
+
+def test_spect_phantom_target_option_runs_with_its_own_weights_and_settings(study, tmp_path):
+    """The v1 phantom-target network stays as a labelled second option (issue 23): ``--config
+    inference_phantom_target`` reads it over inference.json with its own weights (sha256 checked), condition and
+    sampler settings, and none of the default's dose-adaptive rules."""
+    from monai_diffrecon.bundles import bundle_inferer
+
+    smp = bundle_inferer("spect_cardiac_diffusion", config="inference_phantom_target")
+    assert smp.neighbours == 1 and smp.z_context == () and not smp.ct_channel and smp.t_start == 300 and not smp.adaptive
+    assert smp.prior.parameterization.prediction == "epsilon"
+    out = tmp_path / "v1"
+    metrics = run_bundle("spect_cardiac_diffusion", "inference_phantom_target", input_dir=str(study.nm_file.parent.parent),
+                         output_dir=str(out), num_steps=1, progress=False, **{"inferer#init_iterations": 1})
+    assert metrics[0]["nfe"] == 1 and (case_dirs(out)[0] / "recon.nii.gz").is_file()
 
 
 def test_spect_monai_bundle_cli_runs_inference(study, tiny_weights, tmp_path):

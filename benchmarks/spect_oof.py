@@ -158,7 +158,8 @@ def main() -> None:
         print(f"[{time.perf_counter() - t0:7.0f} s] {msg}", flush=True)
 
     rows = run(a.n, a.weights, log)
-    cmd = f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/spect_oof.py --n {a.n}" + (f" --weights {a.weights}" if a.weights else "")
+    cmd = (f"OMP_NUM_THREADS={a.threads} .venv/bin/python benchmarks/spect_oof.py --n {a.n}" + (f" --threads {a.threads}" if a.threads != 1 else "")
+           + (f" --weights {a.weights}" if a.weights else ""))
     info = run_info(t0, argv=cmd.split())
     info.update(command=cmd)
     doc = {"run": info, "weights": a.weights or "the bundle's shipped model.pt", "rows": rows}

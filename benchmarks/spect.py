@@ -435,6 +435,7 @@ def report(doc: dict, sets, out: Path) -> None:
                ("psnr_body", "PSNR body vs phantom (dB)"), ("segment_agreement", "segment-score agreement"),
                ("segment_abs_diff", "mean |Δ segment| (% of peak)")]
     methods = [PLAIN, FILT, TV, OURS]
+    ref_polar = {r["phantom"]: r["polar"] for r in rows if r["setting"] == FULL and r["method"] == REF}
     for name, _, _ in sets:
         lines += [f"## {name}", "", "| method | " + " | ".join(lbl for _, lbl in metrics) + " | summed-score AUC | χ²/bin | s / study | NFE |",
                   "|---|" + "---|" * (len(metrics) + 4)]
@@ -449,6 +450,13 @@ def report(doc: dict, sets, out: Path) -> None:
             cells += [f"{a:.2f} [{lo:.2f}, {hi:.2f}]", f"{np.mean([r['chi2'] for r in rs]):.2f}", f"{np.mean([r['seconds'] for r in rs]):.1f}",
                       str(rs[0]["nfe"])]
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        within = []
+        for m in methods:
+            ok = [abs(a - b) <= 5.0 for r in rows if r["setting"] == name and r["method"] == m
+                  for a, b in zip(r["polar"], ref_polar[r["phantom"]])]
+            within.append(f"{m} {100 * np.mean(ok):.0f} %")
+        lines += ["", "Polar-map segments within ±5 % (of peak) of the full-dose reference's polar map, over all phantoms' "
+                  "17 segments (target ≥ 90 %): " + ", ".join(within) + "."]
         lines += ["", "Paired differences (ours − each baseline; positive = ours better):", ""]
         for b in (PLAIN, FILT, TV):
             parts = []

@@ -30,7 +30,7 @@ from monai_diffrecon.physics.functional.devices import rand, randint
 from monai_diffrecon.errors import DependencyError, InvalidValueError
 from monai_diffrecon.modalities.mri import acs_scale  # noqa: F401  (moved there; the old import path still works)
 
-__all__ = ["mr_phantom", "real_mr_slices", "simulate_multicoil", "MultiCoilSample", "write_mri_dataset", "smooth_field"]
+__all__ = ["mr_phantom", "real_mr_slices", "simulate_multicoil", "MultiCoilSample", "write_mri_dataset", "smooth_field", "wheel_training_slices"]
 
 
 def _coords(n: int) -> torch.Tensor:
@@ -142,18 +142,20 @@ def simulate_multicoil(
     mask_type: str = "random",
     noise_sigma: float = 0.01,
     generator: torch.Generator | None = None,
+    coil_radius: float = 1.5,
 ) -> MultiCoilSample:
     """Simulate multi-coil undersampled k-space for complex images ``(S, H, W)`` or ``(S, 1, H, W)``.
 
     Args:
         mask_type: ``"random"`` (uniform random lines + ACS), ``"equispaced"`` or ``"poisson"`` (2D variable density).
         noise_sigma: std of the real and imaginary noise per k-space sample (orthonormal FFT ⇒ same scale as image).
+        coil_radius: the birdcage's radius relative to the field of view (smaller: more localised coils).
     """
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     x = images if images.ndim == 4 else images[:, None]
     x = x.to(torch.complex64)
     S, _, H, W = x.shape
-    maps = birdcage_maps(coils, (H, W))
+    maps = birdcage_maps(coils, (H, W), radius=coil_radius)
     if mask_type == "random":
         mask = random_lines_mask(W, acceleration, center_lines, generator=g)
     elif mask_type == "equispaced":
@@ -311,3 +313,32 @@ def mni_mr_slices(split: str, n: int, size: int = 128, seed: int = 0, augment: b
     out = [mni_mr_slice(vols, zs[int(randint(0, len(zs), (1,), g))], g, augment=aug) for _ in range(n)]
     return torch.stack(out)
 
+
+
+def wheel_training_slices(n: int, size: int = 128, seed: int = 0, phase_scale: float = 1.5, bias: float = 0.3) -> torch.Tensor:
+    """``n`` complex training slices ``(n, size, size)`` drawn from the real MR data inside installed wheels
+    (:func:`~monai_diffrecon.data.mr_wheels.wheel_mr_slices`; none is held out), each augmented: a random flip and
+    quarter turn, zero-padded to a square, resized to ``size²`` with a random zoom of 0.85–1.0 (padding the rest),
+    a smooth bias field and a smooth phase; normalised to max 1. Deterministic in ``seed``."""
+    from monai_diffrecon.data.mr_wheels import wheel_mr_slices
+
+    pool = [a for _, a in wheel_mr_slices()]
+    if not pool:
+        raise DependencyError("no real MR training data found: install the 'train' extra (matplotlib, nibabel, heudiconv)")
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        t = torch.from_numpy(pool[int(randint(0, len(pool), (1,), g))].copy())
+        if float(rand((), g)) < 0.5:
+            t = t.flip(-1)
+        t = torch.rot90(t, int(randint(0, 4, (1,), g)), (0, 1))
+        m = max(t.shape)
+        t = torch.nn.functional.pad(t, ((m - t.shape[1]) // 2, (m - t.shape[1] + 1) // 2, (m - t.shape[0]) // 2, (m - t.shape[0] + 1) // 2))
+        inner = max(8, int(round(size * (0.85 + 0.15 * float(rand((), g))))))
+        t = torch.nn.functional.interpolate(t[None, None], size=(inner, inner), mode="bilinear", align_corners=False)[0, 0]
+        lo = (size - inner) // 2
+        t = torch.nn.functional.pad(t, (lo, size - inner - lo, lo, size - inner - lo)).clamp_min(0)
+        t = t * (1 + bias * smooth_field((size, size), 2, 1.0, g)).clamp_min(0.2)
+        t = t / t.max().clamp_min(1e-12)
+        out.append(torch.polar(t, phase_scale * smooth_field((size, size), 2, 1.0, g)))
+    return torch.stack(out)

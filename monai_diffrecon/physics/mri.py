@@ -89,6 +89,7 @@ class MultiCoilMRI(LinearOperator):
             a = ai.reshape(shape) if a is None else a * ai.reshape(shape)
             b = bi.reshape(shape) if b is None else b * bi.reshape(shape)
         self.register_buffer("_maps_mod", self.coil_maps * a, persistent=False)
+        self.register_buffer("_post", b, persistent=False)
         self.register_buffer("_mask_mod", self.mask.to(cd) * b, persistent=False)
 
     @property
@@ -107,6 +108,29 @@ class MultiCoilMRI(LinearOperator):
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
         maps = self._like(self._maps_mod, y)
         return (maps.conj() * self._ifft(self._like(self._mask_mod, y).conj() * y)).sum(1, keepdim=True)
+
+    # ------------------------------------------------------------------ the multi-coil k-space domain (MSM, SelfDB)
+    def expand(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The full multi-coil k-space of an image, ``F(S ⊙ x)`` (complex ``(B, C, …)``), times ``mask`` if given — the
+        measurement domain ``z = F S x`` of MSM (arXiv 2505.11853) whatever this operator's own mask is."""
+        x = self.check_input(x)
+        k = self._like(self._post, x) * self._fft(self._like(self._maps_mod, x) * x)
+        return k if mask is None else mask.to(k.real.dtype) * k
+
+    def combine(self, k: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Coil combination of multi-coil k-space, ``Σ_c conj(S_c) ⊙ Fᴴ(k_c)`` (times ``mask`` first, if given) — the
+        left inverse of :meth:`expand` for maps with ``Σ_c |S_c|² = 1``; with this operator's 0/1 mask it is the
+        adjoint. Complex ``(B, C, …)`` → ``(B, 1, …)``."""
+        k = self.check_output(k)
+        if mask is not None:
+            k = mask.to(k.real.dtype) * k
+        maps = self._like(self._maps_mod, k)
+        return (maps.conj() * self._ifft(self._like(self._post, k).conj() * k)).sum(1, keepdim=True)
+
+    def restrict(self, mask: torch.Tensor) -> "MultiCoilMRI":
+        """The same coils on another sampling mask (e.g. MSM's partial-measurement masks ``S_i``, SelfDB's sub-masks
+        ``M̄ ⊂ M``); the mask is taken as given (not intersected with this operator's)."""
+        return MultiCoilMRI(self.coil_maps, mask)
 
     def normal(self, x: torch.Tensor) -> torch.Tensor:
         x = self.check_input(x)

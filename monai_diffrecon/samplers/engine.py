@@ -11,6 +11,12 @@ from an intermediate ``t*``):
    (``s² = ζ(1 − ᾱ_t')``);
 4. optional guidance (DPS): ``x_t' ← x_t' − ζ_t ∇_{x_t} ‖y − A x̂₀(x_t)‖``, the only case with gradients on.
 
+A sampler whose x̂₀ is not one network call on ``x_t`` supplies an ``estimator`` instead of step 1: MSM (arXiv
+2505.11853, Algorithm 1) aggregates w partial-measurement estimates per step and re-noises ``x_t`` on each partial mask
+inside the step; the estimator returns the updated ``x_t`` with its x̂₀, and steps 2–3 run unchanged. Complex states
+(multi-coil k-space) draw complex noise whose real and imaginary parts are each N(0, 1), the per-channel noise of a
+2-channel image diffusion.
+
 The update is written here instead of calling ``scheduler.step()`` because MONAI 1.6's steppers assume a step
 size other than the one ``set_timesteps`` produces: ``DDIMScheduler.step`` moves to ``t − T // N`` while the
 next timestep is ``t − (T−1)/(N−1)`` (e.g. 999 → 899 then evaluates at 888 for N = 10), and
@@ -26,6 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from monai_diffrecon.diffusion.schedule import timestep_sequence
+from monai_diffrecon.errors import InvalidValueError
 from monai_diffrecon.physics.functional.devices import randn
 
 __all__ = ["DiffusionLoop", "ddim_noise", "diffpir_noise", "dps_guidance"]
@@ -89,20 +96,29 @@ class DiffusionLoop:
         noise: ``(ᾱ_t, ᾱ_t') → s`` (:func:`ddim_noise` / :func:`diffpir_noise`).
         guidance: ``(x_t, x̂₀, state) → correction`` subtracted after the step (enables autograd through ε_θ).
         shared_noise: draw one noise image per step for the whole batch (slices of a volume).
+        estimator: ``(x_t, t, t', ᾱ_t, ᾱ_t', generator, counter) → (x_t, x̂₀)`` replacing the network call of step 1
+            (module doc); it counts its own network calls. Not combined with ``guidance``.
     """
 
     def __init__(self, prior, x0_steps: Sequence = (), noise: Callable | None = None, guidance: Callable | None = None,
-                 shared_noise: bool = False) -> None:
+                 shared_noise: bool = False, estimator: Callable | None = None) -> None:
+        if estimator is not None and guidance is not None:
+            raise InvalidValueError("DiffusionLoop: an estimator and a guidance term cannot be combined")
         self.prior = prior
         self.x0_steps = list(x0_steps)
         self.noise = noise if noise is not None else ddim_noise(1.0)
         self.guidance = guidance
         self.shared_noise = shared_noise
+        self.estimator = estimator
 
     def draw(self, shape, generator: torch.Generator, dtype, device=None) -> torch.Tensor:
         """Standard normal noise on ``device`` (``None``: the generator's); with ``shared_noise`` one draw is shared
         by the whole batch (DDPET-3D's trick for the slices of one volume processed as a batch). Drawn on the
-        generator's device, then moved: the same stream on every device."""
+        generator's device, then moved: the same stream on every device. A complex ``dtype`` draws real and imaginary
+        parts each N(0, 1)."""
+        if dtype.is_complex:
+            real = torch.float64 if dtype == torch.complex128 else torch.float32
+            return torch.complex(self.draw(shape, generator, real, device), self.draw(shape, generator, real, device))
         if self.shared_noise:
             return randn((1, *shape[1:]), generator, dtype=dtype, device=device).expand(shape)
         return randn(shape, generator, dtype=dtype, device=device)
@@ -136,12 +152,15 @@ class DiffusionLoop:
             a = self.prior.alpha_bar(t, x_t)
             a_prev = self.prior.alpha_bar(t_prev, x_t)
             need_grad = self.guidance is not None
-            with torch.set_grad_enabled(need_grad):
-                x_in = x_t.detach().requires_grad_(need_grad)
-                eps = self.prior.eps(x_in, t, cond)
-                x0 = (x_in - torch.sqrt(1 - a) * eps) / torch.sqrt(a)
-            if counter is not None:
-                counter += 1
+            if self.estimator is not None:
+                x_t, x0 = self.estimator(x_t, t, t_prev, a, a_prev, generator, counter)
+            else:
+                with torch.set_grad_enabled(need_grad):
+                    x_in = x_t.detach().requires_grad_(need_grad)
+                    eps = self.prior.eps(x_in, t, cond)
+                    x0 = (x_in - torch.sqrt(1 - a) * eps) / torch.sqrt(a)
+                if counter is not None:
+                    counter += 1
             state = {"x0": x0.detach(), "y": y, "operator": operator, "x_t": x_t, "t": t, "alpha_bar": a,
                      "alpha_bar_prev": a_prev, "sigma_t": torch.sqrt((1 - a) / a), "step": i, "num_steps": len(targets),
                      "cond": cond}

@@ -8,19 +8,23 @@ covered in this step), denoises the partial measurement ``S_i z_t`` with the net
 noise of the step that led to t, as the reference code does) and writes it back into ``z_t``. The estimates are aggregated with coverage weights ``W = 1/max(C, 1)`` (``C`` the count
 of loops that covered a line; lines never covered keep the previous estimate), and one DDIM step takes ``z_t`` to
 ``z_{t−1}``. The image is ``x = Sᴴ Fᴴ ẑ`` of the last estimate. NFE = steps × w.
+
+Everything goes through the operator and the engine: the partial masks are ``operator.restrict(S_i)`` (forward = the
+partial measurement of an image, adjoint = the network's zero-filled input), ``operator.expand``/``combine`` move
+between image and full multi-coil k-space, and the DDIM step is :class:`~monai_diffrecon.samplers.engine.DiffusionLoop`'s
+with MSM's loops as its x̂₀ estimator. The prior answers in its own parameterisation (ε or EDM), so weights trained with
+either recipe sample alike.
 """
 
 from __future__ import annotations
 
 import torch
-from tqdm.auto import tqdm
 
-from monai_diffrecon.diffusion.schedule import timestep_sequence
 from monai_diffrecon.errors import InvalidValueError, ShapeError
-from monai_diffrecon.modalities.mri import msm_x0
 from monai_diffrecon.physics.functional.devices import rand
-from monai_diffrecon.physics.functional.sense import complex_randn, sense_combine, sense_expand
+from monai_diffrecon.physics.functional.sense import channels_to_complex, complex_randn, complex_to_channels
 from monai_diffrecon.samplers.base import Sampler, check_sigma_y
+from monai_diffrecon.samplers.engine import DiffusionLoop, ddim_noise
 
 __all__ = ["MSMSampler", "draw_training_mask"]
 
@@ -93,8 +97,11 @@ class MSMSampler(Sampler):
         s2 = (1 - a) / a
         return self.gamma * s2 / (s2 + self.sigma_y**2)
 
-    def _x0(self, s_t, mask, maps, t, a):
-        x0 = msm_x0(self.prior.eps, s_t, mask, maps, t, a)  # the trainer's estimate, with the prior's ε
+    def _x0(self, A_i, s_t, t):
+        """x̂₀ from the partial measurement ``s_t`` on ``A_i``'s mask: the prior's Tweedie estimate on the zero-filled
+        coil combination ``u = A_iᴴ s_t`` (MSM's network input, :func:`~monai_diffrecon.modalities.mri.msm_x0`), x̂₀
+        magnitudes clipped to ``clip``."""
+        x0 = channels_to_complex(self.prior.x0(complex_to_channels(A_i.adjoint(s_t)), t))
         if self.clip is not None:
             mag = x0.abs()
             x0 = x0 * (mag.clamp(max=self.clip) / mag.clamp_min(1e-12))
@@ -110,24 +117,18 @@ class MSMSampler(Sampler):
 
         return cg_sense(operator, y.to(torch.complex64), 0.0, self.init_iters).to(torch.complex64)
 
-    def sample_one(self, y, operator, generator, counter, progress, init=None):
-        maps = operator.coil_maps.to(torch.complex64)
+    def estimator(self, y, operator, z_hat=None):
+        """The per-step x̂₀ of Algorithm 1 for :class:`~monai_diffrecon.samplers.engine.DiffusionLoop`: w loops over
+        partial masks ``S_i`` (each an ``operator.restrict(S_i)``), each a partial denoise, the data step on the
+        acquired lines, and the re-noising of ``z_t`` on ``S_i``; the estimates aggregated with coverage weights (lines
+        never covered keep the previous estimate, initially ``z_hat``: the warm start's k-space, or 0); after the last
+        step, the final data step. Returns ``(z_t, ẑ)``; the engine then takes the DDIM(η) step."""
         acq = operator.mask.float()
-        if y is None or not y.is_complex():
-            raise ShapeError("y: complex multi-coil k-space (B, C, H, W) expected")
-        B, C, H, W = y.shape
-        y = y.to(torch.complex64)
-        z = complex_randn((B, C, H, W), generator, device=y.device)
-        z_hat = torch.zeros_like(z)
-        steps = timestep_sequence(self.prior.scheduler, self.num_steps, self.t_start).tolist()
-        if self.t_start is not None:
-            z_hat = sense_expand(init if init is not None else self.initialise(y, operator), maps)
-            a0 = self.prior.alpha_bar(steps[0], z.real)
-            z = torch.sqrt(a0) * z_hat + torch.sqrt(1 - a0) * z
-        a_up = torch.zeros_like(self.prior.alpha_bar(steps[0], z.real))  # ᾱ of the step before (0 before the first)
-        for t, t_prev in tqdm(list(zip(steps, steps[1:] + [-1.0])), desc="MSM", disable=not progress, leave=False):
-            a = self.prior.alpha_bar(t, z.real)
-            a_prev = self.prior.alpha_bar(t_prev, z.real) if t_prev >= 0 else torch.ones_like(a)
+        W = y.shape[-1]
+        state = {"z_hat": torch.zeros_like(y) if z_hat is None else z_hat, "a_up": None}
+
+        def estimate(z, t, t_prev, a, a_prev, generator, counter):
+            a_up = state["a_up"] if state["a_up"] is not None else torch.zeros_like(a)  # ᾱ of the step before (0 first)
             # in-loop re-noising: the DDIM(η) noise of the step that led to t (from ᾱ_up to ᾱ_t), as the reference code
             # does — small for fine step grids; the full η here would shrink the sample variance at every loop
             s_in = self.eta * torch.sqrt(((1 - a) / (1 - a_up)) * (1 - a_up / a).clamp_min(0))
@@ -135,10 +136,10 @@ class MSMSampler(Sampler):
             cover = torch.zeros(1, 1, 1, W, device=z.device)
             for _ in range(self.loops):
                 S = draw_training_mask(W, self.acceleration, self.center_lines, generator, uncovered=cover.reshape(-1) == 0, device=z.device)
+                A_i = operator.restrict(S)
                 s_t = S * z
-                x0 = self._x0(s_t, S, maps, t, a)
+                s_hat = A_i(self._x0(A_i, s_t, t))
                 counter += 1
-                s_hat = sense_expand(x0, maps, S)
                 if self.gamma:
                     s_hat = S * (s_hat - self.data_weight(a) * acq * (s_hat - y))
                 eps_k = (s_t - torch.sqrt(a) * s_hat) / torch.sqrt(1 - a)
@@ -146,17 +147,28 @@ class MSMSampler(Sampler):
                 z = S * renoised + (1 - S) * z
                 acc = acc + s_hat
                 cover = cover + S
-            z_hat = torch.where(cover > 0, acc / cover.clamp_min(1), z_hat)
-            if t_prev < 0:
-                break
-            eps_z = (z - torch.sqrt(a) * z_hat) / torch.sqrt(1 - a)
-            # DDIM(η) (arXiv 2010.02502 eq. 16). The paper's code uses c1 = η√(1−ᾱ'), c2 = √(1−ᾱ')√(1−η²) instead,
-            # which under-disperses more (closed-form Gaussian: variance −36 % vs −18 % at 50 steps, tests/samplers)
-            c1 = self.eta * torch.sqrt((1 - a_prev) * (1 - a / a_prev).clamp_min(0) / (1 - a))
-            c2 = torch.sqrt((1 - a_prev - c1**2).clamp_min(0))
-            z = torch.sqrt(a_prev) * z_hat + c2 * eps_z + c1 * complex_randn(z.shape, generator, device=z.device)
-            a_up = a
-        if self.gamma:  # final data consistency on the acquired lines (noisy data: those the last loops did not step)
-            last = acq if not self.sigma_y else acq * (cover == 0)
-            z_hat = z_hat - self.data_weight(a) * last * (z_hat - y)
-        return sense_combine(z_hat, maps), None, None
+            z_hat = torch.where(cover > 0, acc / cover.clamp_min(1), state["z_hat"])
+            if t_prev < 0 and self.gamma:  # final data step on the acquired lines (noisy data: those the last loops did not step)
+                last = acq if not self.sigma_y else acq * (cover == 0)
+                z_hat = z_hat - self.data_weight(a) * last * (z_hat - y)
+            state.update(z_hat=z_hat, a_up=a)
+            return z, z_hat
+
+        return estimate
+
+    def sample_one(self, y, operator, generator, counter, progress, init=None):
+        if y is None or not y.is_complex():
+            raise ShapeError("y: complex multi-coil k-space (B, C, H, W) expected")
+        y = y.to(torch.complex64)
+        z = complex_randn(y.shape, generator, device=y.device)
+        # DDIM(η) (arXiv 2010.02502 eq. 16), the engine's step. The paper's code uses c1 = η√(1−ᾱ'), c2 = √(1−ᾱ')√(1−η²)
+        # instead, which under-disperses more (closed-form Gaussian: variance −36 % vs −18 % at 50 steps, tests/samplers)
+        steps = DiffusionLoop(self.prior).timesteps(self.num_steps, self.t_start)
+        z_hat = None
+        if self.t_start is not None:
+            z_hat = operator.expand(init if init is not None else self.initialise(y, operator))
+            a0 = self.prior.alpha_bar(float(steps[0]), z.real)
+            z = torch.sqrt(a0) * z_hat + torch.sqrt(1 - a0) * z
+        loop = DiffusionLoop(self.prior, noise=ddim_noise(self.eta), estimator=self.estimator(y, operator, z_hat))
+        z_hat = loop.run(z, steps, generator, y, operator, counter=counter, progress=progress)
+        return operator.combine(z_hat), None, None

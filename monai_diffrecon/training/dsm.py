@@ -169,9 +169,11 @@ class DenoisingScoreTrainer:
         if self.cfg.t_sampling not in ("uniform", "lognormal"):
             raise TrainingError(f"t_sampling: 'uniform' or 'lognormal', got {self.cfg.t_sampling!r}")
         recipe = (self.cfg.prediction, self.cfg.loss_weighting, self.cfg.t_sampling, self.cfg.precision) != ("epsilon", "uniform", "uniform", "fp32")
-        if recipe and type(self).loss is not DenoisingScoreTrainer.loss:
+        if recipe and type(self).loss is not DenoisingScoreTrainer.loss and not self.supports_recipe:
             raise TrainingError(f"{type(self).__name__} has its own loss: prediction, loss_weighting, t_sampling and precision apply to "
                                 "DenoisingScoreTrainer's diffusion loss only")
+
+    supports_recipe = False  # a subclass with its own loss that reads the recipe (prediction, weighting, t, precision)
 
     def autocast(self):
         """The forward pass's precision context: bf16 autocast for ``precision="bf16"`` (weights, optimiser state and

@@ -72,6 +72,11 @@ def kspace_batch(batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
 class MSMTrainer(DenoisingScoreTrainer):
     """:class:`~monai_diffrecon.training.DenoisingScoreTrainer` with MSM's measurement-domain loss (module doc).
 
+    The recipe of :class:`~monai_diffrecon.training.DSMConfig` applies: ``prediction`` (ε, or EDM preconditioning of
+    the zero-filled input, :func:`~monai_diffrecon.modalities.mri.msm_x0`), ``loss_weighting`` (the x̂₀-domain weight
+    ``λ(σ)`` — uniform ε is the paper's SNR weight ᾱ/(1−ᾱ), EDM's ``(σ² + σ_d²)/(σσ_d)²``), ``t_sampling`` (EDM's
+    log-normal σ) and ``precision`` (bf16 autocast of the network).
+
     Extra args:
         eta: noise std of the training k-space (real and imaginary parts each); 0 for the noiseless variant.
         sure_weight: weight of the SURE term (noisy variant). sure_tau: finite-difference step of its divergence.
@@ -91,23 +96,34 @@ class MSMTrainer(DenoisingScoreTrainer):
         sig = torch.sqrt((1 - self.alphas_cumprod) / self.alphas_cumprod)
         self.t_eta = int(torch.argmin((sig - self.eta).abs())) if eta > 0 else 0
 
+    supports_recipe = True
+
     def _measure(self, x0, maps, mask):
         return sense_expand(x0, maps, mask)
+
+    def _x0(self, s_t, mask, maps, t, a):
+        """x̂₀ of the network in training (the recipe's parameterisation and precision)."""
+        with self.autocast():
+            return msm_x0(self.model, s_t, mask, maps, t, a, self.parameterization).to(torch.complex64)
+
+    def x0_weight(self, a: torch.Tensor) -> torch.Tensor:
+        """The recipe's weight on the x̂₀-domain error at ᾱ = ``a``: ``loss_weight / x0_gain²`` (uniform ε: ᾱ/(1−ᾱ))."""
+        p = self.parameterization
+        return p.loss_weight(a, self.cfg.loss_weighting, self.cfg.min_snr_gamma) / p.x0_gain(a) ** 2
 
     def loss(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
         g = generator
         dev = self.device
         s, mask, maps, m_count = kspace_batch(batch)
         B = s.shape[0]
-        T = self.alphas_cumprod.numel()
-        t = randint(0, T, (B,), g)
+        t, a = self.draw_t(B, g)
         n = complex_randn(s.shape, g)
-        a = self.alphas_cumprod[t].reshape(B, 1, 1, 1)
+        a = a.reshape(B, 1, 1, 1)
         s, mask, maps, n, a, t_dev, m_count = (v.to(dev) for v in (s, mask, maps, n, a, t, m_count))
-        snr = a / (1 - a)
+        snr = self.x0_weight(a)
         if self.eta == 0:
             s_t = mask * (torch.sqrt(a) * s + torch.sqrt(1 - a) * n)
-            x0 = msm_x0(self.model, s_t, mask, maps, t_dev, a)
+            x0 = self._x0(s_t, mask, maps, t_dev, a)
             r = self._measure(x0, maps, mask) - s
             return ((snr * r.abs() ** 2).sum(dim=(1, 2, 3)) / m_count).mean()
         eta = self.eta
@@ -118,7 +134,7 @@ class MSMTrainer(DenoisingScoreTrainer):
             extra = torch.sqrt((sig2[hi] - eta**2).clamp_min(0)).reshape(-1, 1, 1, 1)
             s1 = s[hi] + extra * n[hi] * mask[hi]
             a1 = a[hi]
-            x0 = msm_x0(self.model, torch.sqrt(a1) * s1, mask[hi], maps if maps.shape[0] == 1 else maps[hi], t_dev[hi], a1)
+            x0 = self._x0(torch.sqrt(a1) * s1, mask[hi], maps if maps.shape[0] == 1 else maps[hi], t_dev[hi], a1)
             D = self._measure(x0, maps if maps.shape[0] == 1 else maps[hi], mask[hi])
             shrink = (extra**2) / sig2[hi].reshape(-1, 1, 1, 1)
             pred = s1 + shrink * (D - s1)
@@ -129,10 +145,10 @@ class MSMTrainer(DenoisingScoreTrainer):
         if bool(lo.any()):
             mp = maps if maps.shape[0] == 1 else maps[lo]
             with torch.no_grad():
-                y1 = self._measure(msm_x0(self.model, torch.sqrt(a_eta) * s[lo], mask[lo], mp, t_eta[lo], a_eta), mp, mask[lo])
+                y1 = self._measure(self._x0(torch.sqrt(a_eta) * s[lo], mask[lo], mp, t_eta[lo], a_eta), mp, mask[lo])
             a2 = a[lo]
             s2 = mask[lo] * (torch.sqrt(a2) * y1 + torch.sqrt(1 - a2) * n[lo])
-            D = self._measure(msm_x0(self.model, s2, mask[lo], mp, t_dev[lo], a2), mp, mask[lo])
+            D = self._measure(self._x0(s2, mask[lo], mp, t_dev[lo], a2), mp, mask[lo])
             total = total + ((snr[lo] * (D - y1).abs() ** 2).sum(dim=(1, 2, 3)) / m_count[lo]).sum()
         loss = total / B
         if self.sure_weight > 0:
@@ -140,8 +156,8 @@ class MSMTrainer(DenoisingScoreTrainer):
             s, mask, m_count, t_eta = s[:k], mask[:k], m_count[:k], t_eta[:k]
             maps = maps if maps.shape[0] == 1 else maps[:k]
             b = complex_randn(s.shape, g).to(dev) * mask
-            D0 = self._measure(msm_x0(self.model, torch.sqrt(a_eta) * s, mask, maps, t_eta, a_eta), maps, mask)
-            Db = self._measure(msm_x0(self.model, torch.sqrt(a_eta) * (s + self.sure_tau * b), mask, maps, t_eta, a_eta), maps, mask)
+            D0 = self._measure(self._x0(torch.sqrt(a_eta) * s, mask, maps, t_eta, a_eta), maps, mask)
+            Db = self._measure(self._x0(torch.sqrt(a_eta) * (s + self.sure_tau * b), mask, maps, t_eta, a_eta), maps, mask)
             div = (b.conj() * (Db - D0)).real.sum(dim=(1, 2, 3)) / self.sure_tau
             sure = ((D0 - s).abs() ** 2).sum(dim=(1, 2, 3)) - m_count * eta**2 + 2 * eta**2 * div
             loss = loss + self.sure_weight * (sure / m_count).mean() / eta**2

@@ -228,3 +228,25 @@ def test_noise_models_are_reproducible_and_validated():
         PoissonNoise()(-y, generator=g())
     with pytest.raises(InvalidValueError):
         GaussianNoise(-1.0)
+
+
+def test_mri_expand_combine_restrict_speak_the_multicoil_kspace_domain():
+    """MSM and SelfDB act through these (arXiv 2505.11853, 2501.03430): expand = F S x on the full grid, combine its
+    left inverse (Σ|S|² = 1) and, with the operator's 0/1 mask, its adjoint; restrict(S) = the same coils on mask S."""
+    gen = g()
+    maps = birdcage_maps(6, (16, 16)).to(torch.complex128)
+    mask = random_lines_mask(16, 2, 4, generator=gen).double()
+    A = MultiCoilMRI(maps, mask)
+    x = torch.randn(2, 1, 16, 16, dtype=torch.complex128, generator=gen)
+    k = torch.randn(2, 6, 16, 16, dtype=torch.complex128, generator=gen)
+    assert torch.allclose(A.combine(A.expand(x)), x, atol=1e-10)
+    assert torch.allclose(A.expand(x, A.mask), A(x), atol=1e-12)
+    assert torch.allclose(A.combine(k, A.mask), A.adjoint(k), atol=1e-12)
+    # expand and combine are adjoint to each other on the full grid
+    assert torch.allclose(torch.vdot(A.expand(x).flatten(), k.flatten()), torch.vdot(x.flatten(), A.combine(k).flatten()), atol=1e-9)
+    S = torch.zeros(1, 1, 1, 16, dtype=torch.float64)
+    S[..., ::3] = 1
+    B = A.restrict(S)
+    assert torch.equal(B.mask, S) and torch.equal(B.coil_maps, A.coil_maps)
+    assert torch.allclose(B(x), A.expand(x, S), atol=1e-12)
+    assert torch.allclose(B.adjoint(k), A.combine(k, S), atol=1e-12)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from monai_diffrecon.data.mri_sim import mr_phantom, simulate_multicoil
+from monai_diffrecon.errors import InvalidValueError
 from monai_diffrecon.diffusion import DiffusionPrior, make_scheduler
 from monai_diffrecon.modalities.mri import SelfDBPrior
 from monai_diffrecon.networks import diffusion_unet
@@ -101,3 +102,90 @@ def test_samplers_run_with_data_consistency(data):
     # the coil-combined data step keeps the acquired lines: its k-space matches y there up to the coil projection
     k = sense_expand(o.mean, data["maps"], A.mask)
     assert float((k - y).norm()) < 0.5 * float(y.norm())
+
+
+class _InterfaceOnly:
+    """A MultiCoilMRI seen only through its operator interface: reading its coil maps (unpacking the physics, as the
+    samplers once did) fails the test."""
+
+    ALLOWED = {"restrict", "expand", "combine", "mask", "adjoint", "forward", "normal", "__call__", "check_input", "check_output",
+               "in_shape", "out_shape", "in_complex", "out_complex", "prox_l2", "pinv"}
+
+    def __init__(self, op):
+        self._op = op
+
+    def __call__(self, x):
+        return self._op(x)
+
+    def __getattr__(self, name):
+        if name not in self.ALLOWED:
+            raise AssertionError(f"the sampler read operator.{name}")
+        return getattr(self._op, name)
+
+
+def test_msm_and_selfdb_act_through_the_operator_interface(data):
+    torch.manual_seed(0)
+    net = diffusion_unet(2, 2, size="tiny").eval()
+    A = MultiCoilMRI(data["maps"], data["mask"][:1])
+    y = data["kspace"][:1]
+    prior = DiffusionPrior(net, make_scheduler())
+    with torch.no_grad():
+        for smp in (MSMSampler(prior, num_steps=3, loops=2, acceleration=2, center_lines=4),
+                    MSMSampler(prior, num_steps=3, loops=2, acceleration=2, center_lines=4, sigma_y=0.01, clip=2.0),
+                    SelfDBSampler(SelfDBPrior(net), num_steps=2), SelfDBSampler(SelfDBPrior(net), num_steps=2, keep=(0.6, 0.6))):
+            a = smp(y, _InterfaceOnly(A), generator=torch.Generator().manual_seed(0), progress=False)
+            b = smp(y, A, generator=torch.Generator().manual_seed(0), progress=False)
+            assert torch.equal(a.mean, b.mean) and torch.isfinite(torch.view_as_real(a.mean)).all()
+
+
+def test_selfdb_training_endpoints_start_from_submasked_data(data):
+    """keep=(k1, k2): each chain starts from the trainer's sub-sampled bridge state (fresh sub-masks per chain), so
+    chains differ and their mean uses every line; the 2D-mask case is refused in one line."""
+    torch.manual_seed(0)
+    net = diffusion_unet(2, 2, size="tiny").eval()
+    with torch.no_grad():  # MONAI zero-initialises the output convolution: give the untrained network an input dependence
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    mask = torch.zeros(1, 1, 1, N)
+    mask[..., ::2] = 1
+    mask[..., 6:10] = 1
+    A = MultiCoilMRI(data["maps"], mask)
+    y = A(data["truth"][:1].to(torch.complex64))
+    smp = SelfDBSampler(SelfDBPrior(net), num_steps=1, keep=(0.5, 0.5), center_lines=4)
+    with torch.no_grad():
+        o = smp(y, A, generator=torch.Generator().manual_seed(0), num_samples=3, progress=False)
+    assert o.nfe == 3 and not torch.equal(o.x[0], o.x[1]) and float(o.std.max()) > 0
+    with pytest.raises(InvalidValueError):
+        SelfDBSampler(SelfDBPrior(net), keep=(0.0, 0.5))
+    A2 = MultiCoilMRI(data["maps"], torch.ones(1, 1, N, N))
+    with pytest.raises(InvalidValueError, match="2D"), torch.no_grad():
+        smp(y, A2, generator=torch.Generator().manual_seed(0), progress=False)
+
+
+def test_msm_trainer_takes_the_edm_recipe_and_its_prior_reads_it(tmp_path, data):
+    """The v2 recipe (EDM preconditioning, EDM weight, log-normal σ, bf16) trains MSM; the uniform-ε weight is the
+    paper's SNR weight ᾱ/(1 − ᾱ); a DiffusionPrior with the trainer's prior_kwargs gives the trainer's x̂₀."""
+    torch.manual_seed(0)
+    cfg = DSMConfig(max_iterations=2, batch_size=2, checkpoint_every=5, seed=1, prediction="edm", loss_weighting="edm",
+                    t_sampling="lognormal", precision="bf16")
+    tr = MSMTrainer(diffusion_unet(2, 2, size="tiny"), make_scheduler(), KSpaceSampler(data["kspace"], data["mask"], data["maps"]),
+                    tmp_path / "edm", cfg, progress=False, eta=0.01, sure_weight=0.1, sure_batch=1)
+    tr.run(max_iterations=2)
+    assert all(torch.isfinite(torch.tensor(tr.losses)))
+    eps = MSMTrainer(diffusion_unet(2, 2, size="tiny"), make_scheduler(), KSpaceSampler(data["kspace"], data["mask"], data["maps"]),
+                     tmp_path / "eps", DSMConfig(max_iterations=1, batch_size=2), progress=False)
+    a = torch.tensor([0.2, 0.7]).reshape(2, 1, 1, 1)
+    assert torch.allclose(eps.x0_weight(a), a / (1 - a))
+    prior = DiffusionPrior(tr.ema.eval(), make_scheduler(), **tr.prior_kwargs())
+    A = MultiCoilMRI(data["maps"], data["mask"][:1])
+    s_t = data["kspace"][:1] * 0.5
+    tr.cfg.precision = "fp32"
+    with torch.no_grad():
+        t = torch.tensor([300.0])
+        ab = prior.alpha_bar(t, s_t.real)
+        want = tr._x0.__func__(type("T", (), {"autocast": tr.autocast, "model": tr.ema, "parameterization": tr.parameterization})(),
+                               s_t, A.mask, data["maps"], t, ab)
+        from monai_diffrecon.physics.functional.sense import channels_to_complex, complex_to_channels
+
+        got = channels_to_complex(prior.x0(complex_to_channels(A.adjoint(s_t)), t))
+    assert torch.allclose(got, want, atol=1e-5)

@@ -111,10 +111,13 @@ GRIDS = {
     DPS_N: {"zeta": [0.3, 1.0, 3.0]},
     DDNM_N: {"clip": [None, 2.0], "eta": [0.85, 1.0]},
     PNP_N: {"rho0": [0.3, 1.0], "rho_min": [0.01, 0.02, 0.05]},
-    MSM_NOISE: {"steps": [25, 50], "loops": [1, 3]},
+    MSM_NOISE: {"steps": [25, 50, 100, 200], "loops": [1, 3]},
     MSM_WARM: {"t_start": [300, 150, 75, 40, 20, 10]},
-    "SelfDB": {"steps": [2, 4, 8, 16], "support": ["acquired", "full"]},
+    # endpoint "y": the chain starts from all acquired lines; "train": from the trainer's sub-sampled bridge state
+    # (keep of its train.json), SDB_CHAINS chains averaged — the train/test-mismatch ablation of issue 24
+    "SelfDB": {"steps": [1, 4], "support": ["acquired", "full"], "endpoint": ["y", "train"]},
 }
+SDB_CHAINS = 4
 LAST_NFE: dict = {}  # network calls of the last PnP-DM run (its count depends on ρ: the prior step runs the levels below ρ)
 MSM_STEPS, MSM_LOOPS = 50, 3  # the warm start's step density: 50 steps over the full schedule, 3 loops
 
@@ -190,20 +193,111 @@ def load_oracle() -> torch.nn.Module:
     return net.requires_grad_(False)
 
 
+def work_recipe(work: str | Path) -> dict:
+    """How a campaign's weights are read: ``prediction``, ``sigma_data``, ``precision`` of its checkpoint's DSMConfig."""
+    ck = torch.load(Path(work).expanduser() / "checkpoint.pt", map_location="cpu", weights_only=True)
+    c = ck["config"]
+    return {"prediction": c.get("prediction", "epsilon"), "sigma_data": c.get("sigma_data", 0.5), "precision": c.get("precision", "fp32")}
+
+
+#: candidate work folders (``--msm-work`` …), set by main(); None = the shipped weights
+WORKS: dict = {"oracle": None, "msm": None, "selfdb": None}
+
+
+def bundle_prior(key: str, work: str | Path | None = None):
+    """The prior exactly as the bundle's ``inference.json`` builds it (its prediction type and precision) — or, with
+    ``work``, that campaign's EMA weights read with the campaign's own recipe."""
+    from monai_diffrecon.bundles import bundle_inferer
+    from monai_diffrecon.networks.weights import sha256_file
+
+    if work is None:
+        return bundle_inferer(f"mri_multicoil_{key}").prior
+    w = Path(work).expanduser() / "model.pt"
+    over = {"model_path": str(w), "model_sha256": sha256_file(w)}
+    if key == "msm":
+        over.update({f"prior#{k}": v for k, v in work_recipe(work).items()})
+    return bundle_inferer(f"mri_multicoil_{key}", over).prior
+
+
 def load_priors() -> dict:
     priors = {}
-    if (ORACLE / "model.pt").is_file():
-        priors["oracle"] = DiffusionPrior(load_oracle(), make_scheduler())
-    if (BUNDLES / "mri_multicoil_msm" / "models" / "model.pt").is_file():
-        priors["msm"] = DiffusionPrior(load("mri_multicoil_msm"), make_scheduler())
-    if (BUNDLES / "mri_multicoil_selfdb" / "models" / "model.pt").is_file():
-        priors["selfdb"] = SelfDBPrior(load("mri_multicoil_selfdb"))
+    if WORKS["oracle"] is not None:
+        from monai_diffrecon.networks.weights import sha256_file
+
+        w = Path(WORKS["oracle"]).expanduser() / "model.pt"
+        net = load_verified(diffusion_unet(2, 2, size="small"), w, sha256_file(w)).requires_grad_(False)
+        priors["oracle"] = DiffusionPrior(net, make_scheduler(), **work_recipe(WORKS["oracle"]))
+    elif (ORACLE / "model.pt").is_file():
+        priors["oracle"] = DiffusionPrior(load_oracle(), make_scheduler(), **oracle_recipe())
+    for key in ("msm", "selfdb"):
+        if WORKS[key] is not None or (BUNDLES / f"mri_multicoil_{key}" / "models" / "model.pt").is_file():
+            priors[key] = bundle_prior(key, WORKS[key])
     return priors
+
+
+def oracle_recipe() -> dict:
+    """The shipped oracle's recipe (``prior.json`` beside its weights; ε and fp32 before it existed)."""
+    f = ORACLE / "prior.json"
+    return json.loads(f.read_text()) if f.is_file() else {}
+
+
+def selfdb_keep() -> tuple[float, float]:
+    """The SelfDB trainer's ``(keep1, keep2)`` (its train.json): the sub-sampling the "train" endpoint reproduces."""
+    tr = json.loads((BUNDLES / "mri_multicoil_selfdb" / "configs" / "train.json").read_text())["trainer"]
+    return float(tr["keep1"]), float(tr["keep2"])
 
 
 def msm_warm(prior, t_start):
     """The bundle's warm-started MSM: SENSE-CG diffused to t_start, 50 steps per 1000 timesteps (≥ 2), 3 loops."""
     return MSMSampler(prior, max(2, round(MSM_STEPS * t_start / 1000)), MSM_LOOPS, t_start=t_start)
+
+
+def gate(key: str, work: str, n_val: int, candidate: dict, log) -> dict:
+    """Evidence for ``diffrecon train mri_multicoil_<key> --promote --evidence`` when the recipe changed (ε → EDM: the
+    two networks' training losses are not comparable): the bundle's sampler with the shipped weights and defaults vs the
+    same bundle with the campaign's weights (read with its recipe) and the ``candidate`` config overrides (the v2
+    defaults it would ship with), on ``n_val`` validation slices at R = 4; metric magnitude PSNR. Written to
+    ``WORK/gate/task_evidence.json``; ``passed`` when the paired difference candidate − shipped has its 95 % CI above 0."""
+    from monai_diffrecon.bundles import bundle_inferer
+    from monai_diffrecon.evaluation import paired_difference
+    from monai_diffrecon.networks.weights import sha256_file
+
+    bundle = f"mri_multicoil_{key}"
+    w = Path(work).expanduser().resolve()
+    over = {"model_path": str(w / "model.pt"), "model_sha256": sha256_file(w / "model.pt"), **candidate}
+    if key == "msm":
+        over.update({f"prior#{k}": v for k, v in work_recipe(w).items()})
+    samplers = {"shipped": bundle_inferer(bundle), "candidate": bundle_inferer(bundle, over)}
+    val = cached_mri_cohort(Path(GATE_COHORT_DIR[0]) / f"mri_val_{n_val}.pt", n_val, "val")
+    rows = []
+    for i, acq in enumerate(acquisitions(val, 4, seed_base("mri", "val") + 5_000)):
+        for name, smp in samplers.items():
+            t = time.process_time()
+            with torch.no_grad():
+                x = smp(acq["y"], acq["op"], generator=torch.Generator().manual_seed(i), progress=False).mean[0, 0]
+            m = magnitude_metrics(x[None], acq["truth"][None])
+            rows.append({"slice": i, "method": name, "psnr": m["psnr"], "ssim": m["ssim"], "cpu_seconds": time.process_time() - t})
+        log(f"gate slice {i + 1}/{n_val}: " + ", ".join(f"{r['method']} {r['psnr']:.2f} dB" for r in rows[-2:]))
+
+    def col(m):
+        return {r["slice"]: r["psnr"] for r in rows if r["method"] == m}
+
+    diff = paired_difference(col("candidate"), col("shipped")).as_dict()
+    doc = {"bundle": bundle, "candidate_sha256": sha256_file(w / "model.pt"),
+           "shipped_sha256": sha256_file(BUNDLES / bundle / "models" / "model.pt"), "candidate_settings": candidate,
+           "candidate_recipe": work_recipe(w) if key == "msm" else None,
+           "metric": "magnitude PSNR (dB) against the fully sampled reference, validation slices at R = 4; higher is better",
+           "n_val": n_val, "differences": {"candidate - shipped (psnr)": diff}, "passed": diff["low"] > 0, "rows": rows,
+           "command": f".venv/bin/python benchmarks/mri.py --cohort-dir <dir> --gate {key} --{key}-work {work} --gate-val {n_val} "
+                      f"--candidate '{json.dumps(candidate)}'"}
+    out = w / "gate" / "task_evidence.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1))
+    log(f"candidate - shipped: {diff['mean']:+.2f} [{diff['low']:+.2f}, {diff['high']:+.2f}] dB → {out} (passed: {doc['passed']})")
+    return doc
+
+
+GATE_COHORT_DIR: list = [None]
 
 
 def method_fns(priors: dict) -> dict:
@@ -242,15 +336,20 @@ def method_fns(priors: dict) -> dict:
     if "selfdb" in priors:
         ps = priors["selfdb"]
         m[SDB1] = (lambda a, g: SelfDBSampler(ps, 1)(a["y"], a["op"], generator=g, progress=False).mean[0, 0], lambda q: 1, "selfdb")
-        m["SelfDB"] = (lambda a, g, steps, support: SelfDBSampler(ps, steps, support=support)(a["y"], a["op"], generator=g, progress=False).mean[0, 0],
-                       lambda q: q["steps"], "selfdb")
+        def sdb(a, g, steps, support, endpoint="y"):
+            keep = selfdb_keep() if endpoint == "train" else None
+            chains = SDB_CHAINS if endpoint == "train" else 1
+            return SelfDBSampler(ps, steps, support=support, keep=keep)(a["y"], a["op"], generator=g, num_samples=chains, progress=False).mean[0, 0]
+
+        m["SelfDB"] = (sdb, lambda q: q["steps"] * (SDB_CHAINS if q.get("endpoint") == "train" else 1), "selfdb")
     return m
 
 
 def display_name(name: str, params: dict) -> str:
     """The row name of a method with its chosen parameters (SelfDB's name carries its steps and support)."""
     if name == "SelfDB":
-        return f"SelfDB (self-supervised), {params['steps']} steps, {params['support']} support"
+        ep = (f", training endpoints × {SDB_CHAINS} chains" if params.get("endpoint") == "train" else "")
+        return f"SelfDB (self-supervised), {params['steps']} steps, {params['support']} support{ep}"
     return name
 
 
@@ -281,6 +380,10 @@ def tuned_only(chosen: dict) -> dict:
 
 
 def _sha(name: str) -> str:
+    if WORKS.get(name) is not None:
+        from monai_diffrecon.networks.weights import sha256_file
+
+        return sha256_file(Path(WORKS[name]).expanduser() / "model.pt")
     if name == "oracle":
         return (ORACLE / "model.sha256").read_text().split()[0]
     return json.loads((BUNDLES / f"mri_multicoil_{name}" / "configs" / "metadata.json").read_text())["model_sha256"]
@@ -303,9 +406,24 @@ def main() -> None:
     ap.add_argument("--skip", nargs="*", default=[], choices=("oracle", "msm", "selfdb"), help="smoke run: leave these priors out")
     ap.add_argument("--report-only", action="store_true", help="rewrite the report from OUT.json (an unsharded run's rows)")
     ap.add_argument("--tune-only", action="store_true", help="choose the validation settings (→ mri.chosen.json) and stop")
+    for key in WORKS:
+        ap.add_argument(f"--{key}-work", default=None, help=f"score this training campaign's {key} weights instead of the shipped ones")
+    ap.add_argument("--gate", default=None, choices=("msm", "selfdb"), help="task-change evidence: --<key>-work's weights vs the shipped "
+                    "bundle, each with its defaults (the candidate's: --candidate), on --gate-val validation slices → WORK/gate/task_evidence.json")
+    ap.add_argument("--gate-val", type=int, default=8)
+    ap.add_argument("--candidate", default="{}", help="JSON config overrides the candidate would ship with (its inference.json defaults)")
     a = ap.parse_args()
+    for key in WORKS:
+        WORKS[key] = getattr(a, f"{key}_work")
+    if any(WORKS.values()) and a.out is None and not a.gate:
+        raise SystemExit("candidate weights (--*-work): pass --out (the committed results are the shipped weights')")
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
+    if a.gate:
+        torch.set_num_threads(a.threads)
+        GATE_COHORT_DIR[0] = a.cohort_dir
+        gate(a.gate, WORKS[a.gate], a.gate_val, json.loads(a.candidate), lambda m: print(m, flush=True))
+        return
     a.out = a.out or str(ROOT / "results" / ("mri_real.md" if a.real else "mri.md"))
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -333,6 +451,7 @@ def main() -> None:
     fns = method_fns(priors)
     chosen_file = ROOT / "results" / "mri.chosen.json" if a.real else out.with_suffix(".chosen.json")
     key = {"n_val": a.n_val, "weights": {k: _sha(k) for k in all_priors}, "oracle_ema_correction": ORACLE_EMA, "budget": BUDGET,
+           "sdb_chains": SDB_CHAINS,
            "grids": json.loads(json.dumps(GRIDS)), "dps_steps": DPS_STEPS, "ddnm_steps": DDNM_STEPS}
     cached = json.loads(chosen_file.read_text()) if chosen_file.is_file() else None
     if cached is not None and cached.get("key") == key:

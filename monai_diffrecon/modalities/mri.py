@@ -79,8 +79,8 @@ def selfdb_predict(model, y_t: torch.Tensor, maps, t: torch.Tensor, num_train_st
     bridge state (complex k-space ``(B, C, H, W)``) as 2 channels at timesteps ``t·(T − 1)``; ``t`` in [0, 1], shape
     ``(B,)``. ``maps``: the coil maps, or a :class:`~monai_diffrecon.physics.MultiCoilMRI` (its ``combine``).
     Returns complex ``(B, 1, H, W)``."""
-    u = maps.combine(y_t) if hasattr(maps, "combine") else sense_combine(y_t, maps)
-    return channels_to_complex(model(complex_to_channels(u), t * (num_train_steps - 1)))
+    u = complex_to_channels(maps.combine(y_t) if hasattr(maps, "combine") else sense_combine(y_t, maps))
+    return channels_to_complex(model(u, t * (num_train_steps - 1)).to(u.dtype))  # (bf16 autocast output → u's precision)
 
 
 class SelfDBPrior(BridgePrior):

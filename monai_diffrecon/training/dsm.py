@@ -168,12 +168,16 @@ class DenoisingScoreTrainer:
             raise TrainingError(f"precision: 'fp32' or 'bf16', got {self.cfg.precision!r}")
         if self.cfg.t_sampling not in ("uniform", "lognormal"):
             raise TrainingError(f"t_sampling: 'uniform' or 'lognormal', got {self.cfg.t_sampling!r}")
-        recipe = (self.cfg.prediction, self.cfg.loss_weighting, self.cfg.t_sampling, self.cfg.precision) != ("epsilon", "uniform", "uniform", "fp32")
-        if recipe and type(self).loss is not DenoisingScoreTrainer.loss and not self.supports_recipe:
-            raise TrainingError(f"{type(self).__name__} has its own loss: prediction, loss_weighting, t_sampling and precision apply to "
-                                "DenoisingScoreTrainer's diffusion loss only")
+        recipe = {k for k, v, d in (("prediction", self.cfg.prediction, "epsilon"), ("loss_weighting", self.cfg.loss_weighting, "uniform"),
+                                     ("t_sampling", self.cfg.t_sampling, "uniform"), ("precision", self.cfg.precision, "fp32")) if v != d}
+        own = type(self).loss is not DenoisingScoreTrainer.loss
+        if own and recipe - set(self.supports_recipe):
+            raise TrainingError(f"{type(self).__name__} has its own loss: {', '.join(sorted(recipe - set(self.supports_recipe)))} "
+                                "apply to DenoisingScoreTrainer's diffusion loss only"
+                                + (f" (this trainer reads {', '.join(self.supports_recipe)})" if self.supports_recipe else ""))
 
-    supports_recipe = False  # a subclass with its own loss that reads the recipe (prediction, weighting, t, precision)
+    #: the recipe keys a subclass with its own loss reads (the rest must stay at their defaults)
+    supports_recipe: tuple = ()
 
     def autocast(self):
         """The forward pass's precision context: bf16 autocast for ``precision="bf16"`` (weights, optimiser state and

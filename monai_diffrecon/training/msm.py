@@ -96,7 +96,7 @@ class MSMTrainer(DenoisingScoreTrainer):
         sig = torch.sqrt((1 - self.alphas_cumprod) / self.alphas_cumprod)
         self.t_eta = int(torch.argmin((sig - self.eta).abs())) if eta > 0 else 0
 
-    supports_recipe = True
+    supports_recipe = ("prediction", "loss_weighting", "t_sampling", "precision")
 
     def _measure(self, x0, maps, mask):
         return sense_expand(x0, maps, mask)

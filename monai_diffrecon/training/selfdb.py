@@ -42,7 +42,12 @@ class SelfDBTrainer(DenoisingScoreTrainer):
     Extra args:
         keep1, keep2: line-keeping probabilities of the two sub-samplings. sigma_max: bridge noise.
         center_lines: ACS lines (never dropped).
+
+    Of the recipe only ``precision`` applies (bf16 autocast of the network): the bridge network predicts the image
+    directly, there is no diffusion parameterisation to choose.
     """
+
+    supports_recipe = ("precision",)
 
     def __init__(self, *args, keep1: float = 0.6, keep2: float = 0.6, sigma_max: float = 0.05, center_lines: int = 20, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -61,6 +66,8 @@ class SelfDBTrainer(DenoisingScoreTrainer):
         n = complex_randn(y.shape, g)
         y, mask, maps, m_bar, m_prime, n, t, count = (v.to(dev) for v in (y, mask, maps, m_bar, m_prime, n, t, count))
         y_t = bridge_state(m_bar * y, m_prime * y, t, self.sigma_max, m_bar * n)
-        x = selfdb_predict(self.model, y_t, maps, t, self.alphas_cumprod.numel())
+        with self.autocast():
+            x = selfdb_predict(self.model, y_t, maps, t, self.alphas_cumprod.numel())
+        x = x.to(torch.complex64)
         r = sense_expand(x, maps, mask) - y
         return ((r.abs() ** 2).sum(dim=(1, 2, 3)) / count).mean()

@@ -189,3 +189,16 @@ def test_msm_trainer_takes_the_edm_recipe_and_its_prior_reads_it(tmp_path, data)
 
         got = channels_to_complex(prior.x0(complex_to_channels(A.adjoint(s_t)), t))
     assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_selfdb_trains_in_bf16_and_refuses_diffusion_recipe_keys(tmp_path, data):
+    cfg = DSMConfig(max_iterations=2, batch_size=2, checkpoint_every=5, seed=1, precision="bf16")
+    tr = SelfDBTrainer(diffusion_unet(2, 2, size="tiny"), make_scheduler(), KSpaceSampler(data["kspace"], data["mask"], data["maps"]),
+                       tmp_path / "bf16", cfg, progress=False, center_lines=4)
+    tr.run(max_iterations=2)
+    assert all(torch.isfinite(torch.tensor(tr.losses)))
+    from monai_diffrecon.errors import TrainingError
+
+    with pytest.raises(TrainingError, match="prediction"):
+        SelfDBTrainer(diffusion_unet(2, 2, size="tiny"), make_scheduler(), KSpaceSampler(data["kspace"], data["mask"], data["maps"]),
+                      tmp_path / "edm", DSMConfig(prediction="edm"), progress=False, center_lines=4)

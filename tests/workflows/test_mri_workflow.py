@@ -119,3 +119,30 @@ def test_evaluate_config_on_held_out_simulated_files(tiny_weights, tmp_path):
     assert len(metrics) == 2 and all("ours_psnr" in m for m in metrics)
     assert json.loads((out / "cases" / "summary.json").read_text())["n_cases"] == 2
     assert len(list((out / "kspace").glob("test_*.h5"))) == 2
+
+
+def test_multislice_volume_becomes_one_derived_mr_series(tiny_weights, tmp_path):
+    """A multi-slice k-space file (fastMRI stores a volume's slices in one file) → one case, one derived MR series with
+    one instance per slice in order, one NIfTI volume, per-volume metrics."""
+    path, sha = tiny_weights
+    g = torch.Generator().manual_seed(3)
+    vol = torch.stack([mr_phantom(48, g) for _ in range(3)])
+    src = tmp_path / "in"
+    write_mri_dataset(src, [("volume", vol)], "test", coils=4, acceleration=4, center_lines=12, noise_sigma=0.01, seed=2)
+    out = tmp_path / "out"
+    metrics = run_bundle("mri_multicoil_selfdb", input_dir=str(src), output_dir=str(out), model_path=path, model_sha256=sha,
+                         num_steps=1, **SMALL)
+    assert len(metrics) == 1 and metrics[0]["slices"] == 3 and metrics[0]["nfe"] == 3
+    (case,) = case_dirs(out)
+    (series,) = list((case / "dicom").iterdir())
+    files = sorted(series.iterdir())
+    assert len(files) == 3
+    dss = sorted((pydicom.dcmread(f) for f in files), key=lambda d: int(d.InstanceNumber))
+    assert len({d.SeriesInstanceUID for d in dss}) == 1 and len({d.SOPInstanceUID for d in dss}) == 3
+    assert [int(d.InstanceNumber) for d in dss] == [1, 2, 3]
+    z = [float(d.ImagePositionPatient[2]) for d in dss]
+    assert len(set(z)) == 3 and ((np.diff(z) > 0).all() or (np.diff(z) < 0).all())
+    assert all(dciodvfy_errors(f) == [] for f in files)
+    import nibabel as nib
+
+    assert nib.load(case / "recon.nii.gz").shape[:3] == (48, 48, 3)

@@ -73,7 +73,7 @@ from monai_diffrecon.physics import ChannelsToComplex, MultiCoilMRI, estimate_co
 from monai_diffrecon.physics.functional.sense import channels_to_complex, complex_randn, sense_combine
 from monai_diffrecon.recon.cg import cg_sense
 from monai_diffrecon.regularizers import tv_prox
-from monai_diffrecon.modalities.mri import SelfDBPrior, acs_scale
+from monai_diffrecon.modalities.mri import acs_scale
 from monai_diffrecon.samplers import DPS, MSMSampler, PnPDM, SelfDBSampler
 from monai_diffrecon.samplers.consistency import ClampX0, RangeNullSpace
 from monai_diffrecon.samplers.diffusion_samplers import DiffusionSampler
@@ -300,6 +300,32 @@ def gate(key: str, work: str, n_val: int, candidate: dict, log) -> dict:
 GATE_COHORT_DIR: list = [None]
 
 
+def time_256(fns: dict, chosen: dict, out: Path, log) -> dict:
+    """Per-slice CPU time at the fastMRI brain matrix (256², 8 coils, R = 4, 20 ACS lines; one held-out MNI152-based
+    slice) for every method with its validation choice — 1 thread, what a user waits per slice on this CPU. The
+    networks were trained at 128²; they are fully convolutional, so this measures cost (not quality) at 256²."""
+    from monai_diffrecon.data.mri_sim import mni_mr_slices
+
+    img = mni_mr_slices("test", 1, size=256, seed=seed_base("mri", "test") + 9_000)[0]
+    acq = mri_acquisition(img, seed_base("mri", "test") + 9_000)
+    y, mask, maps = acq["kspace"][None], acq["mask"].reshape(1, 1, 1, -1), acq["maps"][None]
+    a = {"y": y, "mask": mask, "maps": maps, "truth": acq["truth"], "op": MultiCoilMRI(maps, mask)}
+    rows = []
+    for name in sorted(fns, key=lambda m: ORDER.index(m) if m in ORDER else len(ORDER)):
+        fn, nfe, _ = fns[name]
+        params = chosen[name]["params"] if name in chosen else {}
+        t, w = time.process_time(), time.perf_counter()
+        with torch.enable_grad() if name == DPS_N else torch.no_grad():
+            x = fn(a, torch.Generator().manual_seed(0), **params).detach()
+        rows.append({"method": display_name(name, params), "nfe": nfe(params) if nfe else 0, "cpu_seconds": round(time.process_time() - t, 2),
+                     "wall_seconds": round(time.perf_counter() - w, 2), "psnr": magnitude_metrics(x[None], a["truth"][None])["psnr"]})
+        log(f"256²: {rows[-1]}")
+    doc = {"run": run_info(None), "matrix": [256, 256], "coils": 8, "R": 4, "rows": rows,
+           "command": ".venv/bin/python benchmarks/mri.py --cohort-dir <dir> --time-256"}
+    out.write_text(json.dumps(doc, indent=1))
+    return doc
+
+
 def method_fns(priors: dict) -> dict:
     """name → (fn(acquisition, generator, **params) → complex image (H, W), nfe(params), needs priors key)."""
     A2 = lambda a: a["op"] @ ChannelsToComplex()
@@ -408,6 +434,7 @@ def main() -> None:
     ap.add_argument("--tune-only", action="store_true", help="choose the validation settings (→ mri.chosen.json) and stop")
     for key in WORKS:
         ap.add_argument(f"--{key}-work", default=None, help=f"score this training campaign's {key} weights instead of the shipped ones")
+    ap.add_argument("--time-256", action="store_true", help="per-slice CPU time of every method at 256² (→ results/mri_time256.json)")
     ap.add_argument("--gate", default=None, choices=("msm", "selfdb"), help="task-change evidence: --<key>-work's weights vs the shipped "
                     "bundle, each with its defaults (the candidate's: --candidate), on --gate-val validation slices → WORK/gate/task_evidence.json")
     ap.add_argument("--gate-val", type=int, default=8)
@@ -453,6 +480,8 @@ def main() -> None:
     key = {"n_val": a.n_val, "weights": {k: _sha(k) for k in all_priors}, "oracle_ema_correction": ORACLE_EMA, "budget": BUDGET,
            "sdb_chains": SDB_CHAINS,
            "grids": json.loads(json.dumps(GRIDS)), "dps_steps": DPS_STEPS, "ddnm_steps": DDNM_STEPS}
+    if a.skip:
+        chosen_file = chosen_file.with_suffix(".partial.json")
     cached = json.loads(chosen_file.read_text()) if chosen_file.is_file() else None
     if cached is not None and cached.get("key") == key:
         chosen = cached["chosen"]
@@ -462,10 +491,13 @@ def main() -> None:
         chosen = tune(acquisitions(val, 4, seed_base("mri", "val") + 5_000), fns, log)
         # the classical choices under the keys benchmarks/unfolding.py --mri reads (SENSE-CG iterations, TV λ)
         chosen["cg_iters"], chosen["tv_lam"] = chosen[CG]["params"]["iters"], chosen[TV]["params"]["lam"]
-        if not a.skip:  # a partial (smoke) run never overwrites the full choices
-            chosen_file.write_text(json.dumps({"key": key, "chosen": chosen}, indent=1))
+        # a partial (smoke) run never overwrites the full choices: it keeps its own beside them
+        chosen_file.write_text(json.dumps({"key": key, "chosen": chosen}, indent=1))
     log("chosen " + json.dumps({k: v["params"] for k, v in tuned_only(chosen).items()}))
     if a.tune_only:
+        return
+    if a.time_256:
+        time_256(fns, chosen, out.with_name("mri_time256.json"), log)
         return
     k, n = (int(v) for v in a.shard.split("/")) if a.shard else (0, 1)
     rows, example, failures = [], {}, []
@@ -615,6 +647,34 @@ def report(doc: dict, a, out: Path, shards: int, ts: list[Target]) -> None:
               f"sampler takes it; DPS {DPS_STEPS} ancestral steps with x̂₀ clipped to ±2 and the σ_y-bounded step; DDNM+ {DDNM_STEPS} "
               "DDIM steps; PnP-DM 10 Gibbs iterations (5 burn-in, ρ decay 0.8, 10 prior steps); the warm-started MSM's step "
               "density (50 per 1000 timesteps, 3 loops); SelfDB 1 step has no knob.", ""]
+    sdb = tuned_only(chosen).get("SelfDB")
+    if sdb and any("endpoint" in tr["params"] for tr in sdb["trials"]):
+        keep = selfdb_keep()
+        lines += ["## SelfDB's train/test endpoint mismatch (ablation, validation slices, R = 4)", "",
+                  f"SelfDB's network is trained on bridge states between two sub-samplings of each acquisition (keep {keep[0]} then "
+                  f"{keep[1]} of the non-ACS lines): at t = 1 it has only seen {keep[0] * keep[1]:.0%} of the acquired lines. "
+                  "**all of y**: the chain starts from every acquired line (denser than any training input); **training endpoints**: "
+                  f"each of {SDB_CHAINS} chains starts from the trainer's own sub-sampled state, averaged (inference matching training). "
+                  "Both use every acquired line in the data step. Mean validation PSNR (dB) from the tuning trials:", "",
+                  "| steps | support | all of y | training endpoints | training − all |", "|---|---|---|---|---|"]
+        cells = {}
+        for tr in sdb["trials"]:
+            q = tr["params"]
+            cells.setdefault((q["steps"], q["support"]), {})[q.get("endpoint", "y")] = tr["score"]
+        for (st, sup), v in sorted(cells.items()):
+            if "y" in v and "train" in v:
+                lines.append(f"| {st} | {sup} | {v['y']:.2f} | {v['train']:.2f} | {v['train'] - v['y']:+.2f} |")
+        lines += ["", f"Chosen by the same grid search as every method: {json.dumps(sdb['params'])}.", ""]
+    t256 = out.with_name("mri_time256.json")
+    if not a.real and t256.is_file():
+        doc256 = json.loads(t256.read_text())
+        lines += ["## Per-slice time at 256² (the fastMRI brain matrix; CPU, 1 thread)", "",
+                  f"One held-out MNI152-based slice at 256², 8 coils, R = 4, each method with its validation choice (`{doc256['command']}`, "
+                  f"commit `{(doc256['run'].get('commit') or '?')[:12]}`). The networks were trained at 128²; at 256² this measures cost, "
+                  "not quality.", "", "| method | NFE | CPU-s / slice | wall-s |", "|---|---|---|---|"]
+        lines += [f"| {LABEL.get(r['method'], r['method'])} | {r['nfe'] if r['nfe'] is not None else '—'} | {r['cpu_seconds']:.1f} | "
+                  f"{r['wall_seconds']:.1f} |" for r in doc256["rows"]]
+        lines.append("")
     # paired differences at R = 4 (and the others where both rows exist)
     ours = [m for m in (MSM_NOISE, MSM_WARM) if m in methods] + [m for m in methods if m.startswith("SelfDB")]
     bases = [m for m in (ZF, CG, TV, DPS_N, DDNM_N, PNP_N) if m in methods]

@@ -4,7 +4,6 @@ downloads, disjoint from the held-out real slices, deterministic, and padded to 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from monai_diffrecon.data.mr_wheels import wheel_mr_slices

@@ -6,7 +6,8 @@
 * :func:`msm_x0`: MSM's clean-image estimate from a diffused partial measurement (trainer and sampler,
   arXiv 2505.11853);
 * :func:`selfdb_predict` and :class:`SelfDBPrior`: SelfDB's image estimate from a bridge state (trainer and sampler,
-  arXiv 2501.03430).
+  arXiv 2501.03430); :func:`subsample_lines`: its nested line sub-masks (the trainer's, and the sampler's
+  training-matched endpoints).
 
 Shapes: k-space complex ``(B, C, H, W)`` (coils C), coil maps complex ``(B|1, C, H, W)``, masks real ``(…, W)`` over
 phase-encode lines; images complex ``(B, 1, H, W)``; the networks see images as 2 real channels (real, imaginary).
@@ -17,9 +18,10 @@ from __future__ import annotations
 import torch
 
 from monai_diffrecon.diffusion.bridge import BridgePrior
+from monai_diffrecon.physics.functional.devices import rand
 from monai_diffrecon.physics.functional.sense import channels_to_complex, complex_to_channels, sense_combine
 
-__all__ = ["acs_block", "acs_lines", "acs_scale", "msm_x0", "selfdb_predict", "SelfDBPrior"]
+__all__ = ["acs_block", "acs_lines", "acs_scale", "msm_x0", "selfdb_predict", "subsample_lines", "SelfDBPrior"]
 
 
 def acs_block(mask: torch.Tensor) -> tuple[int, int] | None:
@@ -72,6 +74,15 @@ def msm_x0(net, s_t: torch.Tensor, mask, maps, t: torch.Tensor, a: torch.Tensor,
     u = complex_to_channels(maps.combine(s_t, mask) if hasattr(maps, "combine") else sense_combine(s_t, maps, mask))
     out = net(p.network_input(u, a), t)
     return channels_to_complex(p.to_x0(out.to(u.dtype), u, a))
+
+
+def subsample_lines(mask: torch.Tensor, keep: float, center_lines: int, generator: torch.Generator) -> torch.Tensor:
+    """Keep each sampled non-ACS line of ``mask (B, 1, 1, W)`` with probability ``keep``; ACS lines always."""
+    B, W = mask.shape[0], mask.shape[-1]
+    draw = (rand((B, 1, 1, W), generator, device=mask.device) < keep).float()
+    lo = W // 2 - center_lines // 2
+    draw[..., lo:lo + center_lines] = 1.0
+    return mask * draw
 
 
 def selfdb_predict(model, y_t: torch.Tensor, maps, t: torch.Tensor, num_train_steps: int) -> torch.Tensor:

@@ -83,8 +83,7 @@ class SelfDBSampler(Sampler):
         start = y
         if self.keep is not None:
             from monai_diffrecon.diffusion.bridge import bridge_state
-            from monai_diffrecon.modalities.mri import acs_lines
-            from monai_diffrecon.training.selfdb import subsample_lines
+            from monai_diffrecon.modalities.mri import acs_lines, subsample_lines
 
             if acq.shape[-2] != 1:
                 raise InvalidValueError("keep: the training sub-masks are Cartesian lines; this operator's mask is 2D")

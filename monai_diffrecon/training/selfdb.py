@@ -15,24 +15,15 @@ from __future__ import annotations
 import torch
 
 from monai_diffrecon.errors import TrainingError
-from monai_diffrecon.modalities.mri import selfdb_predict
+from monai_diffrecon.modalities.mri import selfdb_predict, subsample_lines
 from monai_diffrecon.physics.functional.sense import complex_randn, sense_expand
 from monai_diffrecon.diffusion.bridge import bridge_state
 from monai_diffrecon.physics.functional.devices import rand
 from monai_diffrecon.training.dsm import DenoisingScoreTrainer
 from monai_diffrecon.training.msm import kspace_batch
 
-# selfdb_predict lives in monai_diffrecon.modalities.mri (shared with the sampler); re-exported for the old path
+# selfdb_predict and subsample_lines live in monai_diffrecon.modalities.mri (shared with the sampler); re-exported here
 __all__ = ["SelfDBTrainer", "subsample_lines", "selfdb_predict"]
-
-
-def subsample_lines(mask: torch.Tensor, keep: float, center_lines: int, generator: torch.Generator) -> torch.Tensor:
-    """Keep each sampled non-ACS line of ``mask (B, 1, 1, W)`` with probability ``keep``; ACS lines always."""
-    B, W = mask.shape[0], mask.shape[-1]
-    draw = (rand((B, 1, 1, W), generator, device=mask.device) < keep).float()
-    lo = W // 2 - center_lines // 2
-    draw[..., lo:lo + center_lines] = 1.0
-    return mask * draw
 
 
 class SelfDBTrainer(DenoisingScoreTrainer):

@@ -50,9 +50,9 @@ MAX_COILS = 16  # varied cohorts pad every slice's coils to this count
 def varied_setting(seed: int) -> dict:
     """The acquisition settings of one slice of a varied cohort (module doc), deterministic in ``seed``."""
     g = torch.Generator().manual_seed(seed + 7_000_000)
-    coils = int(torch.randint(4, MAX_COILS + 1, (1,), generator=g))
-    radius = 1.2 + 0.8 * float(torch.rand((), generator=g))
-    kind = ("random", "equispaced")[int(torch.randint(0, 2, (1,), generator=g))]
+    coils = int(torch.randint(4, MAX_COILS + 1, (1,), generator=g, device="cpu"))
+    radius = 1.2 + 0.8 * float(torch.rand((), generator=g, device="cpu"))
+    kind = ("random", "equispaced")[int(torch.randint(0, 2, (1,), generator=g, device="cpu"))]
     return {"coils": coils, "coil_radius": radius, "mask_type": kind}
 
 
@@ -81,7 +81,7 @@ def build_mri_cohort(out_path: str | Path, n_slices: int, split: str = "train", 
     base = MRI_SEEDS[split]
     images = mni_mr_slices("train" if split in ("train", "clean") else split, n_slices, size=size, seed=base)
     if varied and split in ("train", "clean"):
-        real = torch.arange(3, n_slices, 4)
+        real = torch.arange(3, n_slices, 4, device="cpu")
         if len(real):
             images[real] = wheel_training_slices(len(real), size, seed=base).to(images.dtype)
     keys = {"train": ("kspace", "mask", "maps"), "clean": ("images",), "val": ("kspace", "mask", "maps", "kspace_full", "truth", "scale"),

@@ -252,7 +252,7 @@ def msm_warm(prior, t_start):
     return MSMSampler(prior, max(2, round(MSM_STEPS * t_start / 1000)), MSM_LOOPS, t_start=t_start)
 
 
-def gate(key: str, work: str, n_val: int, candidate: dict, log) -> dict:
+def gate(key: str, work: str, n_val: int, candidate: dict, cohort_dir: str, log) -> dict:
     """Evidence for ``diffrecon train mri_multicoil_<key> --promote --evidence`` when the recipe changed (ε → EDM: the
     two networks' training losses are not comparable): the bundle's sampler with the shipped weights and defaults vs the
     same bundle with the campaign's weights (read with its recipe) and the ``candidate`` config overrides (the v2
@@ -268,7 +268,7 @@ def gate(key: str, work: str, n_val: int, candidate: dict, log) -> dict:
     if key == "msm":
         over.update({f"prior#{k}": v for k, v in work_recipe(w).items()})
     samplers = {"shipped": bundle_inferer(bundle), "candidate": bundle_inferer(bundle, over)}
-    val = cached_mri_cohort(Path(GATE_COHORT_DIR[0]) / f"mri_val_{n_val}.pt", n_val, "val")
+    val = cached_mri_cohort(Path(cohort_dir) / f"mri_val_{n_val}.pt", n_val, "val")
     rows = []
     for i, acq in enumerate(acquisitions(val, 4, seed_base("mri", "val") + 5_000)):
         for name, smp in samplers.items():
@@ -296,8 +296,6 @@ def gate(key: str, work: str, n_val: int, candidate: dict, log) -> dict:
     log(f"candidate - shipped: {diff['mean']:+.2f} [{diff['low']:+.2f}, {diff['high']:+.2f}] dB → {out} (passed: {doc['passed']})")
     return doc
 
-
-GATE_COHORT_DIR: list = [None]
 
 
 def time_256(fns: dict, chosen: dict, out: Path, log) -> dict:
@@ -447,9 +445,7 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
     if a.gate:
-        torch.set_num_threads(a.threads)
-        GATE_COHORT_DIR[0] = a.cohort_dir
-        gate(a.gate, WORKS[a.gate], a.gate_val, json.loads(a.candidate), lambda m: print(m, flush=True))
+        gate(a.gate, WORKS[a.gate], a.gate_val, json.loads(a.candidate), a.cohort_dir, lambda m: print(m, flush=True))
         return
     a.out = a.out or str(ROOT / "results" / ("mri_real.md" if a.real else "mri.md"))
     out = Path(a.out)

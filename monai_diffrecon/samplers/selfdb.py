@@ -21,7 +21,8 @@ from __future__ import annotations
 import torch
 
 from monai_diffrecon.errors import InvalidValueError, ShapeError
-from monai_diffrecon.modalities.mri import SelfDBPrior
+from monai_diffrecon.diffusion.bridge import bridge_state
+from monai_diffrecon.modalities.mri import SelfDBPrior, acs_lines, subsample_lines
 from monai_diffrecon.physics.functional.sense import complex_randn
 from monai_diffrecon.samplers.base import Sampler, check_sigma_y
 from monai_diffrecon.samplers.bridge import run_bridge
@@ -82,9 +83,6 @@ class SelfDBSampler(Sampler):
 
         start = y
         if self.keep is not None:
-            from monai_diffrecon.diffusion.bridge import bridge_state
-            from monai_diffrecon.modalities.mri import acs_lines, subsample_lines
-
             if acq.shape[-2] != 1:
                 raise InvalidValueError("keep: the training sub-masks are Cartesian lines; this operator's mask is 2D")
             acs = self.center_lines if self.center_lines is not None else acs_lines(acq)

@@ -35,6 +35,8 @@ SEEDS: dict[str, dict[str, range]] = {
     "natural_kernels": {"train": range(110_000, 120_000), "val": range(610_000, 620_000), "test": range(70_000, 80_000)},
     # simulated Sentinel-2 / Sentinel-1 scenes
     "satellite": {"train": range(90_000, 190_000), "val": range(190_000, 290_000), "test": range(290_000, 390_000)},
+    # random CT phantoms (monai_diffrecon.data.ct_phantom.foam_phantom) and their sinogram noise, for the TV study
+    "ct": {"train": range(400_000, 410_000), "val": range(410_000, 420_000), "test": range(420_000, 430_000)},
 }
 STRIDE = {"spect": 7}  # seeds per case (SPECT draws seed and seed + 1)
 

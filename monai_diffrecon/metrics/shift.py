@@ -6,12 +6,16 @@ Image domain (the paper's Eq. 4, with Tweedie ``∇log p_σ(x) = (D^p_σ(x) − 
     x_σ = x + σ n.
 
 Measurement domain (Theorem 1): only corrupted samples ``ȳ = P x̄`` of p are available, with a diagonal 0/1 selection
-``P`` drawn per sample (inpainting pixel mask; in the paper also Cartesian k-space lines after ``V`` = the Fourier
-transform, which needs the denoisers wrapped in V — not done here: masks act on the priors' coordinates); noise is
-added where P observes, ``ȳ_σ = ȳ + σ P n``, and the score difference on the observed coordinates is re-weighted by
-``W = E[P]^{-p}``::
+``P`` drawn per sample (inpainting pixel masks on the priors' coordinates, or, the paper's MRI case, Cartesian k-space
+lines after an orthonormal transform ``V`` such as the 2D FFT: pass ``transform=(V, V⁻¹)``); noise is added where P
+observes, ``ȳ_σ = ȳ + σ P n`` (``n = V n₀`` with white ``n₀`` in the image domain), the denoisers see ``V⁻¹ȳ_σ``, and
+the score difference on the observed coordinates is re-weighted by ``W = E[P]^{-p}``::
 
-    KL(p‖q) ≈ ∫₀^∞ E_{P, ȳ} ‖W P (D^p_σ(ȳ_σ) − D^q_σ(ȳ_σ))‖² / σ³ dσ.
+    KL(p‖q) ≈ ∫₀^∞ E_{P, ȳ} ‖W P V (D^p_σ(V⁻¹ȳ_σ) − D^q_σ(V⁻¹ȳ_σ))‖² / σ³ dσ.
+
+With ``V`` the FFT and real images, a mask symmetric under k → −k keeps ``V⁻¹ȳ_σ`` real (the inverse should return
+the real part); for a stationary Gaussian the Fourier coefficients are independent up to those conjugate pairs, so the
+estimate is exact there (``tests/metrics/test_shift_closed_form.py``).
 
 **The weight's exponent.** A transcription of the paper's W reads ``E[P]^{-3/2}``. For independent coordinates
 (any factorised p and q, e.g. the Gaussian case in ``tests/metrics/test_shift.py``) coordinate i is observed with
@@ -59,7 +63,8 @@ def default_sigmas(n: int = 40, sigma_min: float = 0.002, sigma_max: float = 80.
 
 def kl_from_denoisers(denoise_p: Denoiser, denoise_q: Denoiser, samples: torch.Tensor, sigmas: torch.Tensor | None = None,
                       masks: torch.Tensor | None = None, power: float = 0.5, generator: torch.Generator | None = None,
-                      noise_draws: int = 1, batch_size: int = 16, mask_mean: float | torch.Tensor | None = None) -> ShiftEstimate:
+                      noise_draws: int = 1, batch_size: int = 16, mask_mean: float | torch.Tensor | None = None,
+                      transform: tuple[Callable, Callable] | None = None) -> ShiftEstimate:
     """Estimate KL(p‖q) from ``samples`` of p: clean images (``masks=None``, image domain) or corrupted measurements
     ``ȳ = P x̄`` with their 0/1 ``masks`` (same shape, measurement domain; ``E[P]`` is the mask mean over samples).
 
@@ -71,12 +76,16 @@ def kl_from_denoisers(denoise_p: Denoiser, denoise_q: Denoiser, samples: torch.T
         mask_mean: ``E[P]`` when the masks' law is known (e.g. the keep probability of random pixel masks): then every
             sample's contribution is independent of the others (a bootstrap over samples is exact) and no coordinate
             needs to be observed in the sample at hand; default: the masks' mean over the samples.
+        transform: ``(V, V⁻¹)``, an orthonormal transform and its inverse (module doc); ``samples`` and ``masks`` then
+            live in V's domain (e.g. k-space), the denoisers in the image domain. Requires ``masks``.
     """
     sig = (default_sigmas() if sigmas is None else torch.as_tensor(sigmas, dtype=torch.float64, device="cpu")).flatten()
     if sig.numel() < 2 or bool((sig <= 0).any()) or bool((sig[1:] <= sig[:-1]).any()):
         raise InvalidValueError("sigmas: at least two increasing positive values required")
     if samples.ndim < 2 or samples.shape[0] < 1:
         raise ShapeError(f"samples: (N, …) with N ≥ 1 required, got {tuple(samples.shape)}")
+    if transform is not None and masks is None:
+        raise InvalidValueError("transform: only for measurement-domain estimates (pass masks)")
     if masks is not None:
         if masks.shape != samples.shape:
             raise ShapeError(f"masks {tuple(masks.shape)} must match samples {tuple(samples.shape)}")
@@ -94,14 +103,20 @@ def kl_from_denoisers(denoise_p: Denoiser, denoise_q: Denoiser, samples: torch.T
         for _ in range(noise_draws):
             for i in range(0, N, batch_size):
                 x = samples[i:i + batch_size]
-                n = randn_like(x, g) / (2**0.5 if x.is_complex() else 1)  # complex: E|n|² = 1
+                n = randn_like(x, g) / (2**0.5 if x.is_complex() else 1) if transform is None else None  # complex: E|n|² = 1
                 if masks is None:
                     d = denoise_p(x + s * n, s) - denoise_q(x + s * n, s)
                     e = d.abs() ** 2
-                else:
+                elif transform is None:
                     m = masks[i:i + batch_size]
                     xs = x + s * m * n
                     d = m * (denoise_p(xs, s) - denoise_q(xs, s))
+                    e = w2 * d.abs() ** 2
+                else:
+                    V, V_inv = transform
+                    m = masks[i:i + batch_size]
+                    img = V_inv(x + s * m * V(randn_like(V_inv(x).real, g)))
+                    d = m * V(denoise_p(img, s) - denoise_q(img, s))
                     e = w2 * d.abs() ** 2
                 acc += float(e.sum())
                 each[k, i:i + x.shape[0]] += e.reshape(x.shape[0], -1).sum(dim=1).to(device="cpu", dtype=torch.float64)

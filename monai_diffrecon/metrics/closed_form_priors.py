@@ -39,9 +39,10 @@ class GaussianMixturePrior:
     """
 
     def __init__(self, weights: torch.Tensor, means: torch.Tensor, covs: torch.Tensor, shape: Sequence[int]) -> None:
-        w = torch.as_tensor(weights, dtype=torch.float64).flatten()
-        mu = torch.as_tensor(means, dtype=torch.float64)
-        cov = torch.as_tensor(covs, dtype=torch.float64)
+        dev = means.device if isinstance(means, torch.Tensor) else torch.device("cpu")
+        w = torch.as_tensor(weights, dtype=torch.float64, device=dev).flatten()
+        mu = torch.as_tensor(means, dtype=torch.float64, device=dev)
+        cov = torch.as_tensor(covs, dtype=torch.float64, device=dev)
         K = w.numel()
         self.shape = tuple(int(s) for s in shape)
         d = math.prod(self.shape)
@@ -63,7 +64,7 @@ class GaussianMixturePrior:
     def _flat(self, x: torch.Tensor) -> torch.Tensor:
         if math.prod(x.shape[1:]) != self.d:
             raise ShapeError(f"expected (N, {', '.join(map(str, self.shape))}) images, got {tuple(x.shape)}")
-        return x.reshape(x.shape[0], self.d).to(torch.float64)
+        return x.reshape(x.shape[0], self.d).to(device=self.means.device, dtype=torch.float64)
 
     def _components(self, x: torch.Tensor, var: float):
         """Per component: the log density of ``x`` under ``N(μ_k, Σ_k + var I)`` ``(N, K)`` and the coefficients of
@@ -87,12 +88,12 @@ class GaussianMixturePrior:
         shrunk = u * (self.evals / (self.evals + var))[:, None, :]
         post = self.means[:, None] + torch.einsum("kne,kde->knd", shrunk, self.evecs)  # (K, N, d)
         out = torch.einsum("nk,knd->nd", r, post)
-        return out.reshape(x_sigma.shape).to(x_sigma.dtype)
+        return out.reshape(x_sigma.shape).to(device=x_sigma.device, dtype=x_sigma.dtype)
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` exact samples ``(n, *shape)``."""
-        k = torch.multinomial(self.weights, int(n), replacement=True, generator=generator)
-        z = randn((int(n), self.d), generator, dtype=torch.float64, device="cpu")
+        k = torch.multinomial(self.weights.to(generator.device), int(n), replacement=True, generator=generator).to(self.means.device)
+        z = randn((int(n), self.d), generator, dtype=torch.float64, device=self.means.device)
         x = self.means[k] + torch.einsum("nd,ned->ne", z * self.evals[k].sqrt(), self.evecs[k])
         return x.reshape(int(n), *self.shape)
 
@@ -139,9 +140,9 @@ def fit_gaussian(x: torch.Tensor, rank: int | None = None, eps: float = 1e-4) ->
         evals, evecs = evals.flip(0), evecs.flip(1)
         noise = float(evals[int(rank):].mean().clamp_min(0))
         top = evecs[:, :int(rank)]
-        cov = top @ torch.diag(evals[:int(rank)] - noise) @ top.T + noise * torch.eye(d, dtype=torch.float64)
-    cov = cov + eps * torch.eye(cov.shape[0], dtype=torch.float64)
-    return GaussianMixturePrior(torch.ones(1), mu[None], cov[None], x.shape[1:])
+        cov = top @ torch.diag(evals[:int(rank)] - noise) @ top.T + noise * torch.eye(d, dtype=torch.float64, device=X.device)
+    cov = cov + eps * torch.eye(cov.shape[0], dtype=torch.float64, device=X.device)
+    return GaussianMixturePrior(torch.ones(1, dtype=torch.float64, device=X.device), mu[None], cov[None], x.shape[1:])
 
 
 def fit_gaussian_mixture(x: torch.Tensor, components: int, generator: torch.Generator, iterations: int = 100,
@@ -153,13 +154,13 @@ def fit_gaussian_mixture(x: torch.Tensor, components: int, generator: torch.Gene
     K = int(components)
     if not 1 <= K <= N:
         raise InvalidValueError(f"components: must lie in [1, {N}], got {components}")
-    centres = X[randint(0, N, (1,), generator, device="cpu")]
+    centres = X[randint(0, N, (1,), generator, device=X.device)]
     for _ in range(1, K):  # k-means++
         dist = torch.cdist(X, centres).min(1).values.pow(2)
         cum = torch.cumsum(dist / dist.sum(), 0)
-        centres = torch.cat([centres, X[torch.searchsorted(cum, rand((1,), generator, dtype=torch.float64, device="cpu")).clamp(max=N - 1)]])
+        centres = torch.cat([centres, X[torch.searchsorted(cum, rand((1,), generator, dtype=torch.float64, device=X.device)).clamp(max=N - 1)]])
     resp = torch.nn.functional.one_hot(torch.cdist(X, centres).argmin(1), K).to(torch.float64)
-    eye = torch.eye(d, dtype=torch.float64)
+    eye = torch.eye(d, dtype=torch.float64, device=X.device)
     model = None
     for _ in range(int(iterations)):
         nk = resp.sum(0).clamp_min(1e-12)

@@ -90,6 +90,27 @@ class GaussianMixturePrior:
         out = torch.einsum("nk,knd->nd", r, post)
         return out.reshape(x_sigma.shape).to(device=x_sigma.device, dtype=x_sigma.dtype)
 
+    def denoise_observed(self, y_sigma: torch.Tensor, sigma: float, mask: torch.Tensor) -> torch.Tensor:
+        """The exact measurement-domain MMSE denoiser ``E[x | P(x + σ n) = ȳ_σ]`` for a 0/1 pixel mask ``P`` per
+        sample (same shape as ``y_sigma``): the posterior mean from the observed coordinates alone — what a denoiser
+        trained on such measurements learns — instead of :meth:`denoise` applied to the zero-filled input. Per
+        component ``μ + Σ Pᵀ(P Σ Pᵀ + σ² I)⁻¹(ȳ_σ − P μ)``, weighted by the marginal likelihoods of the observed values."""
+        y = self._flat(y_sigma)
+        m = self._flat(mask)
+        N, d = y.shape
+        var = float(sigma) ** 2
+        eye = torch.eye(d, dtype=torch.float64, device=y.device)
+        # observed block P Σ Pᵀ + σ² I, identity on the unobserved coordinates (so one (d, d) solve per sample)
+        A = m[:, None, :, None] * self.covs[None] * m[:, None, None, :] + (var * m + (1 - m))[:, None, :, None] * eye
+        r = m[:, None] * (y[:, None] - self.means[None])  # (N, K, d)
+        chol = torch.linalg.cholesky(A)
+        z = torch.cholesky_solve(r[..., None], chol)[..., 0]
+        logdet = 2 * torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+        logn = -0.5 * (r * z).sum(-1) - 0.5 * logdet - 0.5 * m.sum(1, keepdim=True) * math.log(2 * math.pi)
+        w = torch.softmax(logn + torch.log(self.weights), dim=1)  # (N, K)
+        post = self.means[None] + torch.einsum("kde,nke->nkd", self.covs, m[:, None] * z)
+        return torch.einsum("nk,nkd->nd", w, post).reshape(y_sigma.shape).to(device=y_sigma.device, dtype=y_sigma.dtype)
+
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` exact samples ``(n, *shape)``."""
         k = torch.multinomial(self.weights.to(generator.device), int(n), replacement=True, generator=generator).to(self.means.device)

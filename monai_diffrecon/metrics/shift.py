@@ -64,7 +64,7 @@ def default_sigmas(n: int = 40, sigma_min: float = 0.002, sigma_max: float = 80.
 def kl_from_denoisers(denoise_p: Denoiser, denoise_q: Denoiser, samples: torch.Tensor, sigmas: torch.Tensor | None = None,
                       masks: torch.Tensor | None = None, power: float = 0.5, generator: torch.Generator | None = None,
                       noise_draws: int = 1, batch_size: int = 16, mask_mean: float | torch.Tensor | None = None,
-                      transform: tuple[Callable, Callable] | None = None) -> ShiftEstimate:
+                      transform: tuple[Callable, Callable] | None = None, mask_aware: bool = False) -> ShiftEstimate:
     """Estimate KL(p‖q) from ``samples`` of p: clean images (``masks=None``, image domain) or corrupted measurements
     ``ȳ = P x̄`` with their 0/1 ``masks`` (same shape, measurement domain; ``E[P]`` is the mask mean over samples).
 
@@ -78,6 +78,9 @@ def kl_from_denoisers(denoise_p: Denoiser, denoise_q: Denoiser, samples: torch.T
             needs to be observed in the sample at hand; default: the masks' mean over the samples.
         transform: ``(V, V⁻¹)``, an orthonormal transform and its inverse (module doc); ``samples`` and ``masks`` then
             live in V's domain (e.g. k-space), the denoisers in the image domain. Requires ``masks``.
+        mask_aware: the denoisers are measurement-domain denoisers called as ``D(ȳ_σ, σ, P)`` (e.g. networks trained
+            on such measurements, or :meth:`~monai_diffrecon.metrics.closed_form_priors.GaussianMixturePrior.denoise_observed`)
+            rather than image denoisers applied to the zero-filled ``ȳ_σ``. Pixel masks only.
     """
     sig = (default_sigmas() if sigmas is None else torch.as_tensor(sigmas, dtype=torch.float64, device="cpu")).flatten()
     if sig.numel() < 2 or bool((sig <= 0).any()) or bool((sig[1:] <= sig[:-1]).any()):
@@ -86,6 +89,8 @@ def kl_from_denoisers(denoise_p: Denoiser, denoise_q: Denoiser, samples: torch.T
         raise ShapeError(f"samples: (N, …) with N ≥ 1 required, got {tuple(samples.shape)}")
     if transform is not None and masks is None:
         raise InvalidValueError("transform: only for measurement-domain estimates (pass masks)")
+    if mask_aware and (masks is None or transform is not None):
+        raise InvalidValueError("mask_aware: pixel masks required (masks given, no transform)")
     if masks is not None:
         if masks.shape != samples.shape:
             raise ShapeError(f"masks {tuple(masks.shape)} must match samples {tuple(samples.shape)}")
@@ -110,7 +115,7 @@ def kl_from_denoisers(denoise_p: Denoiser, denoise_q: Denoiser, samples: torch.T
                 elif transform is None:
                     m = masks[i:i + batch_size]
                     xs = x + s * m * n
-                    d = m * (denoise_p(xs, s) - denoise_q(xs, s))
+                    d = m * (denoise_p(xs, s, m) - denoise_q(xs, s, m) if mask_aware else denoise_p(xs, s) - denoise_q(xs, s))
                     e = w2 * d.abs() ** 2
                 else:
                     V, V_inv = transform

@@ -105,3 +105,21 @@ def test_bad_inputs():
         fit_gaussian(correlated(50, 0), rank=16)
     with pytest.raises(InvalidValueError):
         kl_from_denoisers(lambda x, s: x, lambda x, s: x, torch.zeros(2, 4), transform=(lambda v: v, lambda v: v))
+
+
+def test_measurement_domain_denoiser():
+    p = fit_gaussian_mixture(torch.cat([correlated(1000, 0), correlated(1000, 1) + 2]), 2, torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(4)
+    x = p.sample(100_000, g)
+    z = x + 0.5 * torch.randn(x.shape, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(p.denoise_observed(z[:8], 0.5, torch.ones_like(z[:8])), p.denoise(z[:8], 0.5))
+    m = (torch.rand(x.shape, generator=g, dtype=torch.float64) < 0.5).double()
+    y = m * z
+    r = (x - p.denoise_observed(y, 0.5, m)).reshape(x.shape[0], -1)
+    assert float((r * y.reshape(x.shape[0], -1)).mean(0).abs().max()) < 0.03  # MMSE residual ⟂ the measurements
+    assert float(r.pow(2).mean()) < float((x - p.denoise(y, 0.5)).pow(2).reshape(x.shape[0], -1).mean())
+    est = kl_from_denoisers(p.denoise_observed, p.denoise_observed, y[:16], torch.logspace(-2, 1, 5, dtype=torch.float64), masks=m[:16],
+                            mask_aware=True)
+    assert est.kl == 0.0
+    with pytest.raises(InvalidValueError):
+        kl_from_denoisers(p.denoise_observed, p.denoise_observed, y[:4], mask_aware=True)

@@ -25,10 +25,10 @@ __all__ = ["SATELLITE_SEEDS", "cached_satellite_cohort"]
 SATELLITE_SEEDS = {s: seed_base("satellite", s) for s in SPLITS}  # the split registry (evaluation.splits)
 
 
-def _scenes(n_scenes: int, split: str, size: int, progress: bool) -> dict:
+def _scenes(n_scenes: int, split: str, size: int, progress: bool, cloud_model: str = "v1") -> dict:
     out = {"clear": [], "cloudy": [], "sar": [], "cloud": []}
     for i in tqdm(range(n_scenes), desc=f"satellite cohort {split}", disable=not progress):
-        s = satellite_scene(size, torch.Generator().manual_seed(SATELLITE_SEEDS[split] + i))
+        s = satellite_scene(size, torch.Generator().manual_seed(SATELLITE_SEEDS[split] + i), cloud_model=cloud_model)
         clear, sar = sen12ms_normalize(s["clear"], s["sar"])
         cloudy, _ = sen12ms_normalize(s["cloudy"], s["sar"])
         out["clear"].append(clear)
@@ -38,9 +38,13 @@ def _scenes(n_scenes: int, split: str, size: int, progress: bool) -> dict:
     return {k: torch.stack(v).float() for k, v in out.items()}
 
 
-def cached_satellite_cohort(path: str | Path, n_scenes: int, split: str = "train", size: int = 128, progress: bool = True) -> dict:
-    """Load the cohort at ``path`` if its ``meta`` matches the request, else simulate and save it first."""
+def cached_satellite_cohort(path: str | Path, n_scenes: int, split: str = "train", size: int = 128, progress: bool = True,
+                            cloud_model: str = "v1") -> dict:
+    """Load the cohort at ``path`` if its ``meta`` matches the request, else simulate and save it first;
+    ``cloud_model`` as :func:`~monai_diffrecon.data.satellite_sim.satellite_scene`."""
     if split not in SATELLITE_SEEDS:
         raise InvalidValueError(f"split: one of {sorted(SATELLITE_SEEDS)}, got {split!r}")
     meta = {"split": split, "n": n_scenes, "size": size, "seed": SATELLITE_SEEDS[split]}
-    return cached(path, meta, lambda: _scenes(n_scenes, split, size, progress))
+    if cloud_model != "v1":
+        meta["cloud_model"] = cloud_model
+    return cached(path, meta, lambda: _scenes(n_scenes, split, size, progress, cloud_model))

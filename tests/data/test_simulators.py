@@ -13,6 +13,7 @@ from monai_diffrecon.data.mri_sim import mr_phantom, real_mr_slices, simulate_mu
 from monai_diffrecon.data.natural import SKIMAGE_TEST, SKIMAGE_TRAIN, load_skimage, motion_blur_kernel, random_patches
 from monai_diffrecon.data.preview import preview_mri, preview_natural, preview_satellite, preview_spect_study
 from monai_diffrecon.data.satellite_sim import LAND_COVER, satellite_scene
+from monai_diffrecon.errors import InvalidValueError
 from monai_diffrecon.modalities.satellite import sen12ms_normalize
 from monai_diffrecon.data.spect_study import few_view_indices, simulate_spect_study, thin_counts
 from monai_diffrecon.io.kspace import read_fastmri
@@ -144,3 +145,30 @@ def test_real_mr_slices_are_anatomy_not_the_nibabel_ramp():
         assert float(centred.std(dim=0).mean()) > 0.02, name
     r = torch.from_numpy(ramp / ramp.max())
     assert float((r - r.mean(dim=1, keepdim=True)).std(dim=0).mean()) < 1e-6  # the check would catch the ramp
+
+
+def test_satellite_clouds_v2_need_more_than_the_optical_bands():
+    """Cloud model v2 (issue 25, item 4): opaque cores, one spectrum per cloud, haze, terrain-tied SAR."""
+    scenes = [satellite_scene(96, g(s), cloud_cover=0.4, cloud_model="v2") for s in range(6)]
+    for s in scenes:
+        tau, haze = s["cloud"][0], s["haze"][0]
+        assert float((tau >= 1).float().mean()) > 0.05  # opaque cores: no ground signal there
+        assert float((tau > 0.1).float().mean()) == pytest.approx(0.4, abs=0.1)
+        free = (tau == 0) & (s["shadow"][0] == 0) & (haze == 0)
+        if free.any():
+            assert torch.allclose(s["cloudy"][:, free], s["clear"][:, free])
+    # per-cloud spectra: the opaque pixels of one scene do not all share one spectrum (v1: one fixed spectrum)
+    spreads = []
+    for s in scenes:
+        core = (s["cloud"][0] >= 1) & (s["haze"][0] == 0)
+        if core.sum() > 10:
+            ratio = s["cloudy"][3][core] / s["cloudy"][0][core]  # NIR / blue of the opaque pixels
+            spreads.append(float(ratio.max() - ratio.min()))
+    assert spreads and max(spreads) > 0.02
+    assert any(float(s["haze"].max()) > 0 for s in scenes)
+    # the ground truth (land cover, clear reflectance) is v1's: only the clouds, haze and SAR terrain change
+    v1 = satellite_scene(96, g(3), cloud_cover=0.4)
+    v2 = satellite_scene(96, g(3), cloud_cover=0.4, cloud_model="v2")
+    assert torch.equal(v1["land_cover"], v2["land_cover"]) and torch.equal(v1["clear"], v2["clear"])
+    with pytest.raises(InvalidValueError):
+        satellite_scene(32, g(0), cloud_model="v3")

@@ -56,3 +56,20 @@ def test_max_mode_refuses_a_batch():
     with pytest.raises(ShapeError, match="one image at a time"):
         BlindPnPDM(prior, prior, (8, 8), "max", num_iters=1, burn_in=0)(y, Blur(gaussian_kernel(1.0, 8)[None, None]),
                                                                          generator=torch.Generator().manual_seed(0), progress=False)
+
+
+def test_recentring_keeps_the_blurred_image_and_centres_the_kernel():
+    from monai_diffrecon.physics.blur import Blur
+    from monai_diffrecon.samplers.blind_pnpdm import BlindPnPDM, centroid_shift, shift_kernel
+
+    g = torch.Generator().manual_seed(0)
+    k = torch.zeros(2, 1, 9, 9, dtype=torch.float64)
+    k[0, 0, 1:4, 5:8] = torch.rand(3, 3, generator=g, dtype=torch.float64)  # off-centre: centroid near (2, 6)
+    k[1, 0, 3:6, 3:6] = 1.0  # already centred
+    k = k / k.sum(dim=(-2, -1), keepdim=True)
+    x = torch.rand(2, 1, 24, 24, generator=g, dtype=torch.float64)
+    k2, x2 = BlindPnPDM._recentre(k, x)
+    assert centroid_shift(k2[0]) == (0, 0) and centroid_shift(k2[1]) == (0, 0)
+    assert torch.equal(k2[1], k[1]) and torch.equal(x2[1], x[1])
+    torch.testing.assert_close(Blur(k2)(x2), Blur(k)(x))  # φ ⊛ x unchanged
+    assert torch.equal(shift_kernel(shift_kernel(k[1], 2, -1), -2, 1), k[1])

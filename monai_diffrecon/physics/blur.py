@@ -15,7 +15,7 @@ import torch
 from monai_diffrecon.errors import ShapeError
 from monai_diffrecon.physics.base import LinearOperator, _positive, check_tensor
 
-__all__ = ["Blur", "KernelBlur", "gaussian_kernel"]
+__all__ = ["Blur", "KernelBlur", "gaussian_kernel", "centroid_shift", "shift_kernel"]
 
 
 def gaussian_kernel(sigma: float | tuple[float, ...], size: int | tuple[int, ...] | None = None, dtype=torch.float32,
@@ -167,3 +167,27 @@ class KernelBlur(LinearOperator):
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:
         corr = torch.fft.ifft2(torch.fft.fft2(y) * self._image_hat(y).conj()).real.sum(dim=1, keepdim=True)
         return self._crop(corr)
+
+
+def centroid_shift(k: torch.Tensor) -> tuple[int, int]:
+    """The integer shift ``(dy, dx)`` that moves the centroid of kernel ``k`` ``(…, kh, kw)`` (summed over leading
+    dims) to the support's centre ``(kh // 2, kw // 2)``."""
+    kh, kw = k.shape[-2:]
+    w = k.reshape(-1, kh, kw).sum(0).clamp_min(0)
+    tot = float(w.sum())
+    if tot <= 0:
+        return 0, 0
+    iy = torch.arange(kh, dtype=w.dtype, device=w.device)
+    ix = torch.arange(kw, dtype=w.dtype, device=w.device)
+    cy, cx = float((w.sum(1) * iy).sum()) / tot, float((w.sum(0) * ix).sum()) / tot
+    return int(round(kh // 2 - cy)), int(round(kw // 2 - cx))
+
+
+def shift_kernel(k: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """``k`` ``(…, kh, kw)`` shifted by ``(dy, dx)`` pixels, zero-filled (no wrap-around)."""
+    out = torch.zeros_like(k)
+    kh, kw = k.shape[-2:]
+    ys, yd = (slice(0, kh - dy), slice(dy, kh)) if dy >= 0 else (slice(-dy, kh), slice(0, kh + dy))
+    xs, xd = (slice(0, kw - dx), slice(dx, kw)) if dx >= 0 else (slice(-dx, kw), slice(0, kw + dx))
+    out[..., yd, xd] = k[..., ys, xs]
+    return out

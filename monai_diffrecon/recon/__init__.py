@@ -1,8 +1,9 @@
-"""Classical reconstructions used as baselines and initialisers: OSEM/MLEM, FBP, CG-SENSE, APGM (FISTA)."""
+"""Classical reconstructions used as baselines and initialisers: OSEM/MLEM, FBP, CG-SENSE, APGM (FISTA), a coarse-to-fine blur-kernel estimate."""
 
 from monai_diffrecon.recon.apgm import apgm, least_squares_tv_objective
+from monai_diffrecon.recon.blind import estimate_kernel
 from monai_diffrecon.recon.cg import cg_sense
 from monai_diffrecon.recon.em import mlem, osem
 from monai_diffrecon.recon.fbp import fbp, ramp_filter
 
-__all__ = ["osem", "mlem", "fbp", "ramp_filter", "cg_sense", "apgm", "least_squares_tv_objective"]
+__all__ = ["osem", "mlem", "fbp", "ramp_filter", "cg_sense", "apgm", "least_squares_tv_objective", "estimate_kernel"]

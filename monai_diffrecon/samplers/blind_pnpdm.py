@@ -27,41 +27,17 @@ from __future__ import annotations
 import torch
 
 from monai_diffrecon.errors import ShapeError
-from monai_diffrecon.physics.blur import Blur, KernelBlur
+from monai_diffrecon.physics.blur import Blur, KernelBlur, centroid_shift, shift_kernel
 from monai_diffrecon.samplers.base import Sampler, check_sigma_y, data_scale
 from monai_diffrecon.samplers.engine import DiffusionLoop, ddim_noise
 from monai_diffrecon.samplers.pnp_dm import denoise_from_level, gaussian_likelihood_sample
 
-__all__ = ["BlindPnPDM", "anneal", "centroid_shift", "shift_kernel"]
+__all__ = ["BlindPnPDM", "anneal"]
 
 
 def anneal(v0: float, decay: float, vmin: float, k: int) -> float:
     """``max(v₀·decay^k, v_min)``."""
     return max(v0 * decay**k, vmin)
-
-
-def centroid_shift(k: torch.Tensor) -> tuple[int, int]:
-    """The integer shift ``(dy, dx)`` that moves the centroid of kernel ``k`` ``(…, kh, kw)`` (summed over leading
-    dims) to the support's centre ``(kh // 2, kw // 2)``."""
-    kh, kw = k.shape[-2:]
-    w = k.reshape(-1, kh, kw).sum(0).clamp_min(0)
-    tot = float(w.sum())
-    if tot <= 0:
-        return 0, 0
-    iy = torch.arange(kh, dtype=w.dtype, device=w.device)
-    ix = torch.arange(kw, dtype=w.dtype, device=w.device)
-    cy, cx = float((w.sum(1) * iy).sum()) / tot, float((w.sum(0) * ix).sum()) / tot
-    return int(round(kh // 2 - cy)), int(round(kw // 2 - cx))
-
-
-def shift_kernel(k: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-    """``k`` ``(…, kh, kw)`` shifted by ``(dy, dx)`` pixels, zero-filled (no wrap-around)."""
-    out = torch.zeros_like(k)
-    kh, kw = k.shape[-2:]
-    ys, yd = (slice(0, kh - dy), slice(dy, kh)) if dy >= 0 else (slice(-dy, kh), slice(0, kh + dy))
-    xs, xd = (slice(0, kw - dx), slice(dx, kw)) if dx >= 0 else (slice(-dx, kw), slice(0, kw + dx))
-    out[..., yd, xd] = k[..., ys, xs]
-    return out
 
 
 class BlindPnPDM(Sampler):

@@ -60,7 +60,8 @@ def test_max_mode_refuses_a_batch():
 
 def test_recentring_keeps_the_blurred_image_and_centres_the_kernel():
     from monai_diffrecon.physics.blur import Blur
-    from monai_diffrecon.samplers.blind_pnpdm import BlindPnPDM, centroid_shift, shift_kernel
+    from monai_diffrecon.physics.blur import centroid_shift, shift_kernel
+    from monai_diffrecon.samplers.blind_pnpdm import BlindPnPDM
 
     g = torch.Generator().manual_seed(0)
     k = torch.zeros(2, 1, 9, 9, dtype=torch.float64)

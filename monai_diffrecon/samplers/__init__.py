@@ -11,6 +11,7 @@ from monai_diffrecon.samplers.consistency import (
     TVProx,
 )
 from monai_diffrecon.samplers.diffusion_samplers import DDNM, DPS, Conditional, DiffPIR, DiffusionSampler, Unconditional
+from monai_diffrecon.samplers.blind_dps import BlindDPS
 from monai_diffrecon.samplers.blind_pnpdm import BlindPnPDM
 from monai_diffrecon.samplers.bridge import bridge_times, run_bridge
 from monai_diffrecon.samplers.dbcr import DBCR
@@ -35,6 +36,7 @@ __all__ = [
     "DiffPIR",
     "PnPDM",
     "BlindPnPDM",
+    "BlindDPS",
     "RELD",
     "ScorePnP",
     "SPECT25D",

@@ -123,6 +123,18 @@ class DiffusionLoop:
             return randn((1, *shape[1:]), generator, dtype=dtype, device=device).expand(shape)
         return randn(shape, generator, dtype=dtype, device=device)
 
+    def step(self, x_t: torch.Tensor, x0: torch.Tensor, a: torch.Tensor, a_prev: torch.Tensor, final: bool,
+             generator: torch.Generator) -> torch.Tensor:
+        """Step 3 of the module doc: from ``x_t`` with clean estimate ``x̂₀`` to ``t'`` (ᾱ ``a`` → ``a_prev``) by the
+        noise rule; ``final`` (the step to x̂₀) adds no noise. Samplers that run two chains in lockstep (BlindDPS)
+        call it once per chain."""
+        e = (x_t - torch.sqrt(a) * x0) / torch.sqrt(1 - a)
+        s = self.noise(a, a_prev) if not final else torch.zeros_like(a)
+        x_next = torch.sqrt(a_prev) * x0 + torch.sqrt((1 - a_prev - s**2).clamp_min(0)) * e
+        if bool((s > 0).any()):
+            x_next = x_next + s * self.draw(x_t.shape, generator, x_t.dtype, x_t.device)
+        return x_next
+
     def timesteps(self, num_steps: int, t_start: float | None = None, spacing: str = "uniform") -> torch.Tensor:
         return timestep_sequence(self.prior.scheduler, num_steps, t_start, spacing)
 
@@ -171,11 +183,7 @@ class DiffusionLoop:
                 trajectory.append(x0c.detach().clone())
             if t_prev < 0 and self.guidance is None:
                 return x0c.detach()
-            e = (x_t - torch.sqrt(a) * x0c) / torch.sqrt(1 - a)
-            s = self.noise(a, a_prev) if t_prev >= 0 else torch.zeros_like(a)
-            x_next = torch.sqrt(a_prev) * x0c + torch.sqrt((1 - a_prev - s**2).clamp_min(0)) * e
-            if bool((s > 0).any()):
-                x_next = x_next + s * self.draw(x_t.shape, generator, x_t.dtype, x_t.device)
+            x_next = self.step(x_t, x0c, a, a_prev, t_prev < 0, generator)
             if self.guidance is not None:
                 x_next = x_next - self.guidance(x_in, x0, state)
             x_t = x_next.detach()

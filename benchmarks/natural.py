@@ -60,7 +60,7 @@ from monai_diffrecon.data.natural import SKIMAGE_TEST, SKIMAGE_TRAIN, load_skima
 from monai_diffrecon.diffusion import DiffusionPrior, make_scheduler
 from monai_diffrecon.networks import diffusion_unet, load_verified
 from monai_diffrecon.physics import Blur, gaussian_kernel
-from monai_diffrecon.recon import estimate_kernel
+from monai_diffrecon.recon import estimate_kernel, wiener
 from monai_diffrecon.samplers import BlindDPS, PnPDM
 from monai_diffrecon.samplers.blind_pnpdm import BlindPnPDM
 from monai_diffrecon.evaluation import Results, Target, grid_search, run_info, seeds, target_spec, targets_section
@@ -148,11 +148,6 @@ def estimate_gaussian_sigma(y: torch.Tensor, sigma_y: float) -> float:
     return float(np.clip(math.sqrt(max(-slope, 0.0) / (4 * math.pi**2)), 0.3, 8.0))
 
 
-def wiener(y: torch.Tensor, k: torch.Tensor, nsr: float) -> torch.Tensor:
-    H = Blur(k[None, None]).transfer_function(y[None, None])[0, 0]  # the circular blur's own transfer function
-    return torch.fft.ifft2(torch.fft.fft2(y) * H.conj() / (H.abs() ** 2 + nsr)).real
-
-
 def richardson_lucy(y: torch.Tensor, k: torch.Tensor, iters: int = 30) -> torch.Tensor:
     A, y = Blur(k[None, None]), y[None, None]
     x = y.clamp_min(1e-3)
@@ -187,8 +182,7 @@ def classical(method: str, y: torch.Tensor, sigma_y: float, p: dict) -> tuple[to
     """Wiener or RL with the estimated kernel ``p["kernel"]`` → ``(x, k̂, σ̂)``."""
     k, s = estimated_kernel(p["kernel"], y, sigma_y)
     if method == WIENER:  # on y − mean(y): the regularised filter's DC gain 1/(1 + nsr) would otherwise darken the image
-        m = float(y.mean())
-        return wiener(y - m, k, p["nsr"] * sigma_y**2 / float(y.var())) + m, k, s
+        return wiener(y, k, p["nsr"] * sigma_y**2 / float(y.var())), k, s
     return richardson_lucy(y, k, p["iters"]), k, s
 
 

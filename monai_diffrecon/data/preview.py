@@ -10,8 +10,10 @@ import torch
 __all__ = ["save_panels", "preview_spect_study", "preview_mri", "preview_natural", "preview_satellite"]
 
 
-def save_panels(panels: list[tuple[str, np.ndarray, str]], path: str | Path, ncols: int = 4, title: str | None = None, dpi: int = 100) -> Path:
-    """Save ``[(title, 2D or HxWx3 array, cmap)]`` as a grid PNG."""
+def save_panels(panels: list[tuple[str, np.ndarray, str] | None], path: str | Path, ncols: int = 4, title: str | None = None, dpi: int = 100,
+                interpolation: str | None = None) -> Path:
+    """Save ``[(title, 2D or HxWx3 array, cmap)]`` as a grid PNG; a ``None`` entry leaves its cell empty (to start a
+    new row); ``interpolation="nearest"`` shows pixels as pixels (crops at full resolution)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -22,9 +24,12 @@ def save_panels(panels: list[tuple[str, np.ndarray, str]], path: str | Path, nco
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.2 * nrows + (0.4 if title else 0)), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, (name, img, cmap) in zip(axes.flat, panels):
+    for ax, panel in zip(axes.flat, panels):
+        if panel is None:
+            continue
+        name, img, cmap = panel
         arr = np.asarray(img)
-        ax.imshow(arr, cmap=None if arr.ndim == 3 else cmap)
+        ax.imshow(arr, cmap=None if arr.ndim == 3 else cmap, interpolation=interpolation)
         ax.set_title(name, fontsize=9)
     if title:
         fig.suptitle(title, fontsize=11)

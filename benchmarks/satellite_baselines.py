@@ -104,9 +104,14 @@ class X0AsEps(torch.nn.Module):
         return (x_t - a.sqrt() * x0) / (1 - a).sqrt()
 
 
-def train(method: str, work: Path, iters: int, threads: int) -> None:
+def cohort_file(folder: Path, split: str, n: int, cloud_model: str) -> Path:
+    return folder / f"scenes_{split}_{n}{'' if cloud_model == 'v1' else '_' + cloud_model}.pt"
+
+
+def train(method: str, work: Path, iters: int, threads: int, cloud_model: str = "v1") -> None:
     torch.set_num_threads(threads)
-    cohort = cached_satellite_cohort(work / f"scenes_train_{N_TRAIN}.pt", N_TRAIN, "train", 128, progress=False)
+    cohort = cached_satellite_cohort(cohort_file(work, "train", N_TRAIN, cloud_model), N_TRAIN, "train", 128, progress=False,
+                                     cloud_model=cloud_model)
     ddpm = method.startswith("ddpm")
     scenes = SceneSampler(cohort["clear"], cohort["cloudy"], cohort["sar"], crop=CROP, stacked=ddpm)
     cfg = DSMConfig(max_iterations=iters, batch_size=8, lr=5e-4, ema_decay=0.999, warmup=100, checkpoint_every=200,
@@ -196,7 +201,7 @@ def edge_note(ddpm_tuned, diag: dict) -> list[str]:
                if p["steps"] == DDPM_GRID["steps"][0] else f"{p['steps']} steps.")]
 
 
-def report(work: Path, n_test: int, n_val: int, cohort_dir: Path, out: Path, threads: int) -> None:
+def report(work: Path, n_test: int, n_val: int, cohort_dir: Path, out: Path, threads: int, cloud_model: str = "v1") -> None:
     import math
 
     from satellite import bridge as bridge_predict
@@ -216,10 +221,10 @@ def report(work: Path, n_test: int, n_val: int, cohort_dir: Path, out: Path, thr
     started = time.perf_counter()
     torch.set_num_threads(threads)
     test_seeds, val_seeds = seeds("satellite", "test", n_test), seeds("satellite", "val", n_val)
-    test = center(cached_satellite_cohort(cohort_dir / f"scenes_test_{n_test}.pt", n_test, "test", 128, progress=False),
-                  EVAL_CROP)
-    val = center(cached_satellite_cohort(cohort_dir / f"scenes_val_{n_val}.pt", n_val, "val", 128, progress=False),
-                 EVAL_CROP)
+    test = center(cached_satellite_cohort(cohort_file(cohort_dir, "test", n_test, cloud_model), n_test, "test", 128, progress=False,
+                                          cloud_model=cloud_model), EVAL_CROP)
+    val = center(cached_satellite_cohort(cohort_file(cohort_dir, "val", n_val, cloud_model), n_val, "val", 128, progress=False,
+                                         cloud_model=cloud_model), EVAL_CROP)
     nets, its, cpu = {}, {}, {}
     for m in METHODS:
         sha = (work / m / "model.sha256").read_text().split()[0]
@@ -305,7 +310,9 @@ def report(work: Path, n_test: int, n_val: int, cohort_dir: Path, out: Path, thr
              "(`ddpm_eps`: the plain ε-MSE of `DenoisingScoreTrainer`; `ddpm_x0`: the same forward process with the "
              "x̂₀-MSE, "
              "the bridge's own parameterisation) and the choice between them is part of the DDPM's tuning.",
-             f"- **Data and reference**: test = `seeds(\"satellite\", \"test\", {n_test})` = "
+             f"- **Data and reference**: cloud model `{cloud_model}` of `satellite_scene` (v2: opaque cores, per-cloud "
+             "spectra, haze, terrain-tied SAR); "
+             f"test = `seeds(\"satellite\", \"test\", {n_test})` = "
              f"{test_seeds[0]}…{test_seeds[-1]} (the scenes of "
              f"`satellite.md`), validation = `seeds(\"satellite\", \"val\", {n_val})` = "
              f"{val_seeds[0]}…{val_seeds[-1]}; every method is "
@@ -354,7 +361,7 @@ def report(work: Path, n_test: int, n_val: int, cohort_dir: Path, out: Path, thr
     lines += ["", *targets_section(entries)]
     out.write_text("\n".join(lines) + "\n")
     doc = {"rows": rows, "parameters": params, "iterations": its, "train_cpu_seconds": cpu, "n_test": n_test,
-           "n_val": n_val, "eval_crop": EVAL_CROP, "test_seeds": test_seeds, "val_seeds": val_seeds,
+           "n_val": n_val, "eval_crop": EVAL_CROP, "cloud_model": cloud_model, "test_seeds": test_seeds, "val_seeds": val_seeds,
            "validation_cloudy_psnr": val_cloudy,
            "x0_diagnostic_psnr": diag, "tuning": {k: v.as_dict() for k, v in tuned.items()},
            "targets": [target_spec(t, ("scene",), protocol) for t in targets], "run": info}
@@ -373,13 +380,14 @@ def main() -> None:
     ap.add_argument("--cohort-dir", default="/tmp/sat_cohort")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "results" / "satellite_baselines.md"))
+    ap.add_argument("--cloud-model", choices=("v1", "v2"), default="v1", help="satellite_scene's cloud model (train and report alike)")
     a = ap.parse_args()
     if a.command == "train":
         if a.method is None:
             ap.error("train needs METHOD")
-        train(a.method, Path(a.work), a.iters, a.threads)
+        train(a.method, Path(a.work), a.iters, a.threads, a.cloud_model)
     else:
-        report(Path(a.work), a.n_test, a.n_val, Path(a.cohort_dir), Path(a.out), a.threads)
+        report(Path(a.work), a.n_test, a.n_val, Path(a.cohort_dir), Path(a.out), a.threads, a.cloud_model)
 
 
 if __name__ == "__main__":

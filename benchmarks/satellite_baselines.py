@@ -260,11 +260,15 @@ def report(work: Path, n_test: int, n_val: int, cohort_dir: Path, out: Path, thr
     rows += evaluate(ddpm_row, ddpm(priors, **dp), test, test_seeds, **dp)[0]
 
     b1, n1 = steps_label(BRIDGE, 1), steps_label(NOSAR, 1)
-    md = "satellite_baselines.md"
-    targets = [Target(DDPM_TARGET, b1, ddpm_row, "psnr", 0.0, md, trivial="cloudy input"),
-               Target("1-step bridge beats the same-size UNet regressor", b1, REGRESSOR, "psnr", 0.0, md,
+    md = out.name
+    tag = "" if cloud_model == "v1" else f" [clouds {cloud_model}]"  # target names are unique across results files
+    targets = [Target(DDPM_TARGET + tag, b1, ddpm_row, "psnr", 0.0, md, trivial="cloudy input"),
+               Target("1-step bridge beats the same-size UNet regressor" + tag, b1, REGRESSOR, "psnr", 0.0, md,
                       trivial="cloudy input"),
-               Target("SAR fusion ≥ +1 dB (matched-budget models)", b1, n1, "psnr", 1.0, md, trivial="cloudy input")]
+               Target("SAR fusion ≥ +1 dB (matched-budget models)" + tag, b1, n1, "psnr", 1.0, md, trivial="cloudy input")]
+    if cloud_model != "v1" and all("psnr_cloud" in r for r in rows):  # the "under cloud": covered pixels only
+        targets.append(Target("SAR fusion ≥ +1 dB under cloud (covered pixels)" + tag, b1, n1, "psnr_cloud", 1.0, md,
+                              trivial="cloudy input"))
     res = Results(rows, ("scene",))
     entries = [check_target(res, t) for t in targets]
     protocol = (f"{n_test} simulated test scenes (central {EVAL_CROP}² of the 128² scenes), PSNR on [0, 1] "

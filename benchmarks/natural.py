@@ -30,8 +30,7 @@ Methods:
   (``log |Y|² + 2 log |ω| ≈ c − 4π²σ²|ω|²`` over the band above the noise floor) or the coarse-to-fine estimate of
   :func:`~monai_diffrecon.recon.estimate_kernel` (alternating least squares on the strongest gradients over an image
   pyramid); then Wiener on y − mean(y) (noise-to-signal a tuned multiple of σ_y² / var(y); without removing the mean,
-  the regularised filter's DC gain 1/(1 + nsr) darkens the image — 18.2 dB instead of 24.4 at the validation-chosen
-  setting) or RL (tuned iterations);
+  the regularised filter's DC gain 1/(1 + nsr) darkens the image) or RL (tuned iterations);
 * the blurred image itself (the trivial input of the broken-baseline guard).
 Tuning: :func:`~monai_diffrecon.evaluation.grid_search` with the same budget (``BUDGET`` = 6 settings) for Blind-PnPDM,
 Wiener and RL, scored by the mean shift-aligned PSNR over the validation cases (``GRIDS``); the trials, choices and
@@ -192,7 +191,7 @@ def blind_pnpdm(ys: torch.Tensor, sigma_y: float, priors, a, p: dict, seed: int)
     burn = a.burn_in if a.burn_in is not None else a.iters // 2
     blind = BlindPnPDM(img_prior, kernel_prior, (KSIZE, KSIZE), "max", num_iters=a.iters, burn_in=burn, sigma=sig,
                        kernel_rho=tuple(p["kernel_rho"]), prior_steps=a.prior_steps, kernel_threshold=0.05)
-    init = p.get("kernel_init", a.kernel_init)
+    init = p["kernel_init"]
     k_init = gaussian_kernel(1.0, KSIZE, dtype=torch.float64)
     if init in ("estimated", "c2f"):
         k_init = estimated_kernel("gaussian" if init == "estimated" else "c2f", (ys[0, 0].double() + 1) / 2, sigma_y)[0]
@@ -280,8 +279,6 @@ def main() -> None:
     ap.add_argument("--burn-in", type=int, default=None, help="Gibbs iterations discarded (default: half)")
     ap.add_argument("--sigma0", type=float, default=0.5, help="Blind-PnPDM's initial working noise (PRISM: 0.5)")
     ap.add_argument("--sigma-decay", type=float, default=0.98, help="per-iteration decay of Blind-PnPDM's working noise (PRISM: 0.98)")
-    ap.add_argument("--kernel-init", choices=("estimated", "narrow", "c2f"), default="narrow",
-                    help="Blind-PnPDM's initial kernel: a 1 px Gaussian (the bundle's start) or the spectrally estimated Gaussian")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--limit", type=int, default=None, help="smoke run: only the first N test cases")
     ap.add_argument("--tune-only", action="store_true", help="only the validation search (→ natural.tuning.json)")
@@ -400,7 +397,7 @@ def rescore_classical(a, out: Path) -> None:
 
 def base_command(a) -> str:
     return (f".venv/bin/python benchmarks/natural.py --iters {a.iters} {f'--burn-in {a.burn_in} ' if a.burn_in is not None else ''}"
-            f"--sigma0 {a.sigma0} --sigma-decay {a.sigma_decay} --kernel-init {a.kernel_init} --prior-steps {a.prior_steps} --dps-steps {a.dps_steps} "
+            f"--sigma0 {a.sigma0} --sigma-decay {a.sigma_decay} --prior-steps {a.prior_steps} --dps-steps {a.dps_steps} "
             f"--sigma-y {' '.join(map(str, a.sigma_y))}")
 
 

@@ -17,8 +17,8 @@ spatial frequencies, i.e. fractal-like texture):
 
 ``cloud_model="v2"`` (DB-CR v2: clouds the optical bands alone cannot invert, so SAR has something to add):
 
-* **opaque cores** — the thickness ramps up ``U(3, 8)`` times faster, so the inner part of most clouds has τ = 1
-  (no ground signal at all in the optical bands);
+* **opaque cores** — the thickness ramps up with a gain drawn from ``U(3, 8)`` (v1: 2.5), so the inner part of most
+  clouds has τ = 1 (no ground signal at all in the optical bands);
 * **random per-cloud spectra** — each connected cloud gets its own brightness (0.75–1.1 × the v1 spectrum) and a
   ±10 % per-band jitter, so a linear unmixing with one known spectrum no longer inverts the blend;
 * **shadows** at a random sun azimuth and distance (4–10 % of the scene), darkening 50–80 % where the projected cloud

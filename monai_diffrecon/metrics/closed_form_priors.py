@@ -100,7 +100,7 @@ class GaussianMixturePrior:
         N, d = y.shape
         var = float(sigma) ** 2
         eye = torch.eye(d, dtype=torch.float64, device=y.device)
-        # observed block P Σ Pᵀ + σ² I, identity on the unobserved coordinates (so one (d, d) solve per sample)
+        # observed block P Σ Pᵀ + σ² I, identity on the unobserved coordinates (one (d, d) solve per sample and component)
         A = m[:, None, :, None] * self.covs[None] * m[:, None, None, :] + (var * m + (1 - m))[:, None, :, None] * eye
         r = m[:, None] * (y[:, None] - self.means[None])  # (N, K, d)
         chol = torch.linalg.cholesky(A)

@@ -41,7 +41,7 @@ from monai_diffrecon.physics.functional.devices import randn_like
 
 __all__ = ["ShiftEstimate", "kl_from_denoisers", "denoiser_from_prior", "default_sigmas", "read_measurements"]
 
-Denoiser = Callable[[torch.Tensor, float], torch.Tensor]
+Denoiser = Callable[..., torch.Tensor]  # D(x_σ, σ), or D(ȳ_σ, σ, P) with mask_aware
 
 
 @dataclass
@@ -94,7 +94,7 @@ def kl_from_denoisers(denoise_p: Denoiser, denoise_q: Denoiser, samples: torch.T
     if masks is not None:
         if masks.shape != samples.shape:
             raise ShapeError(f"masks {tuple(masks.shape)} must match samples {tuple(samples.shape)}")
-        masks = masks.to(samples.real.dtype)
+        masks = (masks.real if masks.is_complex() else masks).to(samples.real.dtype)
         pi = masks.mean(dim=0, keepdim=True) if mask_mean is None else torch.as_tensor(mask_mean, dtype=masks.dtype, device=masks.device)
         if bool((pi <= 0).any()):
             raise InvalidValueError("masks: every coordinate must be observed in some sample (E[P] full rank, Assumption 1)")

@@ -47,7 +47,8 @@ def apgm(
         lam: regularisation weight λ ≥ 0.
         iterations: number of FISTA iterations.
         step_scale: step ``= step_scale / L``, in ``(0, 1]`` (1 is the largest step with the convergence guarantee).
-        lipschitz: ``L = ‖A‖²``; estimated by power iteration on ``Aᴴ y``'s shape when ``None``.
+        lipschitz: ``L = ‖A‖²``; estimated by power iteration on ``Aᴴ y``'s shape when ``None`` (a lower bound, converged
+            to a relative change of 10⁻¹⁰: ``step_scale = 1`` exceeds 1/L by at most that much).
         x0: start (default ``0``).
         callback: ``callback(k, x_k)`` after each iteration.
     """

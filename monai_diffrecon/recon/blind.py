@@ -20,16 +20,14 @@ import torch
 import torch.nn.functional as F
 
 from monai_diffrecon.errors import InvalidValueError, ShapeError
-from monai_diffrecon.physics.blur import centroid_shift, shift_kernel
+from monai_diffrecon.physics.blur import Blur, centroid_shift, shift_kernel
 
 __all__ = ["estimate_kernel"]
 
 
-def _otf(k: torch.Tensor, shape) -> torch.Tensor:
-    kh, kw = k.shape[-2:]
-    pad = torch.zeros(shape, dtype=k.dtype, device=k.device)
-    pad[:kh, :kw] = k
-    return torch.fft.fft2(torch.roll(pad, shifts=(-(kh // 2), -(kw // 2)), dims=(-2, -1)))
+def _otf(k: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The transfer function of ``k`` on ``like``'s grid — :class:`Blur`'s own."""
+    return Blur(k[None, None]).transfer_function(like[None, None])[0, 0]
 
 
 def _grad_otfs(shape, dtype, device):
@@ -77,14 +75,14 @@ def estimate_kernel(y: torch.Tensor, size: int, scales: int = 3, iters: int = 10
             k[ks // 2, ks // 2] = 1.0
             support = None
         else:
-            k = _finish(F.interpolate(k[None, None], size=(ks, ks), mode="bilinear", align_corners=True)[0, 0], 0.0)
+            k = _finish(F.interpolate(k[None, None], size=(ks, ks), mode="bilinear", align_corners=False)[0, 0], 0.0)
             # the finer level searches near the coarser estimate: its support dilated by ``dilate`` pixels
             support = (F.max_pool2d((k > 0).to(torch.float64)[None, None], 2 * dilate + 1, 1, dilate)[0, 0] > 0).to(torch.float64)
         Y = torch.fft.fft2(ys)
         Dx, Dy = _grad_otfs(ys.shape, torch.float64, y.device)
         gy = [torch.fft.ifft2(D * Y).real for D in (Dx, Dy)]
         for _ in range(int(iters)):
-            K = _otf(k, ys.shape)
+            K = _otf(k, ys)
             X = K.conj() * Y / (K.abs() ** 2 + lam * (Dx.abs() ** 2 + Dy.abs() ** 2))
             gx = [torch.fft.ifft2(D * X).real for D in (Dx, Dy)]
             mag = torch.sqrt(gx[0] ** 2 + gx[1] ** 2)
@@ -97,7 +95,7 @@ def estimate_kernel(y: torch.Tensor, size: int, scales: int = 3, iters: int = 10
             k = _finish(torch.roll(full, shifts=(ks // 2, ks // 2), dims=(-2, -1))[:ks, :ks], threshold, support)
     if k.shape[-1] != int(size):  # the finest level was capped by the image size
         out = torch.zeros(int(size), int(size), dtype=torch.float64, device=y.device)
-        o = (int(size) - k.shape[-1]) // 2
+        o = int(size) // 2 - k.shape[-1] // 2  # keeps the centre at (size // 2, size // 2)
         out[o:o + k.shape[-1], o:o + k.shape[-1]] = k
         k = out
     return k

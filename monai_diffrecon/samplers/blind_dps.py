@@ -7,7 +7,9 @@ clipping at 0 and normalising to sum 1, as :class:`~monai_diffrecon.samplers.bli
 both Tweedie estimates ``x̂₀(x_t)``, ``k̂₀(k_t)`` enter one residual ``‖y − k̂₀ ⊛ x̂₀‖`` whose gradient guides each
 chain (DPS's normalised step, :func:`~monai_diffrecon.samplers.engine.dps_guidance`, with step sizes ``zeta`` and
 ``kernel_zeta``); each chain then takes the engine's step (:meth:`~monai_diffrecon.samplers.engine.DiffusionLoop.step`).
-The chains start from noise; ``out.extras["kernel"]`` is the final kernel.
+The chains start from noise (``init`` is not used; there is no progress bar); ``out.extras["kernel"]`` is the final
+kernel. Unlike :func:`~monai_diffrecon.samplers.engine.dps_guidance` without ``sigma_y``, the last (noise-free) step
+to x̂₀ takes no guidance step.
 """
 
 from __future__ import annotations
@@ -18,15 +20,10 @@ from monai_diffrecon.errors import ShapeError
 from monai_diffrecon.physics.blur import Blur
 from monai_diffrecon.physics.functional.devices import randn
 from monai_diffrecon.samplers.base import Sampler, data_scale
+from monai_diffrecon.samplers.blind_pnpdm import kernel_from_prior
 from monai_diffrecon.samplers.engine import DiffusionLoop, ddim_noise
 
 __all__ = ["BlindDPS"]
-
-
-def kernel_from_prior(kt: torch.Tensor) -> torch.Tensor:
-    """Kernel from the prior's domain: ``clip((k̃ + 1)/2, 0)`` normalised to sum 1 (differentiable)."""
-    k = ((kt + 1.0) / 2.0).clamp_min(0)
-    return k / k.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
 
 
 class BlindDPS(Sampler):

@@ -32,7 +32,17 @@ from monai_diffrecon.samplers.base import Sampler, check_sigma_y, data_scale
 from monai_diffrecon.samplers.engine import DiffusionLoop, ddim_noise
 from monai_diffrecon.samplers.pnp_dm import denoise_from_level, gaussian_likelihood_sample
 
-__all__ = ["BlindPnPDM", "anneal"]
+__all__ = ["BlindPnPDM", "anneal", "kernel_from_prior"]
+
+
+def kernel_from_prior(kt: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
+    """A kernel from the kernel prior's domain ``k̃ = 2k/s − 1``: ``clip((k̃ + 1)/2, 0)`` (the factor s cancels), values
+    below ``threshold × peak`` zeroed (0 = PRISM's clip only; a denoiser's small positive background, summed over a
+    64² support, otherwise outweighs a thin motion path), normalised to sum 1. Differentiable (BlindDPS)."""
+    k = ((kt + 1.0) / 2.0).clamp_min(0)
+    if threshold > 0:
+        k = torch.where(k > threshold * k.amax(dim=(-2, -1), keepdim=True), k, 0.0)
+    return k / k.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
 
 
 def anneal(v0: float, decay: float, vmin: float, k: int) -> float:
@@ -95,21 +105,26 @@ class BlindPnPDM(Sampler):
         return 2.0 * k / self._scale(k) - 1.0
 
     def _from_prior(self, kt):
-        k = ((kt + 1.0) / 2.0).clamp_min(0)  # the factor s cancels in the normalisation to sum 1
-        if self.kernel_threshold > 0:  # drop the denoiser's small positive background: summed over the support it
-            k = torch.where(k > self.kernel_threshold * k.amax(dim=(-2, -1), keepdim=True), k, 0.0)  # outweighs a thin path
-        return k / k.sum(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
+        return kernel_from_prior(kt, self.kernel_threshold)
 
     @staticmethod
-    def _recentre(phi, x):
-        """Each sample's kernel moved to the centre, its image rolled the opposite way (``φ ⊛ x`` unchanged)."""
-        ks, xs = [], []
+    def _recentre(phi, *images):
+        """Each sample's kernel moved to the centre, its ``images`` (the chain's state, and after burn-in the running
+        sums of the posterior mean and second moment) rolled the opposite way (``φ ⊛ x`` unchanged); samples already
+        centred are left bit-identical. Returns ``(phi, *images)``."""
+        ks, outs = [], [[] for _ in images]
         for b in range(phi.shape[0]):
             dy, dx = centroid_shift(phi[b])
+            if (dy, dx) == (0, 0):
+                ks.append(phi[b])
+                for o, im in zip(outs, images):
+                    o.append(im[b])
+                continue
             k = shift_kernel(phi[b], dy, dx)
             ks.append(k / k.sum().clamp_min(1e-12))  # mass pushed past the support's edge (rare) is renormalised
-            xs.append(torch.roll(x[b], shifts=(-dy, -dx), dims=(-2, -1)))
-        return torch.stack(ks), torch.stack(xs)
+            for o, im in zip(outs, images):
+                o.append(torch.roll(im[b], shifts=(-dy, -dx), dims=(-2, -1)))
+        return (torch.stack(ks), *(torch.stack(o) for o in outs))
 
     def initialise(self, y, operator):
         """The image chain starts at the blurred measurement itself (``x₀ = y``)."""
@@ -133,8 +148,10 @@ class BlindPnPDM(Sampler):
             rho_x, rho_k, sig = anneal(*self.rho, k), anneal(*self.kernel_rho, k), anneal(*self.sigma, k)
             phi = self._from_prior(denoise_from_level(self.kernel_loop, self._to_prior(m), rho_k, self.prior_steps,
                                                       generator, counter, spacing=self.prior_spacing))
-            if self.recenter:  # one shift for the batch in "max" mode (B = 1); per-sample otherwise
+            if self.recenter and acc_x is None:  # per sample (B = 1 in "max" mode)
                 phi, x = self._recentre(phi, x)
+            elif self.recenter:  # after burn-in the running sums move with the chain, so the mean is of one frame
+                phi, x, acc_x, acc_x2 = self._recentre(phi, x, acc_x, acc_x2)
             z = gaussian_likelihood_sample(x, y, Blur(phi), rho_x, sig, generator)
             x = denoise_from_level(self.loop, z, rho_x, self.prior_steps, generator, counter,
                                    spacing=self.prior_spacing)

@@ -191,7 +191,7 @@ class NaturalRestoration(CaseWorkflow):
         if self.task != "deblur":
             return None
         if self.blind:
-            name, kern = "Wiener, estimated kernel", estimate_kernel(y, self.kernel_size)
+            name, kern = "Wiener, estimated kernel", estimate_kernel(y, k.shape[-1])  # the sampler's kernel support
         else:
             name, kern = "Wiener, known kernel", k.double()
         return name, wiener(y, kern, 3 * estimate_noise_std(y) ** 2 / max(float(y.var()), 1e-12))

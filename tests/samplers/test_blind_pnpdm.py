@@ -69,8 +69,9 @@ def test_recentring_keeps_the_blurred_image_and_centres_the_kernel():
     k[1, 0, 3:6, 3:6] = 1.0  # already centred
     k = k / k.sum(dim=(-2, -1), keepdim=True)
     x = torch.rand(2, 1, 24, 24, generator=g, dtype=torch.float64)
-    k2, x2 = BlindPnPDM._recentre(k, x)
+    k2, x2, s2 = BlindPnPDM._recentre(k, x, 2 * x)  # s2: a running sum moves with the chain
     assert centroid_shift(k2[0]) == (0, 0) and centroid_shift(k2[1]) == (0, 0)
-    assert torch.equal(k2[1], k[1]) and torch.equal(x2[1], x[1])
+    assert torch.equal(k2[1], k[1]) and torch.equal(x2[1], x[1])  # a centred sample is untouched, bit for bit
     torch.testing.assert_close(Blur(k2)(x2), Blur(k)(x))  # φ ⊛ x unchanged
+    assert torch.equal(s2, 2 * x2)
     assert torch.equal(shift_kernel(shift_kernel(k[1], 2, -1), -2, 1), k[1])

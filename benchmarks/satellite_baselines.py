@@ -281,10 +281,12 @@ def report(work: Path, n_test: int, n_val: int, cohort_dir: Path, out: Path, thr
             pairs.append((steps_label(name, k), steps_label(name, 1)))
     params = {m: sum(p.numel() for p in nets[m].parameters()) for m in METHODS}
     info = run_info(started)
-    lines = ["# DB-CR vs its baselines at a matched CPU training budget", "",
+    cm = "" if cloud_model == "v1" else f" --cloud-model {cloud_model}"
+    title = "# DB-CR vs its baselines at a matched CPU training budget" + ("" if cloud_model == "v1" else f" (clouds {cloud_model})")
+    lines = [title, "",
              "Command: `OMP_NUM_THREADS=1 .venv/bin/python benchmarks/satellite_baselines.py report --work <dir> "
-             f"--n-test {n_test} --n-val {n_val}` after "
-             f"`train METHOD --work <dir>` for each of {', '.join(METHODS)} · commit `{(info['commit'] or '?')[:10]}`"
+             f"--n-test {n_test} --n-val {n_val}{cm} --out {out.name}` after "
+             f"`train METHOD --work <dir>{cm}` for each of {', '.join(METHODS)} · commit `{(info['commit'] or '?')[:10]}`"
              f"{'' if info['tree_clean'] else ' (+ uncommitted changes)'} · {info['threads']} thread · report wall "
              "time "
              f"{info['wall_seconds']:.0f} s · {info['date']} UTC.", "",

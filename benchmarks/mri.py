@@ -297,7 +297,6 @@ def gate(key: str, work: str, n_val: int, candidate: dict, cohort_dir: str, log)
     return doc
 
 
-
 def time_256(fns: dict, chosen: dict, out: Path, log) -> dict:
     """Per-slice CPU time at the fastMRI brain matrix (256², 8 coils, R = 4, 20 ACS lines; one held-out MNI152-based
     slice) for every method with its validation choice — 1 thread, what a user waits per slice on this CPU. The

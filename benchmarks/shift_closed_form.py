@@ -42,7 +42,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from shift import NAMES, dump, family  # noqa: E402
 
-from monai_diffrecon.evaluation import Results, RankTarget, run_info, spearman, target_spec, targets_section  # noqa: E402
+from monai_diffrecon.evaluation import RankTarget, run_info, spearman, target_spec, targets_section  # noqa: E402
 from monai_diffrecon.evaluation.targets import evaluate_results_doc  # noqa: E402
 from monai_diffrecon.metrics import fit_gaussian, fit_gaussian_mixture, gaussian_kl, kl_from_denoisers, mixture_kl  # noqa: E402
 from monai_diffrecon.metrics.shift import default_sigmas  # noqa: E402

@@ -31,6 +31,7 @@ from monai_diffrecon.errors import InvalidValueError
 from monai_diffrecon.io.rasters import read_array
 from monai_diffrecon.io.shape_guard import check_spatial_size, spatial_divisor
 from monai_diffrecon.physics import Blur, Downsample, Identity, gaussian_kernel
+from monai_diffrecon.recon import estimate_kernel, estimate_noise_std, tv_denoise, wiener
 from monai_diffrecon.metrics.alignment import aligned_image_metrics, kernel_rmse
 from monai_diffrecon.workflows.base import CaseWorkflow
 
@@ -183,8 +184,6 @@ class NaturalRestoration(CaseWorkflow):
 
     def _baseline(self, y: torch.Tensor, k: torch.Tensor | None):
         """``(name, image)`` of the classical baseline (module doc) for the 2D input ``y`` in [0, 1], or ``None``."""
-        from monai_diffrecon.recon import estimate_kernel, estimate_noise_std, tv_denoise, wiener
-
         y = y.double()
         if self.task == "denoise":
             return "TV (λ = σ̂)", tv_denoise(y)

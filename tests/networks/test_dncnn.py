@@ -1,19 +1,25 @@
-"""DnCNN (the classical denoiser of the score-based PnP comparison): noise-level map, trainer, ScorePnP plug-in."""
+"""DnCNN and the DRUNet-style UNetDenoiser (the classical denoisers of the score-based PnP comparison): noise-level map,
+trainer, ScorePnP plug-in."""
 
 import pytest
 import torch
 
 from monai_diffrecon.errors import ShapeError, TrainingError
-from monai_diffrecon.networks import DnCNN
+from monai_diffrecon.networks import DnCNN, UNetDenoiser
 from monai_diffrecon.physics import Blur, gaussian_kernel
 from monai_diffrecon.samplers import ScorePnP
 from monai_diffrecon.training import DSMConfig, GaussianDenoiserTrainer, TensorSampler
 
 
-def test_noise_level_map_reaches_the_output_and_denoise_is_forward():
+SMALL = {"dncnn": lambda: DnCNN(1, depth=4, features=8), "unet": lambda: UNetDenoiser(1, (4, 8, 8), res_units=1)}
+
+
+@pytest.mark.parametrize("kind", sorted(SMALL))
+@pytest.mark.parametrize("side", [16, 13])
+def test_noise_level_map_reaches_the_output_and_denoise_is_forward(kind, side):
     torch.manual_seed(0)
-    net = DnCNN(1, depth=4, features=8).eval()
-    x = torch.randn(2, 1, 16, 16)
+    net = SMALL[kind]().eval()
+    x = torch.randn(2, 1, side, side)
     with torch.no_grad():
         a, b = net(x, 0.1), net(x, torch.tensor([0.1, 0.4]))
         assert a.shape == x.shape and torch.equal(a[0], b[0]) and not torch.equal(a[1], b[1])
@@ -24,11 +30,20 @@ def test_noise_level_map_reaches_the_output_and_denoise_is_forward():
         net(torch.randn(1, 3, 8, 8), 0.1)
 
 
-def test_trainer_learns_to_denoise_a_simple_image_family(tmp_path):
+def test_unet_denoiser_defaults_match_the_diffusion_priors_size_and_refuse_one_level():
+    assert 1.0e6 < sum(p.numel() for p in UNetDenoiser().parameters()) < 1.1e6
+    with pytest.raises(ShapeError):
+        UNetDenoiser(1, (8,))
+
+
+@pytest.mark.parametrize("kind", ["dncnn", "unet"])
+def test_trainer_learns_to_denoise_a_simple_image_family(tmp_path, kind):
     """Images are constants in [−1, 1]: the MMSE denoiser averages the pixels; 150 steps must beat the identity by far."""
+    torch.manual_seed(0)  # the networks' initialisation: the test must not depend on the tests run before it
     g = torch.Generator().manual_seed(0)
     imgs = (2 * torch.rand(64, 1, 1, 1, generator=g) - 1).expand(64, 1, 16, 16).contiguous()
-    tr = GaussianDenoiserTrainer(DnCNN(1, depth=5, features=16), None, TensorSampler(imgs), tmp_path,
+    net = DnCNN(1, depth=5, features=16) if kind == "dncnn" else UNetDenoiser(1, (8, 16, 16))
+    tr = GaussianDenoiserTrainer(net, None, TensorSampler(imgs), tmp_path,
                                  DSMConfig(max_iterations=150, batch_size=16, lr=2e-3, warmup=10, checkpoint_every=1000), progress=False, sigma_max=0.5)
     tr.run()
     net = tr.network.eval()
@@ -47,6 +62,8 @@ def test_score_pnp_runs_with_the_classical_denoiser(algorithm):
     torch.manual_seed(0)
     op = Blur(gaussian_kernel(1.0, 5))
     y = op(torch.rand(1, 1, 16, 16))
+    out = ScorePnP(UNetDenoiser(1, (4, 8)).eval(), algorithm, num_iters=3, sigma_y=0.02)(y, op, generator=torch.Generator(), progress=False)
+    assert out.mean.shape == y.shape and bool(torch.isfinite(out.mean).all())
     out = ScorePnP(DnCNN(1, 3, 4).eval(), algorithm, num_iters=3, sigma_y=0.02)(y, op, generator=torch.Generator(), progress=False)
     assert out.mean.shape == y.shape and out.nfe == 3 and bool(torch.isfinite(out.mean).all())
 

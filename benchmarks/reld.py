@@ -20,12 +20,15 @@ Tasks (noise σ on the [0, 1] scale): ``denoise`` σ = 0.05; ``deblur`` σ = 0.0
 the same measurement of a case.
 
 Methods:
-* **RELD** (``bundles/natural_reld``: AutoencoderKL 4× down to 4 × 32² latents, small latent ``DiffusionModelUNet``)
+* **RELD** (``bundles/natural_reld``: AutoencoderKL 4× down to 32² latents — channels as the bundle's config —,
+  small latent ``DiffusionModelUNet``)
   with the bundle's shipped per-task settings — the figure the README quotes; and **RELD (tuned on validation)**:
   the same sampler with λ chosen by the equal-budget search below (the bundle's values are on its grid; when
   the search picks them the row is the same run). The targets use the validation-tuned row (the equal treatment).
 * **DiffPIR** in pixel space with the image prior of ``bundles/natural_blind_deblur`` (small ``DiffusionModelUNet``,
-  trained on patches of the same training photographs), x̂₀ clipped to [−1, 1], at 20 and 100 steps;
+  trained on patches of the same training photographs), x̂₀ clipped to [−1, 1], at 20 and 100 steps, at RELD's NFE
+  (its iterations), and at RELD's CPU time (steps = 20 × RELD's / DiffPIR-20's CPU seconds on the first validation
+  case of the task, measured in this run: the equal-wall-time comparison);
 * **TV**: isotropic TV by ADMM (100 iterations, closed-form data step, :func:`~monai_diffrecon.regularizers.tv_prox`);
 * the input (bicubic-upsampled for SR): the trivial method of the broken-baseline guard.
 Tuning: :func:`~monai_diffrecon.evaluation.grid_search` with the same budget (``BUDGET`` = 4 settings) for every
@@ -56,7 +59,7 @@ import torch
 
 from monai_diffrecon.data.natural import SKIMAGE_TEST, SKIMAGE_TRAIN, load_skimage, motion_blur_kernel
 from monai_diffrecon.diffusion import DiffusionPrior, make_scheduler
-from monai_diffrecon.evaluation import Results, Target, grid_search, run_info, seeds, target_spec, targets_section
+from monai_diffrecon.evaluation import Results, Target, bootstrap_mean, grid_search, run_info, seeds, target_spec, targets_section
 from monai_diffrecon.evaluation.targets import evaluate_results_doc
 from monai_diffrecon.metrics.niqe import niqe
 from monai_diffrecon.networks import diffusion_unet, load_verified
@@ -74,7 +77,9 @@ SIZE, DRAWS, CROP = 128, 3, 0.75
 VAL_IMAGES = list(SKIMAGE_TRAIN[:1])  # one validation crop per task (the CPU budget of the run)
 BUDGET = 4
 NIQE_PATCH = 32
+AE_TARGET = 36.0  # dB: the autoencoder's reconstruction ceiling on held-out photographs (issue 25)
 TUNED = "RELD (tuned on validation)"
+EQ_NFE, EQ_TIME = "DiffPIR (RELD's NFE)", "DiffPIR (RELD's time)"
 #: the previous run (2026-11-28): the 4 photographs' central squares at 128², one noise draw, the deblurring kernel
 #: shake-0.3 of benchmarks/natural.py for every image, settings from one training photograph with unequal grids
 #: (RELD 144 settings, TV 7); mean PSNR (dB) over the 4 images, no CI
@@ -198,22 +203,42 @@ def full_params(method: str, params: dict, task: str, settings: dict) -> dict:
 
 
 def tune(priors: dict, settings: dict, tasks: list[str], methods: list[str], log) -> dict:
-    """Equal-budget grid search of every method on the validation cases (module doc)."""
+    """Equal-budget grid search of every method on the validation cases (module doc), then of DiffPIR at RELD's NFE
+    and at RELD's CPU time (:func:`matched_grids`)."""
     val = cases("val")
     out = {}
     for task in tasks:
         ys = [measure(c, task) for c in val]
-        for m in methods:
+        matched, calibration = matched_grids(priors, settings, task, val[0], ys[0])
+        log(f"{task}: DiffPIR matched to RELD: {calibration}")
+        grids = {**{m: GRIDS[m] for m in methods}, **matched}
+        for m, grid in grids.items():
             def val_psnr(p, m=m):
                 full = full_params(m, p, task, settings)
                 v = [score(make_method(m, full, task, c, priors)(y)[0], c["truth"], with_niqe=False)["psnr"] for c, y in zip(val, ys)]
                 log(f"tune {task} {m} {p}: {np.mean(v):.2f} dB")
                 return float(np.mean(v))
 
-            t = grid_search(val_psnr, GRIDS[m], BUDGET)
+            t = grid_search(val_psnr, grid, BUDGET)
             out.setdefault(task, {})[m] = {**t.as_dict(), "best": full_params(m, t.params, task, settings), "psnr": t.score,
-                                          "validation": [f"{c['image']}#{c['seed']}" for c in val]}
+                                          "validation": [f"{c['image']}#{c['seed']}" for c in val], "grid": grid}
+        out[task][EQ_TIME]["calibration"] = calibration
     return out
+
+
+def matched_grids(priors: dict, settings: dict, task: str, case: dict, y: torch.Tensor) -> tuple[dict, dict]:
+    """DiffPIR grids whose step count matches RELD's NFE and RELD's CPU time (bundle settings; CPU seconds of one run
+    each on ``case``, so a shared machine does not skew the ratio)."""
+    t0 = time.process_time()
+    _, nfe = make_method("RELD", settings[task], task, case, priors)(y)
+    t_reld = time.process_time() - t0
+    t0 = time.process_time()
+    make_method("DiffPIR-20", {"steps": 20, "lam": 1.0, "zeta": 1.0}, task, case, priors)(y)
+    t_20 = time.process_time() - t0
+    steps = max(1, round(20 * t_reld / t_20))
+    base = {k: v for k, v in GRIDS["DiffPIR-20"].items() if k != "steps"}
+    return ({EQ_NFE: {"steps": [int(nfe)], **base}, EQ_TIME: {"steps": [steps], **base}},
+            {"reld_cpu_seconds": t_reld, "diffpir20_cpu_seconds": t_20, "reld_nfe": int(nfe), "equal_time_steps": steps})
 
 
 def niqe_check() -> dict:
@@ -312,7 +337,8 @@ def main() -> None:
             key = {"task": task, "image": c["image"], "draw": c["draw"]}
             recon = {"input": baseline(y, task)}
             rows.append({**key, "method": "input", **score(recon["input"], c["truth"]), "seconds": 0.0, "nfe": 0})
-            runs = [(m, tuning[task][m]["best"]) for m in ("TV", "DiffPIR-20", "DiffPIR-100")] + [("RELD", settings[task])]
+            runs = [(m, tuning[task][m]["best"]) for m in ("TV", "DiffPIR-20", "DiffPIR-100", EQ_NFE, EQ_TIME) if m in tuning[task]]
+            runs.append(("RELD", settings[task]))
             same = tuning[task]["RELD"]["best"] == settings[task]
             if not same:
                 runs.append((TUNED, tuning[task]["RELD"]["best"]))
@@ -335,18 +361,20 @@ def main() -> None:
         return
     with torch.no_grad():  # the ceiling of RELD's decoded output: how well the first stage reproduces the clean image
         ae = [score(latent.decode(latent.encode((2 * c["truth"] - 1)[None, None].float())), c["truth"], False)["psnr"] for c in test]
+    ae_ci = bootstrap_mean(ae).as_dict()
     check = niqe_check()
     log(f"NIQE-32 at 128² vs NIQE-96 at 384²: Spearman {check['spearman_all']:.2f}")
     case_keys = ("task", "image", "draw")
     protocol = ("PSNR on [0, 1] over the whole 128² image vs the clean crop; 4 held-out photographs × 3 crops/noise/kernel "
-                "draws (test seeds); every method tuned on 2 validation crops of training photographs, grid_search budget "
-                f"{BUDGET}; trivial = the input (bicubic for SR)")
-    targets = [target_spec(Target(f"RELD ≥ DiffPIR-100 PSNR ({task})", TUNED, "DiffPIR-100", "psnr", 0.0, "reld.md", {"task": task},
-                                  trivial="input"), case_keys, protocol) for task in a.tasks]
+                f"draws (test seeds); every method tuned on {len(VAL_IMAGES)} validation crop(s) of training photographs, grid_search "
+                f"budget {BUDGET}; trivial = the input (bicubic for SR)")
+    targets = [target_spec(Target(f"RELD ≥ {b} PSNR ({task})", TUNED, b, "psnr", 0.0, "reld.md", {"task": task}, trivial="input"),
+                           case_keys, protocol) for task in a.tasks for b in ("TV", EQ_TIME)]
     run, e = run_info(t_start), elapsed()
     run.update(wall_seconds=round(e["wall"], 1), cpu_seconds=round(e["cpu"], 1), resumed=a.resume)
     doc = {"run": run, "rows": rows, "settings": settings, "tuning": tuning, "budget": BUDGET, "grids": GRIDS,
-           "threads": a.threads, "autoencoder_psnr": float(np.mean(ae)), "niqe_check": check, "niqe_patch": NIQE_PATCH,
+           "threads": a.threads, "autoencoder_psnr": float(np.mean(ae)),
+           "autoencoder_psnr_ci": ae_ci, "autoencoder_psnr_cases": ae, "autoencoder_target_db": AE_TARGET, "niqe_check": check, "niqe_patch": NIQE_PATCH,
            "targets": targets}
     out.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
     figure(example, out.with_suffix(".png"))
@@ -356,10 +384,20 @@ def main() -> None:
     report(doc, a.tasks, out)
 
 
+def ae_line(doc: dict) -> str:
+    """The autoencoder ceiling with its CI and its target (runs before the CI was recorded: the mean only)."""
+    ci = doc.get("autoencoder_psnr_ci")
+    if ci is None:
+        return f"{doc['autoencoder_psnr']:.2f} dB"
+    verdict = "met" if ci["low"] >= doc["autoencoder_target_db"] else "missed"
+    return (f"{ci['mean']:.2f} dB [{ci['low']:.2f}, {ci['high']:.2f}] over {ci['n']} crops (target ≥ {doc['autoencoder_target_db']:.0f} dB, "
+            f"lower CI bound: {verdict})")
+
+
 def report(doc: dict, tasks: list[str], out: Path) -> None:
     rows, run, tuning = doc["rows"], doc["run"], doc["tuning"]
     res = Results(rows, ("task", "image", "draw"))
-    methods = ["input", "TV", "DiffPIR-20", "DiffPIR-100", "RELD", TUNED]
+    methods = ["input", "TV", "DiffPIR-20", "DiffPIR-100", EQ_NFE, EQ_TIME, "RELD", TUNED]
     n_img = len({(r["image"], r["draw"]) for r in rows})
     chk = doc["niqe_check"]
     lines = ["# RELD vs pixel-space DiffPIR vs TV (natural images, 128², held-out photographs)", "",
@@ -383,7 +421,7 @@ def report(doc: dict, tasks: list[str], out: Path) -> None:
              f"patches (the published 96-px model needs sides ≥ 193). Over {chk['pairs']} image × degradation pairs NIQE-{doc['niqe_patch']} "
              f"at 128² ranks like NIQE-96 at 384² with Spearman {chk['spearman_all']:.2f} (per photograph, mean {chk['spearman_per_photo_mean']:.2f}): "
              "a rough perceptual indication only; its absolute values are not comparable with published NIQE figures.",
-             f"* Autoencoder alone, Dec(E(x)) of the clean test crops: {doc['autoencoder_psnr']:.2f} dB (the ceiling of RELD's decoded output).", ""]
+             f"* Autoencoder alone, Dec(E(x)) of the clean test crops: {ae_line(doc)} (the ceiling of RELD's decoded output).", ""]
     for task in tasks:
         n_task = len({(r["image"], r["draw"]) for r in rows if r["task"] == task})
         lines += [f"## {task} (σ = {SIGMAS[task]}), {n_task} test cases", "",
@@ -400,8 +438,11 @@ def report(doc: dict, tasks: list[str], out: Path) -> None:
                          f"[{e['ssim'].low:.3f}, {e['ssim'].high:.3f}] | {e['niqe'].mean:.2f} [{e['niqe'].low:.2f}, {e['niqe'].high:.2f}] | "
                          f"{int(e['nfe'].mean)} | {e['seconds'].mean:.2f} | {ratio} |")
         lines += ["", "Paired differences (95 % CI; positive = the first method better; NIQE: positive = lower NIQE for the first):", ""]
-        for a_, b_ in ((TUNED, "DiffPIR-100"), (TUNED, "DiffPIR-20"), (TUNED, "TV"), ("RELD", "DiffPIR-100"), ("DiffPIR-100", "input"),
-                       ("DiffPIR-20", "input"), ("TV", "input"), (TUNED, "input")):
+        pairs = ((TUNED, "TV"), (TUNED, EQ_TIME), (TUNED, EQ_NFE), (TUNED, "DiffPIR-100"), (TUNED, "DiffPIR-20"), ("RELD", "DiffPIR-100"),
+                 (EQ_TIME, "input"), (EQ_NFE, "input"), ("DiffPIR-100", "input"), ("DiffPIR-20", "input"), ("TV", "input"), (TUNED, "input"))
+        for a_, b_ in pairs:
+            if a_ not in res.methods() or b_ not in res.methods():  # a run from before the matched rows
+                continue
             d = {k: res.compare(a_, b_, k, hib, task=task) for k, hib in (("psnr", True), ("ssim", True), ("niqe", False))}
             lines.append(f"- {a_} − {b_}: PSNR {d['psnr'].mean:+.2f} dB [{d['psnr'].low:+.2f}, {d['psnr'].high:+.2f}], SSIM "
                          f"{d['ssim'].mean:+.3f} [{d['ssim'].low:+.3f}, {d['ssim'].high:+.3f}], NIQE {d['niqe'].mean:+.2f} "
@@ -409,8 +450,12 @@ def report(doc: dict, tasks: list[str], out: Path) -> None:
         lines += ["", "Tuning (validation mean PSNR of the choice; ⚠ = the choice lies on the grid's edge):", ""]
         for m, t in tuning[task].items():
             edge = f" ⚠ edge: {', '.join(t['on_edge'])}" if t["on_edge"] else ""
-            lines.append(f"- {m}: grid {GRIDS[m]} ({len(t['trials'])} of {t['budget']}) → {t['params']} "
+            lines.append(f"- {m}: grid {t.get('grid', GRIDS.get(m))} ({len(t['trials'])} of {t['budget']}) → {t['params']} "
                          f"({t['score']:.2f} dB){edge}")
+            if "calibration" in t:
+                c = t["calibration"]
+                lines.append(f"  - matched on the first validation case: RELD {c['reld_cpu_seconds']:.2f} CPU-s ({c['reld_nfe']} NFE), "
+                             f"DiffPIR-20 {c['diffpir20_cpu_seconds']:.2f} CPU-s → {c['equal_time_steps']} steps at RELD's time")
         same = tuning[task]["RELD"]["best"] == doc["settings"][task]
         lines += [f"- RELD (bundle settings): {doc['settings'][task]} — "
                   + ("the search chose them (the tuned row is the same run)." if same else "differs from the search's choice."), ""]

@@ -77,6 +77,7 @@ from monai_diffrecon.modalities.mri import acs_scale
 from monai_diffrecon.samplers import DPS, MSMSampler, PnPDM, SelfDBSampler
 from monai_diffrecon.samplers.consistency import ClampX0, RangeNullSpace
 from monai_diffrecon.samplers.diffusion_samplers import DiffusionSampler
+from monai_diffrecon.training.campaign import work_recipe
 from monai_diffrecon.training.mri_cohort import cached_mri_cohort, mri_acquisition
 from monai_diffrecon.workflows.mri import magnitude_metrics
 
@@ -191,13 +192,6 @@ def load_oracle() -> torch.nn.Module:
     w = ORACLE_EMA["decay"] ** ORACLE_EMA["updates"]
     net.load_state_dict({k: ((v - w * theta0[k]) / (1 - w) if k in params else v) for k, v in ema.items()})
     return net.requires_grad_(False)
-
-
-def work_recipe(work: str | Path) -> dict:
-    """How a campaign's weights are read: ``prediction``, ``sigma_data``, ``precision`` of its checkpoint's DSMConfig."""
-    ck = torch.load(Path(work).expanduser() / "checkpoint.pt", map_location="cpu", weights_only=True)
-    c = ck["config"]
-    return {"prediction": c.get("prediction", "epsilon"), "sigma_data": c.get("sigma_data", 0.5), "precision": c.get("precision", "fp32")}
 
 
 #: candidate work folders (``--msm-work`` …), set by main(); None = the shipped weights

@@ -5,6 +5,7 @@ the validation search also goes to reld_tune.json, which benchmarks/unfolding.py
 Usage:
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reld.py --threads 1            # tune on validation, then test
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reld.py --threads 1 --limit 1  # smoke run (1 photograph, 1 draw)
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reld.py --gate AE_WORK PRIOR_WORK  # promotion evidence (new first stage)
 
 Data (splits from :mod:`monai_diffrecon.evaluation.splits`): grey levels in [0, 1], mapped to the priors' [−1, 1].
 * **Test**: the 4 held-out scikit-image photographs (``SKIMAGE_TEST``: camera, moon, coins, cell; never read in
@@ -52,6 +53,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +61,7 @@ import torch
 
 from monai_diffrecon.data.natural import SKIMAGE_TEST, SKIMAGE_TRAIN, load_skimage, motion_blur_kernel
 from monai_diffrecon.diffusion import DiffusionPrior, make_scheduler
+from monai_diffrecon.errors import InvalidValueError
 from monai_diffrecon.evaluation import Results, Target, bootstrap_mean, grid_search, run_info, seeds, target_spec, targets_section
 from monai_diffrecon.evaluation.targets import evaluate_results_doc
 from monai_diffrecon.metrics.niqe import niqe
@@ -105,9 +108,10 @@ def crop(name: str, seed: int, size: int = SIZE) -> torch.Tensor:
     return torch.nn.functional.interpolate(x[i:i + s, j:j + s][None, None], size=(size, size), mode="area")[0, 0].clamp(0, 1)
 
 
-def cases(split: str, limit: int | None = None) -> list[dict]:
-    """``[{"image", "draw", "truth", "seed", "kernel"}]`` of the split (module doc)."""
-    names, draws = (SKIMAGE_TEST, DRAWS) if split == "test" else (tuple(VAL_IMAGES), 1)
+def cases(split: str, limit: int | None = None, names: Sequence[str] | None = None) -> list[dict]:
+    """``[{"image", "draw", "truth", "seed", "kernel"}]`` of the split (module doc); ``names``: other photographs of
+    the split (the gate's validation crops)."""
+    names, draws = (SKIMAGE_TEST, DRAWS) if split == "test" else (tuple(names or VAL_IMAGES), 1)
     n = len(names) * draws
     ps, ks = seeds("natural_patches", split, n), seeds("natural_kernels", split, n)
     out = []
@@ -134,8 +138,9 @@ def measure(case: dict, task: str) -> torch.Tensor:
     return ax + 2 * SIGMAS[task] * torch.randn(ax.shape, generator=g)
 
 
-def load_reld() -> tuple[DiffusionPrior, dict]:
-    """The bundle's latent prior and its per-task RELD settings, through the bundle's own inference config."""
+def load_reld(overrides: dict | None = None) -> tuple[DiffusionPrior, dict]:
+    """The bundle's latent prior and its per-task RELD settings, through the bundle's own inference config (with
+    ``overrides`` of its ids, e.g. :func:`candidate_overrides`)."""
     from monai.bundle import ConfigParser
 
     b = BUNDLES / "natural_reld"
@@ -143,8 +148,72 @@ def load_reld() -> tuple[DiffusionPrior, dict]:
     p.read_meta(b / "configs" / "metadata.json")
     p.read_config(b / "configs" / "inference.json")
     p["bundle_root"] = str(b)
+    for k, v in (overrides or {}).items():
+        p[k] = v
     prior = p.get_parsed_content("prior")
     return prior, p.get_parsed_content("reld_settings")
+
+
+def candidate_overrides(ae_work: str | Path, prior_work: str | Path) -> dict:
+    """``inference.json`` overrides that read two campaigns' weights: the first stage of ``ae_work`` (its network's
+    shape from its recipe) and the latent prior of ``prior_work`` with its own recipe (prediction, σ_data, precision),
+    its latent scale and the first stage it was trained on (which must be ``ae_work``'s ``model.pt``)."""
+    from monai_diffrecon.networks.weights import sha256_file
+    from monai_diffrecon.training.campaign import work_recipe
+
+    ae_work, prior_work = Path(ae_work).expanduser().resolve(), Path(prior_work).expanduser().resolve()
+    ae_rec, prior_rec = (json.loads((w / "campaign.json").read_text())["recipe"]["overrides"] for w in (ae_work, prior_work))
+    ae_file = ae_work / "model.pt"
+    if sha256_file(ae_file) != prior_rec.get("autoencoder_sha256"):
+        raise InvalidValueError(f"{prior_work}: its latent prior was trained on another first stage than {ae_file} (sha256 differs)")
+    over = {"autoencoder_path": str(ae_file), "autoencoder_sha256": prior_rec["autoencoder_sha256"], "latent_scale": prior_rec["latent_scale"],
+            "model_path": str(prior_work / "model.pt"), "model_sha256": sha256_file(prior_work / "model.pt")}
+    over.update({k: v for k, v in ae_rec.items() if k.startswith("autoencoder_def#")})
+    over.update({k: v for k, v in prior_rec.items() if k.startswith("network_def#")})
+    over.update({f"prior#{k}": v for k, v in work_recipe(prior_work).items()})
+    return over
+
+
+def gate(ae_work: str, prior_work: str, n_val: int, tasks: list[str], log) -> dict:
+    """Evidence for promoting a new first stage and latent prior together (``diffrecon train natural_reld --config
+    train_autoencoder --work AE --promote --evidence …`` and the same for the latent prior; the shipped weights do not
+    fit the new networks, so their training losses cannot be compared): RELD with the bundle's settings, shipped vs
+    candidate weights, on ``n_val`` validation crops (training photographs, validation seeds) × ``tasks``; metric PSNR.
+    Written to ``<work>/gate/task_evidence.json`` of both campaigns (each with its own candidate and shipped sha256);
+    ``passed`` when the paired difference candidate − shipped has its 95 % CI above 0."""
+    from monai_diffrecon.evaluation import paired_difference
+    from monai_diffrecon.networks.weights import sha256_file
+
+    over = candidate_overrides(ae_work, prior_work)
+    priors = {"shipped": load_reld(), "candidate": load_reld(over)}
+    rows = []
+    for task in tasks:
+        for c in cases("val", names=SKIMAGE_TRAIN[:n_val]):
+            y = measure(c, task)
+            for name, (prior, settings) in priors.items():
+                t0 = time.process_time()
+                xs, _ = make_method("RELD", settings[task], task, c, {"latent": prior})(y)
+                rows.append({"task": task, "image": c["image"], "method": name, "psnr": score(xs, c["truth"], False)["psnr"],
+                             "cpu_seconds": time.process_time() - t0})
+            log(f"gate {task} {c['image']}: " + ", ".join(f"{r['method']} {r['psnr']:.2f} dB" for r in rows[-2:]))
+
+    def col(m):
+        return {(r["task"], r["image"]): r["psnr"] for r in rows if r["method"] == m}
+
+    diff = paired_difference(col("candidate"), col("shipped")).as_dict()
+    models = BUNDLES / "natural_reld" / "models"
+    for work, cand, shipped in ((ae_work, Path(ae_work) / "model.pt", models / "autoencoder.pt"),
+                                (prior_work, Path(prior_work) / "model.pt", models / "model.pt")):
+        doc = {"bundle": "natural_reld", "candidate_sha256": sha256_file(cand), "shipped_sha256": sha256_file(shipped),
+               "candidate_overrides": over, "metric": f"PSNR (dB, [0, 1], whole 128² crop) of RELD with the bundle's settings on "
+               f"{n_val} validation crops × {', '.join(tasks)}; higher is better", "n_val": n_val,
+               "differences": {"candidate - shipped (psnr)": diff}, "passed": diff["low"] > 0, "rows": rows,
+               "command": f".venv/bin/python benchmarks/reld.py --gate {ae_work} {prior_work} --gate-val {n_val} --tasks {' '.join(tasks)}"}
+        out = Path(work).expanduser().resolve() / "gate" / "task_evidence.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(doc, indent=1) + "\n")
+    log(f"candidate - shipped: {diff['mean']:+.2f} [{diff['low']:+.2f}, {diff['high']:+.2f}] dB (passed: {diff['low'] > 0})")
+    return diff
 
 
 def load_pixel_prior() -> DiffusionPrior:
@@ -282,8 +351,14 @@ def main() -> None:
     ap.add_argument("--reverse", action="store_true", help="with --only-draw: the photographs in reverse order (a second helper)")
     ap.add_argument("--only-draw", type=int, default=None,
                     help="a helper process: only draw N, with reld_tune.json's settings, rows to reld.partial.dN.json (a later --resume merges them)")
+    ap.add_argument("--gate", nargs=2, metavar=("AE_WORK", "PRIOR_WORK"), default=None,
+                    help="promotion evidence for a new first stage + latent prior (campaign work folders) → <work>/gate/task_evidence.json")
+    ap.add_argument("--gate-val", type=int, default=4, help="validation crops (training photographs) of the gate")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.gate:
+        gate(*a.gate, a.gate_val, a.tasks, print)
+        return
     if a.report:
         report(json.loads(Path(a.out).with_suffix(".json").read_text()), a.tasks, Path(a.out))
         return

@@ -52,6 +52,7 @@ from monai_diffrecon.errors import InvalidValueError, OutputError, TrainingError
 
 __all__ = [
     "bundle_prediction",
+    "work_recipe",
     "DEFAULT_LEDGER",
     "MAX_PROMOTE_MB",
     "REPO_ROOT",
@@ -404,6 +405,14 @@ def _score(parser, weights: dict, n_batches: int, batch_size: int | None, seed: 
         return sum(errs) / len(errs), f"x̂₀-MSE on {n_batches}x{bs} fixed draws of the val split (t uniform)"
     losses = [float(trainer.loss(trainer.batches(g, bs), g)) for _ in range(n_batches)]
     return sum(losses) / len(losses), f"{trainer.loss_label} on {n_batches}x{bs} fixed draws of the val split (trainer loss)"
+
+
+def work_recipe(work: str | Path) -> dict:
+    """How a campaign's weights are read: ``prediction``, ``sigma_data``, ``precision`` of its checkpoint's DSMConfig
+    (the keyword arguments of :class:`~monai_diffrecon.diffusion.DiffusionPrior` that match the training recipe)."""
+    ck = torch.load(Path(work).expanduser() / "checkpoint.pt", map_location="cpu", weights_only=True)
+    c = ck["config"]
+    return {"prediction": c.get("prediction", "epsilon"), "sigma_data": c.get("sigma_data", 0.5), "precision": c.get("precision", "fp32")}
 
 
 def bundle_prediction(bundle_dir: str | Path) -> str:

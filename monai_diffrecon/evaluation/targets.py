@@ -14,6 +14,27 @@ estimates (e.g. a KL estimated from clean images and from corrupted measurements
 estimates, and ρ is recomputed per resample; the target is **met** only if the lower bound of ρ's 95 % percentile
 interval clears the threshold. Its ``targets.json`` entry holds ρ in ``difference`` (with ``ci_low``, ``ci_high``),
 the estimates' labels in ``ours`` (the tracking one) and ``baseline`` (the reference), and ``kind``.
+
+Three more kinds state targets that are not a paired difference of one per-case metric:
+
+* :class:`AUCTarget` (``kind: "auc_difference"``): a decision variable separates labelled cases (e.g. studies with
+  and without a defect) at least as well as a reference reading of the same cases, up to a margin: ``AUC(ours) −
+  AUC(baseline)``, each method's rows selected by its own ``where`` (e.g. a low-dose setting against the full-dose
+  reading), the cases resampled jointly (:func:`~monai_diffrecon.evaluation.stats.bootstrap_auc_difference`);
+  **met** only if the CI's lower bound is above ``threshold`` (e.g. −0.02).
+* :class:`AgreementTarget` (``kind: "agreement"``): a vector per case (e.g. 17 polar-map segments) agrees with a
+  reference row's vector: per case the share of elements within ``±tolerance``
+  (:func:`~monai_diffrecon.evaluation.stats.share_within`), its mean over cases with the bootstrap CI; **met** only if
+  the CI's lower bound is at least ``threshold`` (e.g. 0.90). An optional ``comparison`` method's share is reported
+  beside it (not part of the verdict).
+* :class:`DropTarget` (``kind: "gain_drop"``): a paired gain ``ours − baseline`` does not drop by more than
+  ``threshold`` from a reference set of cases (rows stored in the same document under ``reference_rows_key``, e.g.
+  the training family's) to this file's cases (e.g. a wider family): drop = mean gain there − mean gain here, the two
+  sets resampled independently (:func:`~monai_diffrecon.evaluation.stats.unpaired_difference`); **met** only if the
+  CI's upper bound is at most ``threshold``.
+
+Their entries hold the statistic in ``difference`` (with ``ci_low``, ``ci_high``, ``n``) and the verdict's rule in
+``rule`` (``"ci_low > threshold"``, ``"ci_low >= threshold"``, ``"ci_high <= threshold"``).
 """
 
 from __future__ import annotations
@@ -28,10 +49,11 @@ import numpy as np
 
 from monai_diffrecon.errors import InvalidValueError, ShapeError
 from monai_diffrecon.evaluation.results import Results
-from monai_diffrecon.evaluation.stats import N_BOOT, Estimate
+from monai_diffrecon.evaluation.stats import N_BOOT, Estimate, bootstrap_auc_difference, bootstrap_mean, share_within, unpaired_difference
 
 __all__ = ["Target", "check_target", "baseline_guard", "targets_section", "update_targets_json", "target_spec", "evaluate_results_doc",
-           "RankTarget", "spearman", "bootstrap_rank_correlation", "check_rank_target"]
+           "RankTarget", "spearman", "bootstrap_rank_correlation", "check_rank_target", "AUCTarget", "check_auc_target", "AgreementTarget",
+           "check_agreement_target", "DropTarget", "check_drop_target"]
 
 
 @dataclass(frozen=True)
@@ -156,7 +178,130 @@ def check_rank_target(results: Results, target: RankTarget) -> dict:
             "threshold": target.threshold, "met": bool(e.low > target.threshold), "baseline_ok": True, "results_file": target.results_file}
 
 
-def target_spec(target: Target | RankTarget, case_keys: Sequence[str], protocol: str, rows_key: str = "rows", method_key: str = "method") -> dict:
+@dataclass(frozen=True)
+class AUCTarget:
+    """``AUC(ours) − AUC(baseline) > threshold`` (module doc): ``score_key`` separating the cases by ``label_key``
+    (true = positive), ``ours``' rows matching ``where`` and ``baseline``'s matching ``baseline_where``."""
+
+    name: str
+    ours: str
+    baseline: str
+    score_key: str
+    label_key: str
+    threshold: float
+    results_file: str
+    where: dict = field(default_factory=dict)
+    baseline_where: dict = field(default_factory=dict)
+    kind: str = "auc_difference"
+
+
+def _rows_by_case(results: Results, method: str, **where) -> dict[tuple, dict]:
+    out = {}
+    for r in results.rows:
+        if r[results.method_key] == method and all(r.get(k) == v for k, v in where.items()):
+            case = tuple(r[k] for k in results.case_keys)
+            if case in out:
+                raise InvalidValueError(f"case {case} of {method!r} appears twice where {where}")
+            out[case] = r
+    if not out:
+        raise InvalidValueError(f"no rows of {method!r} where {where}")
+    return out
+
+
+def check_auc_target(results: Results, target: AUCTarget) -> dict:
+    """Evaluate ``target`` on ``results``; returns its ``targets.json`` entry (``ours_mean``/``baseline_mean``: the two AUCs)."""
+    ra, rb = _rows_by_case(results, target.ours, **target.where), _rows_by_case(results, target.baseline, **target.baseline_where)
+    if set(ra) != set(rb):
+        raise ShapeError(f"{target.name}: {target.ours!r} and {target.baseline!r} were read on different cases")
+    labels = {c: bool(ra[c][target.label_key]) for c in ra}
+    if any(bool(rb[c][target.label_key]) != labels[c] for c in ra):
+        raise InvalidValueError(f"{target.name}: the two methods' rows disagree on {target.label_key!r}")
+    d, x = bootstrap_auc_difference({c: r[target.score_key] for c, r in ra.items()}, {c: r[target.score_key] for c, r in rb.items()}, labels)
+    return {"name": target.name, "kind": target.kind, "ours": target.ours, "baseline": target.baseline,
+            "metric": f"AUC of {target.score_key} ({target.label_key} = positive)", "where": target.where, "baseline_where": target.baseline_where,
+            "ours_mean": x["auc_a"], "baseline_mean": x["auc_b"], "difference": d.mean, "ci_low": d.low, "ci_high": d.high, "n": d.n,
+            "n_positive": x["n_positive"], "n_negative": x["n_negative"], "skipped_resamples": x["skipped"], "threshold": target.threshold,
+            "rule": "ci_low > threshold", "met": bool(d.low > target.threshold), "baseline_ok": True, "results_file": target.results_file}
+
+
+@dataclass(frozen=True)
+class AgreementTarget:
+    """Per case, the share of ``method``'s ``key`` elements (rows matching ``where``) within ``±tolerance`` of
+    ``reference``'s (rows matching ``reference_where``); its mean over cases ≥ ``threshold`` (module doc).
+    ``comparison``: another method reported beside it on the same rows; ``elements`` names the elements in reports."""
+
+    name: str
+    method: str
+    key: str
+    reference: str
+    tolerance: float
+    threshold: float
+    results_file: str
+    where: dict = field(default_factory=dict)
+    reference_where: dict = field(default_factory=dict)
+    comparison: str | None = None
+    elements: str = "elements"
+    kind: str = "agreement"
+
+
+def check_agreement_target(results: Results, target: AgreementTarget) -> dict:
+    """Evaluate ``target`` on ``results``; returns its ``targets.json`` entry (``difference``: the mean share)."""
+    ref = _rows_by_case(results, target.reference, **target.reference_where)
+
+    def shares(method: str) -> Estimate:
+        rows = _rows_by_case(results, method, **target.where)
+        if set(rows) != set(ref):
+            raise ShapeError(f"{target.name}: {method!r} and the reference {target.reference!r} were read on different cases")
+        return bootstrap_mean([share_within(rows[c][target.key], ref[c][target.key], target.tolerance) for c in sorted(rows, key=str)])
+
+    e = shares(target.method)
+    out = {"name": target.name, "kind": target.kind, "ours": target.method, "baseline": target.reference,
+           "metric": f"share of {target.elements} within ±{target.tolerance:g} of the reference's {target.key}", "where": target.where,
+           "reference_where": target.reference_where, "ours_mean": e.mean, "difference": e.mean, "ci_low": e.low, "ci_high": e.high, "n": e.n,
+           "tolerance": target.tolerance, "elements": target.elements, "threshold": target.threshold, "rule": "ci_low >= threshold",
+           "met": bool(e.low >= target.threshold), "baseline_ok": True, "results_file": target.results_file}
+    if target.comparison:
+        c = shares(target.comparison)
+        out.update(comparison=target.comparison, comparison_mean=c.mean, comparison_ci_low=c.low, comparison_ci_high=c.high)
+    return out
+
+
+@dataclass(frozen=True)
+class DropTarget:
+    """The paired gain ``ours − baseline`` on ``metric`` (rows matching ``where``) drops by at most ``threshold`` from
+    the cases of ``doc[reference_rows_key]`` (described by ``reference_label``) to this file's cases (module doc)."""
+
+    name: str
+    ours: str
+    baseline: str
+    metric: str
+    threshold: float
+    results_file: str
+    where: dict = field(default_factory=dict)
+    reference_rows_key: str = "reference_rows"
+    reference_label: str = "reference"
+    kind: str = "gain_drop"
+
+
+def check_drop_target(results: Results, reference: Results, target: DropTarget) -> dict:
+    """Evaluate ``target`` with this file's rows ``results`` and the reference set's rows ``reference``; returns its
+    ``targets.json`` entry (``difference``: the drop; ``ours_mean``/``baseline_mean``: the mean gain here/there)."""
+    def gains(res: Results) -> list[float]:
+        a, b = res.values(target.ours, target.metric, **target.where), res.values(target.baseline, target.metric, **target.where)
+        if set(a) != set(b):
+            raise ShapeError(f"{target.name}: {target.ours!r} and {target.baseline!r} were run on different cases")
+        return [a[c] - b[c] for c in sorted(a, key=str)]
+
+    there, here = gains(reference), gains(results)
+    d = unpaired_difference(there, here)
+    return {"name": target.name, "kind": target.kind, "ours": target.ours, "baseline": target.baseline,
+            "metric": f"drop of the gain in {target.metric} ({target.reference_label} − this file's cases)", "where": target.where,
+            "reference_label": target.reference_label, "ours_mean": float(np.mean(here)), "baseline_mean": float(np.mean(there)),
+            "difference": d.mean, "ci_low": d.low, "ci_high": d.high, "n": len(here), "n_reference": len(there), "threshold": target.threshold,
+            "rule": "ci_high <= threshold", "met": bool(d.high <= target.threshold), "baseline_ok": True, "results_file": target.results_file}
+
+
+def target_spec(target: Target | RankTarget | AUCTarget | AgreementTarget | DropTarget, case_keys: Sequence[str], protocol: str, rows_key: str = "rows", method_key: str = "method") -> dict:
     """The JSON form of ``target`` a results file stores under ``"targets"``, so that ``benchmarks/targets.py``
     re-computes the verdict from the file's own rows (``doc[rows_key]``, cases identified by ``case_keys``). For a
     :class:`RankTarget` ``method_key`` is its ``item_key``."""
@@ -173,13 +318,24 @@ def evaluate_results_doc(doc: dict) -> list[dict]:
     out = []
     for spec in doc.get("targets", []):
         results = Results(doc[spec["rows_key"]], spec["case_keys"], spec["method_key"])
-        if spec.get("kind", "paired_difference") == "rank_correlation":
+        kind = spec.get("kind", "paired_difference")
+        if kind in _OTHER_KINDS:
+            cls, check = _OTHER_KINDS[kind]
+            t = cls(**{k: v for k, v in spec.items() if k in {f.name for f in fields(cls)}})
+            args = (results, Results(doc[t.reference_rows_key], spec["case_keys"], spec["method_key"])) if kind == "gain_drop" else (results,)
+            out.append({**check(*args, t), "protocol": spec["protocol"], **({"unit": spec["unit"]} if "unit" in spec else {})})
+            continue
+        if kind == "rank_correlation":
             out.append({**check_rank_target(results, RankTarget(**{k: v for k, v in spec.items() if k in rank_names})),
                         "protocol": spec["protocol"]})
             continue
         out.append({**check_target(results, Target(**{k: v for k, v in spec.items() if k in names})), "protocol": spec["protocol"],
                     **({"unit": spec["unit"]} if "unit" in spec else {})})
     return out
+
+
+_OTHER_KINDS = {"auc_difference": (AUCTarget, check_auc_target), "agreement": (AgreementTarget, check_agreement_target),
+                "gain_drop": (DropTarget, check_drop_target)}
 
 
 def targets_section(entries: Iterable[dict], unit: str = "dB") -> list[str]:
@@ -192,6 +348,23 @@ def targets_section(entries: Iterable[dict], unit: str = "dB") -> list[str]:
             lines.append(f"- **{verdict}** {e['name']}: Spearman ρ({e['ours']}, {e['baseline']}) over {len(e['items'])} items = "
                          f"{e['difference']:+.2f} [{e['ci_low']:+.2f}, {e['ci_high']:+.2f}], cases resampled: {e['n']} "
                          f"(threshold: CI low > {e['threshold']:+.2f})")
+            continue
+        if e.get("kind") == "auc_difference":
+            lines.append(f"- **{verdict}** {e['name']}: AUC({e['ours']}) − AUC({e['baseline']}) = {e['difference']:+.2f} "
+                         f"[{e['ci_low']:+.2f}, {e['ci_high']:+.2f}] ({e['ours_mean']:.2f} vs {e['baseline_mean']:.2f}) over {e['n']} cases "
+                         f"({e['n_positive']} positive), resampled jointly (threshold: CI low > {e['threshold']:+.2f})")
+            continue
+        if e.get("kind") == "agreement":
+            beside = "" if not e.get("comparison") else (f"; {e['comparison']} {100 * e['comparison_mean']:.0f} % "
+                                                          f"[{100 * e['comparison_ci_low']:.0f}, {100 * e['comparison_ci_high']:.0f}]")
+            lines.append(f"- **{verdict}** {e['name']}: {e['ours']} {100 * e['difference']:.0f} % [{100 * e['ci_low']:.0f}, "
+                         f"{100 * e['ci_high']:.0f}] of {e['elements']} within ±{e['tolerance']:g} of {e['baseline']}'s, mean of the "
+                         f"per-case shares over {e['n']} cases{beside} (threshold: CI low ≥ {100 * e['threshold']:.0f} %)")
+            continue
+        if e.get("kind") == "gain_drop":
+            lines.append(f"- **{verdict}** {e['name']}: gain {e['ours']} − {e['baseline']} {e['baseline_mean']:+.2f} {e.get('unit', unit)} "
+                         f"({e['reference_label']}, {e['n_reference']} cases) → {e['ours_mean']:+.2f} (these {e['n']} cases): drop "
+                         f"{e['difference']:+.2f} [{e['ci_low']:+.2f}, {e['ci_high']:+.2f}], unpaired (threshold: CI high ≤ {e['threshold']:+.2f})")
             continue
         why = "" if e.get("baseline_ok", True) else (f" — baseline broken: {e['baseline_mean']:.2f} vs the trivial input's "
                                                       f"{e['trivial_mean']:.2f} (gain CI low {e['baseline_gain_ci_low']:+.2f})")

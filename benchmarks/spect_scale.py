@@ -2,7 +2,7 @@
 → results/spect_scale.md / spect_scale.json.
 
 Usage:
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/spect_scale.py [--weights WORK/model.pt] [--threads 2] [--chunk 16]
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/spect_scale.py [--weights WORK/model.pt] [--threads 2] [--chunk N]
 
 Each grid runs in a fresh subprocess (so the peak resident memory, ``ru_maxrss``, is that grid's alone): a training-family
 phantom acquired like the test studies (attenuation, LEHR, Compton scatter with the TEW estimate, 4 M counts at full dose,
@@ -56,11 +56,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--weights", default=None)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--chunk", type=int, default=16)
+    ap.add_argument("--chunk", type=int, default=None, help="slices per network batch (default: the bundle's batch_chunk)")
     ap.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
     ap.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(ROOT / "results" / "spect_scale.md"))
     a = ap.parse_args()
+    if a.chunk is None:
+        inference = json.loads((ROOT.parent / "bundles" / "spect_cardiac_diffusion" / "configs" / "inference.json").read_text())
+        a.chunk = int(inference["prior"]["batch_chunk"])
     if a.one is not None:
         print(json.dumps(one(a.one, a.weights, a.chunk, a.threads)))
         return

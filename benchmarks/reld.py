@@ -6,6 +6,7 @@ Usage:
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reld.py --threads 1            # tune on validation, then test
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reld.py --threads 1 --limit 1  # smoke run (1 photograph, 1 draw)
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reld.py --gate AE_WORK PRIOR_WORK  # promotion evidence (new first stage)
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reld.py --ceiling [AE_WORK]  # a first stage's PSNR on validation crops
 
 Data (splits from :mod:`monai_diffrecon.evaluation.splits`): grey levels in [0, 1], mapped to the priors' [−1, 1].
 * **Test**: the 4 held-out scikit-image photographs (``SKIMAGE_TEST``: camera, moon, coins, cell; never read in
@@ -172,6 +173,36 @@ def candidate_overrides(ae_work: str | Path, prior_work: str | Path) -> dict:
     over.update({k: v for k, v in prior_rec.items() if k.startswith("network_def#")})
     over.update({f"prior#{k}": v for k, v in work_recipe(prior_work).items()})
     return over
+
+
+def ceiling(ae_work: str | None, n_val: int) -> dict:
+    """The first stage's reconstruction PSNR Dec(E(x)) on ``n_val`` validation crops (training photographs, the gate's
+    crops) — for choosing and monitoring a first stage without scoring a held-out photograph; ``ae_work``: a
+    ``train_autoencoder`` campaign (its network shape from its recipe), ``None``: the shipped first stage."""
+    over = {}
+    if ae_work is not None:
+        from monai_diffrecon.networks.weights import sha256_file
+
+        w = Path(ae_work).expanduser().resolve()
+        rec = json.loads((w / "campaign.json").read_text())["recipe"]["overrides"]
+        over = {"autoencoder_path": str(w / "model.pt"), "autoencoder_sha256": sha256_file(w / "model.pt"),
+                **{k: v for k, v in rec.items() if k.startswith("autoencoder_def#")}}
+    from monai.bundle import ConfigParser
+
+    b = BUNDLES / "natural_reld"
+    p = ConfigParser()
+    p.read_meta(b / "configs" / "metadata.json")
+    p.read_config(b / "configs" / "inference.json")
+    p["bundle_root"] = str(b)
+    for k, v in over.items():
+        p[k] = v
+    ae = p.get_parsed_content("autoencoder").eval()
+    from monai_diffrecon.diffusion.prior import encode_mean
+
+    with torch.no_grad():
+        vals = {c["image"]: score(ae.decode(encode_mean(ae, (2 * c["truth"] - 1)[None, None].float())), c["truth"], False)["psnr"]
+                for c in cases("val", names=SKIMAGE_TRAIN[:n_val])}
+    return {"first_stage": str(ae_work or "shipped"), "psnr": vals, "mean": bootstrap_mean(list(vals.values())).as_dict()}
 
 
 def gate(ae_work: str, prior_work: str, n_val: int, tasks: list[str], log) -> dict:
@@ -354,8 +385,14 @@ def main() -> None:
     ap.add_argument("--gate", nargs=2, metavar=("AE_WORK", "PRIOR_WORK"), default=None,
                     help="promotion evidence for a new first stage + latent prior (campaign work folders) → <work>/gate/task_evidence.json")
     ap.add_argument("--gate-val", type=int, default=4, help="validation crops (training photographs) of the gate")
+    ap.add_argument("--ceiling", nargs="?", const="shipped", default=None, metavar="AE_WORK",
+                    help="print the first stage's Dec(E(x)) PSNR on --gate-val validation crops (a train_autoencoder work folder, "
+                         "or the shipped one) and stop")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.ceiling:
+        print(json.dumps(ceiling(None if a.ceiling == "shipped" else a.ceiling, a.gate_val), indent=1))
+        return
     if a.gate:
         gate(*a.gate, a.gate_val, a.tasks, print)
         return

@@ -1,6 +1,6 @@
 """RELD (latent-denoiser HQS) vs pixel-space DiffPIR vs TV on denoising, deblurring and 4× super-resolution of
 held-out photographs, with the evaluation harness (issue 21) → benchmarks/results/reld.md (+ reld.json, reld.png;
-the validation search also goes to reld_tune.json, which benchmarks/unfolding.py reads for its DiffPIR settings).
+the validation search also goes to reld_tune.json, which --resume and the --only-draw helpers read).
 
 Usage:
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reld.py --threads 1            # tune on validation, then test
@@ -211,7 +211,9 @@ def gate(ae_work: str, prior_work: str, n_val: int, tasks: list[str], log) -> di
     fit the new networks, so their training losses cannot be compared): RELD with the bundle's settings, shipped vs
     candidate weights, on ``n_val`` validation crops (training photographs, validation seeds) × ``tasks``; metric PSNR.
     Written to ``<work>/gate/task_evidence.json`` of both campaigns (each with its own candidate and shipped sha256);
-    ``passed`` when the paired difference candidate − shipped has its 95 % CI above 0."""
+    ``passed`` when the paired difference candidate − shipped (per crop, the mean over tasks) has its 95 % CI above 0.
+    Promotion copies weights only: the evidence's ``ship_with`` (latent scale, network shapes, the prior's recipe) must
+    go into ``inference.json`` / ``metadata.json`` in the same commit, or the bundle misreads its new latents."""
     from monai_diffrecon.evaluation import paired_difference
     from monai_diffrecon.networks.weights import sha256_file
 
@@ -228,19 +230,25 @@ def gate(ae_work: str, prior_work: str, n_val: int, tasks: list[str], log) -> di
                              "cpu_seconds": time.process_time() - t0})
             log(f"gate {task} {c['image']}: " + ", ".join(f"{r['method']} {r['psnr']:.2f} dB" for r in rows[-2:]))
 
-    def col(m):
-        return {(r["task"], r["image"]): r["psnr"] for r in rows if r["method"] == m}
+    def col(m):  # one value per crop (the mean over tasks): the crops, not the (task, crop) pairs, are independent
+        per = {}
+        for r in rows:
+            if r["method"] == m:
+                per.setdefault(r["image"], []).append(r["psnr"])
+        return {k: float(np.mean(v)) for k, v in per.items()}
 
     diff = paired_difference(col("candidate"), col("shipped")).as_dict()
     models = BUNDLES / "natural_reld" / "models"
+    ae_work, prior_work = (str(Path(w).expanduser().resolve()) for w in (ae_work, prior_work))
     for work, cand, shipped in ((ae_work, Path(ae_work) / "model.pt", models / "autoencoder.pt"),
                                 (prior_work, Path(prior_work) / "model.pt", models / "model.pt")):
         doc = {"bundle": "natural_reld", "candidate_sha256": sha256_file(cand), "shipped_sha256": sha256_file(shipped),
                "candidate_overrides": over, "metric": f"PSNR (dB, [0, 1], whole 128² crop) of RELD with the bundle's settings on "
                f"{n_val} validation crops × {', '.join(tasks)}; higher is better", "n_val": n_val,
-               "differences": {"candidate - shipped (psnr)": diff}, "passed": diff["low"] > 0, "rows": rows,
+               "differences": {"candidate - shipped (psnr, per crop: mean over tasks)": diff}, "passed": diff["low"] > 0, "rows": rows,
+               "ship_with": {k: v for k, v in over.items() if not k.endswith(("_path", "_sha256"))},
                "command": f".venv/bin/python benchmarks/reld.py --gate {ae_work} {prior_work} --gate-val {n_val} --tasks {' '.join(tasks)}"}
-        out = Path(work).expanduser().resolve() / "gate" / "task_evidence.json"
+        out = Path(work) / "gate" / "task_evidence.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(doc, indent=1) + "\n")
     log(f"candidate - shipped: {diff['mean']:+.2f} [{diff['low']:+.2f}, {diff['high']:+.2f}] dB (passed: {diff['low'] > 0})")
@@ -420,6 +428,10 @@ def main() -> None:
     example = {}
     if a.resume:
         tuning = json.loads(out.with_name("reld_tune.json").read_text())
+        stale = [t for t in a.tasks if not {EQ_NFE, EQ_TIME} <= set(tuning.get(t, {}))]
+        if stale:  # a search from before the matched DiffPIR rows: the targets need them on every case
+            raise InvalidValueError(f"{out.with_name('reld_tune.json')}: no DiffPIR rows matched to RELD for {stale} (a search from an "
+                                    "older version of this script); run without --resume")
         prev = json.loads(partial.read_text()) if partial.is_file() else {"rows": []}
         rows = [r for r in prev["rows"] if r["draw"] < a.max_draws]
         before = dict(prev.get("elapsed", before))

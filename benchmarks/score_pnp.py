@@ -131,6 +131,12 @@ def test_cases(sigma_y: float, limit: int | None = None) -> list[dict]:
     return out[:limit]
 
 
+def cpu_hours(info: dict) -> float | None:
+    """A denoiser's training CPU-hours from its ``train_info.json`` (``cpu_hours``; files of a single run before that key:
+    ``cpu_hours_this_run``), or None when not recorded."""
+    return info.get("cpu_hours", None if info.get("resumed") else info.get("cpu_hours_this_run"))
+
+
 def run(den, algo: str, params: dict, case: dict, iters: int, sigma_y: float) -> tuple[dict, int, float]:
     """One reconstruction: (metrics on [0, 1], NFE, seconds)."""
     t0 = time.perf_counter()
@@ -210,7 +216,7 @@ def main() -> None:
              f"**Protocol.** {protocol}. {a.iters} iterations, σ annealed geometrically σ_start → σ_end (signed range, both tuned). "
              f"Parameters and training budgets (iterations × batch; CPU-hours where recorded): " + ", ".join(
                  f"{k} {v / 1e6:.2f} M, {budgets[k]['iterations']} × {budgets[k]['batch_size']}"
-                 + (f", {budgets[k]['cpu_hours_this_run']} CPU-h" if "cpu_hours_this_run" in budgets[k] else "") for k, v in params.items()) + ". The paper (arXiv 2412.11108) evaluates "
+                 + (f", {cpu_hours(budgets[k])} CPU-h" if cpu_hours(budgets[k]) is not None else "") for k, v in params.items()) + ". The paper (arXiv 2412.11108) evaluates "
              "FFHQ/ImageNet at 256² with DRUNet as the classical denoiser; here every denoiser is trained on the same 64² patches of the "
              "training photographs, so the comparison isolates the denoiser's kind, not its training data.", "",
              "## Test results (mean [95 % bootstrap CI] over cases)", "",

@@ -437,12 +437,15 @@ def with_targets(doc: dict, sets, family: str, out: Path) -> dict:
     and OSEM + filter (``reference_rows``, from ``spect.json`` beside ``out``) that its generalisation targets read."""
     doc = {**doc, "targets": target_list(sets, family)}
     if family != "train":
-        if not (out.parent / "spect.json").is_file():  # no training-family results beside this one: nothing to compare with
-            return {**doc, "targets": []}
-        keep = ("phantom", "seed", "has_defect", "setting", "method", "psnr_heart_ref", "psnr_body_ref")
-        train = json.loads((out.parent / "spect.json").read_text())["rows"]
-        doc["reference_rows"] = [{k: r[k] for k in keep} for r in train if r["method"] in (OURS, FILT)]
-        doc["reference_rows_from"] = "spect.json (the training family's test phantoms)"
+        if "reference_rows" not in doc:  # copied once, at run time (--report-only keeps the copy the run compared with)
+            if not (out.parent / "spect.json").is_file():  # no training-family results beside this one: nothing to compare with
+                return {**doc, "targets": []}
+            keep = ("phantom", "seed", "has_defect", "setting", "method", "psnr_heart_ref", "psnr_body_ref")
+            train = json.loads((out.parent / "spect.json").read_text())["rows"]
+            doc["reference_rows"] = [{k: r[k] for k in keep} for r in train if r["method"] in (OURS, FILT)]
+            doc["reference_rows_from"] = "spect.json (the training family's test phantoms)"
+        have = {r["setting"] for r in doc["reference_rows"]}  # a setting the training family lacks has no drop to compute
+        doc["targets"] = [t for t in doc["targets"] if t["where"]["setting"] in have]
     return doc
 
 

@@ -140,7 +140,9 @@ def main() -> None:
     entries, lines = [], ["# Targets, computed from the per-case results", "",
                           "Command: `.venv/bin/python benchmarks/targets.py` (reads `benchmarks/results/*.json`; re-runs nothing). "
                           "Met only if the lower bound of the 95 % bootstrap CI of the paired difference clears the threshold and the "
-                          "baseline demonstrably beats the trivial input (the lower CI bound of its paired gain is above 0); a rank-correlation target (shift.md) only if the lower bound of the 95 % bootstrap CI of Spearman ρ clears its threshold.", ""]
+                          "baseline demonstrably beats the trivial input (the lower CI bound of its paired gain is above 0); a rank-correlation target (shift.md) only if the lower bound of the 95 % bootstrap CI of Spearman ρ clears its threshold; "
+                          "an AUC-difference target if the lower bound of its CI clears it, an agreement share if its lower bound reaches it, "
+                          "and a gain-drop target (spect_wide.md) only if the CI's upper bound stays at or below it (each line states its rule).", ""]
     own = own_specs()
     groups = [[{**check_target(res, t), "protocol": protocol} for t in targets if t.results_file[:-3] not in own]
               for res, targets, protocol in legacy_specs()]

@@ -16,8 +16,9 @@ Architectures (both with FFDNet's noise-level map as an extra input, :mod:`monai
 Both are trained by :class:`~monai_diffrecon.training.GaussianDenoiserTrainer` (σ ~ U(0, 0.5) in the [−1, 1] range —
 the σ range ScorePnP anneals through) on the *same* patch cohort as ``bundles/natural_blind_deblur``'s image prior
 (20 000 64² patches of the scikit-image training photographs, ``cached_patch_cohort``), AdamW lr 10⁻³ (200 warm-up),
-batch 16, EMA 0.999. ``train_info.json`` records iterations, batch, process CPU-hours and the command (the
-budget the comparison states).
+batch 16, EMA 0.999. ``train_info.json`` records iterations, batch, process CPU-hours (summed over resumed runs; unknown,
+``null``, when a checkpoint is continued without an earlier ``train_info.json``) and the commands (the budget the
+comparison states).
 """
 
 from __future__ import annotations
@@ -54,13 +55,20 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     cohort = cached_patch_cohort(Path(a.cohort_dir) / "patches_train.pt", 20000, 64, "train")
     cfg = DSMConfig(max_iterations=iters, batch_size=16, lr=1e-3, ema_decay=0.999, warmup=200, checkpoint_every=250, seed=0)
+    info_path = Path(out) / "train_info.json"
+    resumed = (Path(out) / "checkpoint.pt").is_file()  # the trainer continues its checkpoint: the budget adds up
+    before = json.loads(info_path.read_text()) if resumed and info_path.is_file() else None
     cpu0, wall0 = time.process_time(), time.perf_counter()
     tr = GaussianDenoiserTrainer(build(), None, TensorSampler(cohort["images"], augment=True), out, cfg, sigma_max=0.5)
     print(tr.run())
+    this = (time.process_time() - cpu0) / 3600
+    total = this if not resumed else None if before is None else before.get("cpu_hours", before.get("cpu_hours_this_run", 0.0)) + this
     info = {"arch": a.arch, "iterations": iters, "batch_size": 16, "parameters": sum(p.numel() for p in tr.network.parameters()),
-            "cpu_hours_this_run": round((time.process_time() - cpu0) / 3600, 4), "wall_seconds_this_run": round(time.perf_counter() - wall0, 1),
-            "threads": a.threads, "command": " ".join(["python", *sys.argv]), "sha256": record_sha256(out)}
-    (Path(out) / "train_info.json").write_text(json.dumps(info, indent=1) + "\n")
+            "cpu_hours": None if total is None else round(total, 4), "cpu_hours_this_run": round(this, 4),
+            "wall_seconds_this_run": round(time.perf_counter() - wall0, 1), "resumed": resumed,
+            "threads": a.threads, "commands": [*(before or {}).get("commands", [before["command"]] if before and "command" in before else []),
+                                              " ".join(["python", *sys.argv])], "sha256": record_sha256(out)}
+    info_path.write_text(json.dumps(info, indent=1) + "\n")
     print(info)
 
 

@@ -7,7 +7,7 @@ Problems (isotropic TV, ``min_x ½‖A x − y‖² + λ TV(x)``):
   split), :class:`~monai_diffrecon.physics.ParallelBeamCT` with 30 and 60 views over 180° and 184 bins, Gaussian
   sinogram noise of 1 % of the sinogram's maximum;
 * denoising: 128² crops of photographs (validation: training photographs; test: the held-out ones), σ = 0.1
-  (A = I: with s = 1 APGM returns the prox of the noisy image; 100 iterations, so that steps down to s = 1/16 converge).
+  (A = I: with s = 1 APGM returns the prox of the noisy image; 100 iterations, four times the first run's, for the small steps of the grid).
 
 Solver: APGM (FISTA, :func:`~monai_diffrecon.recon.apgm`), the same iterations for every method, step
 ``s/L`` (``s`` the scaling parameter), the prox called with ``τ = λ s / L``:

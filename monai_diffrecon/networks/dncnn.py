@@ -78,6 +78,7 @@ class UNetDenoiser(_NoiseMapDenoiser):
     def residual(self, z: torch.Tensor) -> torch.Tensor:
         h, w = z.shape[-2:]
         ph, pw = -h % self.multiple, -w % self.multiple
-        if ph or pw:
-            z = torch.nn.functional.pad(z, (0, pw, 0, ph), mode="reflect")
+        if ph or pw:  # reflect needs a pad smaller than the side; tiny inputs fall back to edge replication
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            z = torch.nn.functional.pad(z, (0, pw, 0, ph), mode=mode)
         return self.body(z)[..., :h, :w]

@@ -15,7 +15,7 @@ SMALL = {"dncnn": lambda: DnCNN(1, depth=4, features=8), "unet": lambda: UNetDen
 
 
 @pytest.mark.parametrize("kind", sorted(SMALL))
-@pytest.mark.parametrize("side", [16, 13])
+@pytest.mark.parametrize("side", [16, 13, 3])
 def test_noise_level_map_reaches_the_output_and_denoise_is_forward(kind, side):
     torch.manual_seed(0)
     net = SMALL[kind]().eval()

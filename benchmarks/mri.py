@@ -77,7 +77,7 @@ from monai_diffrecon.modalities.mri import acs_scale
 from monai_diffrecon.samplers import DPS, MSMSampler, PnPDM, SelfDBSampler
 from monai_diffrecon.samplers.consistency import ClampX0, RangeNullSpace
 from monai_diffrecon.samplers.diffusion_samplers import DiffusionSampler
-from monai_diffrecon.training.campaign import work_recipe
+from monai_diffrecon.training.campaign import work_recipe, write_task_evidence
 from monai_diffrecon.training.mri_cohort import cached_mri_cohort, mri_acquisition
 from monai_diffrecon.workflows.mri import magnitude_metrics
 
@@ -284,9 +284,7 @@ def gate(key: str, work: str, n_val: int, candidate: dict, cohort_dir: str, log)
            "n_val": n_val, "differences": {"candidate - shipped (psnr)": diff}, "passed": diff["low"] > 0, "rows": rows,
            "command": f".venv/bin/python benchmarks/mri.py --cohort-dir <dir> --gate {key} --{key}-work {work} --gate-val {n_val} "
                       f"--candidate '{json.dumps(candidate)}'"}
-    out = w / "gate" / "task_evidence.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=1))
+    out = write_task_evidence(w, doc)
     log(f"candidate - shipped: {diff['mean']:+.2f} [{diff['low']:+.2f}, {diff['high']:+.2f}] dB → {out} (passed: {doc['passed']})")
     return doc
 

@@ -139,9 +139,9 @@ def measure(case: dict, task: str) -> torch.Tensor:
     return ax + 2 * SIGMAS[task] * torch.randn(ax.shape, generator=g)
 
 
-def load_reld(overrides: dict | None = None) -> tuple[DiffusionPrior, dict]:
-    """The bundle's latent prior and its per-task RELD settings, through the bundle's own inference config (with
-    ``overrides`` of its ids, e.g. :func:`candidate_overrides`)."""
+def reld_parser(overrides: dict | None = None):
+    """The bundle's inference config as a MONAI ``ConfigParser``, with ``overrides`` of its ids (e.g.
+    :func:`candidate_overrides`)."""
     from monai.bundle import ConfigParser
 
     b = BUNDLES / "natural_reld"
@@ -151,8 +151,13 @@ def load_reld(overrides: dict | None = None) -> tuple[DiffusionPrior, dict]:
     p["bundle_root"] = str(b)
     for k, v in (overrides or {}).items():
         p[k] = v
-    prior = p.get_parsed_content("prior")
-    return prior, p.get_parsed_content("reld_settings")
+    return p
+
+
+def load_reld(overrides: dict | None = None) -> tuple[DiffusionPrior, dict]:
+    """The bundle's latent prior and its per-task RELD settings, through the bundle's own inference config."""
+    p = reld_parser(overrides)
+    return p.get_parsed_content("prior"), p.get_parsed_content("reld_settings")
 
 
 def candidate_overrides(ae_work: str | Path, prior_work: str | Path) -> dict:
@@ -187,16 +192,7 @@ def ceiling(ae_work: str | None, n_val: int) -> dict:
         rec = json.loads((w / "campaign.json").read_text())["recipe"]["overrides"]
         over = {"autoencoder_path": str(w / "model.pt"), "autoencoder_sha256": sha256_file(w / "model.pt"),
                 **{k: v for k, v in rec.items() if k.startswith("autoencoder_def#")}}
-    from monai.bundle import ConfigParser
-
-    b = BUNDLES / "natural_reld"
-    p = ConfigParser()
-    p.read_meta(b / "configs" / "metadata.json")
-    p.read_config(b / "configs" / "inference.json")
-    p["bundle_root"] = str(b)
-    for k, v in over.items():
-        p[k] = v
-    ae = p.get_parsed_content("autoencoder").eval()
+    ae = reld_parser(over).get_parsed_content("autoencoder").eval()
     from monai_diffrecon.diffusion.prior import encode_mean
 
     with torch.no_grad():
@@ -216,6 +212,7 @@ def gate(ae_work: str, prior_work: str, n_val: int, tasks: list[str], log) -> di
     go into ``inference.json`` / ``metadata.json`` in the same commit, or the bundle misreads its new latents."""
     from monai_diffrecon.evaluation import paired_difference
     from monai_diffrecon.networks.weights import sha256_file
+    from monai_diffrecon.training.campaign import write_task_evidence
 
     over = candidate_overrides(ae_work, prior_work)
     priors = {"shipped": load_reld(), "candidate": load_reld(over)}
@@ -248,9 +245,7 @@ def gate(ae_work: str, prior_work: str, n_val: int, tasks: list[str], log) -> di
                "differences": {"candidate - shipped (psnr, per crop: mean over tasks)": diff}, "passed": diff["low"] > 0, "rows": rows,
                "ship_with": {k: v for k, v in over.items() if not k.endswith(("_path", "_sha256"))},
                "command": f".venv/bin/python benchmarks/reld.py --gate {ae_work} {prior_work} --gate-val {n_val} --tasks {' '.join(tasks)}"}
-        out = Path(work) / "gate" / "task_evidence.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(doc, indent=1) + "\n")
+        write_task_evidence(work, doc)
     log(f"candidate - shipped: {diff['mean']:+.2f} [{diff['low']:+.2f}, {diff['high']:+.2f}] dB (passed: {diff['low'] > 0})")
     return diff
 

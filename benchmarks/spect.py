@@ -318,6 +318,7 @@ def gate(work: str, n_val: int, chosen: dict, sets, log) -> dict:
     has its 95 % CI above 0 in every setting."""
     from monai_diffrecon.evaluation import paired_difference
     from monai_diffrecon.networks.weights import sha256_file
+    from monai_diffrecon.training.campaign import write_task_evidence
 
     cand = Path(work).expanduser().resolve() / "model.pt"
     samplers = {"shipped": load_prior(None), "candidate": load_prior(str(cand))}
@@ -348,9 +349,7 @@ def gate(work: str, n_val: int, chosen: dict, sets, log) -> dict:
            "metric": "heart PSNR against the full-dose reference (dB), validation phantoms; higher is better",
            "n_val": n_val, "differences": table, "passed": passed, "rows": rows,
            "command": f".venv/bin/python benchmarks/spect.py --gate {work} --gate-val {n_val}"}
-    out = Path(work).expanduser().resolve() / "gate" / "task_evidence.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=1))
+    out = write_task_evidence(work, doc)
     for name, t in table.items():
         log(f"{name}: " + "; ".join(f"{k} {v['mean']:+.2f} [{v['low']:+.2f}, {v['high']:+.2f}]" for k, v in t.items()))
     log(f"gate evidence → {out} (passed: {passed})")

@@ -196,7 +196,10 @@ def test_task_change_is_promoted_only_with_passing_evidence_for_these_weights(bu
     ev.write_text(json.dumps({**doc, "passed": True, "candidate_sha256": "0" * 64}))  # evidence about other weights
     with pytest.raises(Exception, match="other candidate"):
         campaign.promote(bundle, work, trust_config=True, evidence=ev)
-    ev.write_text(json.dumps({**doc, "passed": True}))
+    with pytest.raises(Exception, match="missing metric"):
+        campaign.write_task_evidence(work, {k: v for k, v in doc.items() if k != "metric"})
+    ev = campaign.write_task_evidence(work, {**doc, "passed": True})  # what the benchmarks' gates write
+    assert ev == (work / "gate" / "task_evidence.json").resolve()
     res = campaign.promote(bundle, work, trust_config=True, evidence=ev)
     assert res["promoted"] and sha256_file(shipped) == sha256_file(work / "model.pt")
     prov = json.loads((bundle / "models" / "model.provenance.json").read_text())

@@ -338,38 +338,51 @@ _OTHER_KINDS = {"auc_difference": (AUCTarget, check_auc_target), "agreement": (A
                 "gain_drop": (DropTarget, check_drop_target)}
 
 
+def _ci(e: dict) -> str:
+    return f"{e['difference']:+.2f} [{e['ci_low']:+.2f}, {e['ci_high']:+.2f}]"
+
+
+def _line_rank(e: dict, unit: str) -> str:
+    return (f"Spearman ρ({e['ours']}, {e['baseline']}) over {len(e['items'])} items = {_ci(e)}, cases resampled: {e['n']} "
+            f"(threshold: CI low > {e['threshold']:+.2f})")
+
+
+def _line_auc(e: dict, unit: str) -> str:
+    return (f"AUC({e['ours']}) − AUC({e['baseline']}) = {_ci(e)} ({e['ours_mean']:.2f} vs {e['baseline_mean']:.2f}) over {e['n']} cases "
+            f"({e['n_positive']} positive), resampled jointly (threshold: CI low > {e['threshold']:+.2f})")
+
+
+def _line_agreement(e: dict, unit: str) -> str:
+    beside = "" if not e.get("comparison") else (f"; {e['comparison']} {100 * e['comparison_mean']:.0f} % "
+                                                  f"[{100 * e['comparison_ci_low']:.0f}, {100 * e['comparison_ci_high']:.0f}]")
+    return (f"{e['ours']} {100 * e['difference']:.0f} % [{100 * e['ci_low']:.0f}, {100 * e['ci_high']:.0f}] of {e['elements']} within "
+            f"±{e['tolerance']:g} of {e['baseline']}'s, mean of the per-case shares over {e['n']} cases{beside} "
+            f"(threshold: CI low ≥ {100 * e['threshold']:.0f} %)")
+
+
+def _line_gain_drop(e: dict, unit: str) -> str:
+    return (f"gain {e['ours']} − {e['baseline']} {e['baseline_mean']:+.2f} {e.get('unit', unit)} ({e['reference_label']}, "
+            f"{e['n_reference']} cases) → {e['ours_mean']:+.2f} (these {e['n']} cases): drop {_ci(e)}, unpaired "
+            f"(threshold: CI high ≤ {e['threshold']:+.2f})")
+
+
+def _line_paired(e: dict, unit: str) -> str:
+    why = "" if e.get("baseline_ok", True) else (f" — baseline broken: {e['baseline_mean']:.2f} vs the trivial input's "
+                                                  f"{e['trivial_mean']:.2f} (gain CI low {e['baseline_gain_ci_low']:+.2f})")
+    return (f"{e['ours']} − {e['baseline']} = {e['difference']:+.2f} {e.get('unit', unit)} [{e['ci_low']:+.2f}, {e['ci_high']:+.2f}] "
+            f"over {e['n']} cases (threshold > {e['threshold']:+.2f}){why}")
+
+
+_LINES = {"rank_correlation": _line_rank, "auc_difference": _line_auc, "agreement": _line_agreement, "gain_drop": _line_gain_drop}
+
+
 def targets_section(entries: Iterable[dict], unit: str = "dB") -> list[str]:
     """Markdown lines of the ``## Targets`` section: each target MET or MISSED with its paired difference and CI (in
-    the entry's own ``"unit"`` where it has one, else ``unit``)."""
+    the entry's own ``"unit"`` where it has one, else ``unit``), worded by its ``"kind"``."""
     lines = ["## Targets (computed: met only if the 95 % CI of the paired difference clears the threshold)", ""]
     for e in entries:
-        verdict = "MET" if e["met"] else "MISSED"
-        if e.get("kind") == "rank_correlation":
-            lines.append(f"- **{verdict}** {e['name']}: Spearman ρ({e['ours']}, {e['baseline']}) over {len(e['items'])} items = "
-                         f"{e['difference']:+.2f} [{e['ci_low']:+.2f}, {e['ci_high']:+.2f}], cases resampled: {e['n']} "
-                         f"(threshold: CI low > {e['threshold']:+.2f})")
-            continue
-        if e.get("kind") == "auc_difference":
-            lines.append(f"- **{verdict}** {e['name']}: AUC({e['ours']}) − AUC({e['baseline']}) = {e['difference']:+.2f} "
-                         f"[{e['ci_low']:+.2f}, {e['ci_high']:+.2f}] ({e['ours_mean']:.2f} vs {e['baseline_mean']:.2f}) over {e['n']} cases "
-                         f"({e['n_positive']} positive), resampled jointly (threshold: CI low > {e['threshold']:+.2f})")
-            continue
-        if e.get("kind") == "agreement":
-            beside = "" if not e.get("comparison") else (f"; {e['comparison']} {100 * e['comparison_mean']:.0f} % "
-                                                          f"[{100 * e['comparison_ci_low']:.0f}, {100 * e['comparison_ci_high']:.0f}]")
-            lines.append(f"- **{verdict}** {e['name']}: {e['ours']} {100 * e['difference']:.0f} % [{100 * e['ci_low']:.0f}, "
-                         f"{100 * e['ci_high']:.0f}] of {e['elements']} within ±{e['tolerance']:g} of {e['baseline']}'s, mean of the "
-                         f"per-case shares over {e['n']} cases{beside} (threshold: CI low ≥ {100 * e['threshold']:.0f} %)")
-            continue
-        if e.get("kind") == "gain_drop":
-            lines.append(f"- **{verdict}** {e['name']}: gain {e['ours']} − {e['baseline']} {e['baseline_mean']:+.2f} {e.get('unit', unit)} "
-                         f"({e['reference_label']}, {e['n_reference']} cases) → {e['ours_mean']:+.2f} (these {e['n']} cases): drop "
-                         f"{e['difference']:+.2f} [{e['ci_low']:+.2f}, {e['ci_high']:+.2f}], unpaired (threshold: CI high ≤ {e['threshold']:+.2f})")
-            continue
-        why = "" if e.get("baseline_ok", True) else (f" — baseline broken: {e['baseline_mean']:.2f} vs the trivial input's "
-                                                      f"{e['trivial_mean']:.2f} (gain CI low {e['baseline_gain_ci_low']:+.2f})")
-        lines.append(f"- **{verdict}** {e['name']}: {e['ours']} − {e['baseline']} = {e['difference']:+.2f} {e.get('unit', unit)} "
-                     f"[{e['ci_low']:+.2f}, {e['ci_high']:+.2f}] over {e['n']} cases (threshold > {e['threshold']:+.2f}){why}")
+        body = _LINES.get(e.get("kind"), _line_paired)(e, unit)
+        lines.append(f"- **{'MET' if e['met'] else 'MISSED'}** {e['name']}: {body}")
     return lines
 
 

@@ -441,6 +441,20 @@ def bundle_prediction(bundle_dir: str | Path) -> str:
     return found.pop() if found else "epsilon"
 
 
+EVIDENCE_KEYS = ("candidate_sha256", "shipped_sha256", "metric", "passed")
+
+
+def write_task_evidence(work: str | Path, doc: dict) -> Path:
+    """Write a benchmark's task-change evidence to ``<work>/gate/task_evidence.json`` (atomically), the file
+    :func:`promote` reads with ``evidence=``. ``doc`` must hold :data:`EVIDENCE_KEYS`; ``passed`` is a bool."""
+    missing = [k for k in EVIDENCE_KEYS if k not in doc]
+    if missing:
+        raise TrainingError(f"task-change evidence for {work}: missing {', '.join(missing)}")
+    out = Path(work).expanduser().resolve() / "gate" / "task_evidence.json"
+    _atomic_json(out, {**doc, "passed": bool(doc["passed"])})
+    return out
+
+
 def _task_evidence(path: str | Path, cand: Path, shipped: Path) -> dict:
     """The task-change evidence file of :func:`promote`, checked against the two weight files it speaks of."""
     from monai_diffrecon.networks.weights import sha256_file
@@ -450,7 +464,7 @@ def _task_evidence(path: str | Path, cand: Path, shipped: Path) -> dict:
         doc = json.loads(p.read_text())
     except (OSError, ValueError) as e:
         raise TrainingError(f"{p}: cannot read the task-change evidence ({e})") from None
-    missing = [k for k in ("candidate_sha256", "shipped_sha256", "metric", "passed") if k not in doc]
+    missing = [k for k in EVIDENCE_KEYS if k not in doc]
     if missing:
         raise TrainingError(f"{p}: not a task-change evidence file (missing {', '.join(missing)})")
     if doc["candidate_sha256"] != sha256_file(cand):

@@ -80,7 +80,7 @@ from _shards import sharded_command
 from monai_diffrecon.errors import InvalidValueError
 from monai_diffrecon.evaluation import (AgreementTarget, AUCTarget, DropTarget, Results, Target, check_agreement_target, check_drop_target, grid_search,
                                         run_info, seeds, target_spec, targets_section)
-from monai_diffrecon.metrics.polar_map import aha17_labels, auc, draw_bullseye, polar_map, segment_scores, summed_score
+from monai_diffrecon.metrics.polar_map import aha17_labels, draw_bullseye, polar_map, segment_scores, summed_score
 from monai_diffrecon.metrics.spect import defect_metrics, heart_mask, volume_metrics
 from monai_diffrecon.modalities.spect import REFERENCE, gaussian_filter3d, spect_scale
 from monai_diffrecon.recon.em import osem
@@ -357,11 +357,6 @@ def gate(work: str, n_val: int, chosen: dict, sets, log) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------------------- report
-def auc_of(rows, setting, method) -> tuple[list[float], list[float]]:
-    rs = [r for r in rows if r["setting"] == setting and r["method"] == method]
-    return [r["summed_score"] for r in rs if r["has_defect"]], [r["summed_score"] for r in rs if not r["has_defect"]]
-
-
 def auc_ci(rows, setting, a, b=None) -> tuple[float, float, float]:
     """AUC of ``a`` (or AUC(a) − AUC(b), paired on phantoms) with the 95 % bootstrap CI of the AUC targets
     (:func:`~monai_diffrecon.evaluation.bootstrap_auc_difference`: phantoms resampled jointly)."""

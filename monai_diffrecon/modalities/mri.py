@@ -61,17 +61,18 @@ def acs_scale(kspace: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor) -> f
     return float(sense_combine(k, mp, acs.reshape(1, 1, 1, -1).to(k.real.dtype)).abs().amax())
 
 
-def msm_x0(net, s_t: torch.Tensor, mask, maps, t: torch.Tensor, a: torch.Tensor, parameterization=None) -> torch.Tensor:
+def msm_x0(net, s_t: torch.Tensor, operator, t: torch.Tensor, a: torch.Tensor, parameterization=None) -> torch.Tensor:
     """MSM's clean-image estimate from the diffused partial measurement ``s_t`` (complex ``(B, C, H, W)``, zero off the
-    mask): the network sees the zero-filled coil combination ``u = Sᴴ Fᴴ M s_t`` as 2 channels, and its output is read
-    as ``parameterization`` says (default ε: ``x̂₀ = (u − √(1 − ᾱ_t) ε̂)/√ᾱ_t``; EDM: ``c_skip u/√ᾱ + c_out F`` with the
-    input ``c_in u/√ᾱ``) — complex ``(B, 1, H, W)``. ``net``: ``net(x, t) → output`` on 2-channel images (the trainer's
-    network, or a prior's raw ``output``); ``maps``: coil maps, or a :class:`~monai_diffrecon.physics.MultiCoilMRI`
-    (its ``combine``); ``t`` the timesteps; ``a`` = ᾱ_t broadcastable to the image."""
+    mask): the network sees the zero-filled coil combination ``u = Aᴴ s_t = Sᴴ Fᴴ M s_t`` as 2 channels, and its output
+    is read as ``parameterization`` says (default ε: ``x̂₀ = (u − √(1 − ᾱ_t) ε̂)/√ᾱ_t``; EDM: ``c_skip u/√ᾱ + c_out F``
+    with the input ``c_in u/√ᾱ``) — complex ``(B, 1, H, W)``. ``net``: ``net(x, t) → output`` on 2-channel images (the
+    trainer's network, or a prior's raw ``output``); ``operator``: the items'
+    :class:`~monai_diffrecon.physics.MultiCoilMRI` (coil maps and 0/1 masks); ``t`` the timesteps; ``a`` = ᾱ_t
+    broadcastable to the image."""
     from monai_diffrecon.diffusion.parameterization import Parameterization
 
     p = parameterization if parameterization is not None else Parameterization()
-    u = complex_to_channels(maps.combine(s_t, mask) if hasattr(maps, "combine") else sense_combine(s_t, maps, mask))
+    u = complex_to_channels(operator.adjoint(s_t))
     out = net(p.network_input(u, a), t)
     return channels_to_complex(p.to_x0(out.to(u.dtype), u, a))
 
@@ -85,18 +86,18 @@ def subsample_lines(mask: torch.Tensor, keep: float, center_lines: int, generato
     return mask * draw
 
 
-def selfdb_predict(model, y_t: torch.Tensor, maps, t: torch.Tensor, num_train_steps: int) -> torch.Tensor:
+def selfdb_predict(model, y_t: torch.Tensor, operator, t: torch.Tensor, num_train_steps: int) -> torch.Tensor:
     """SelfDB's image estimate ``f_θ(y_t, t)``: the network sees the zero-filled coil combination ``Sᴴ Fᴴ y_t`` of the
-    bridge state (complex k-space ``(B, C, H, W)``) as 2 channels at timesteps ``t·(T − 1)``; ``t`` in [0, 1], shape
-    ``(B,)``. ``maps``: the coil maps, or a :class:`~monai_diffrecon.physics.MultiCoilMRI` (its ``combine``).
-    Returns complex ``(B, 1, H, W)``."""
-    u = complex_to_channels(maps.combine(y_t) if hasattr(maps, "combine") else sense_combine(y_t, maps))
+    bridge state (complex k-space ``(B, C, H, W)``, already on its sub-mask) as 2 channels at timesteps ``t·(T − 1)``;
+    ``t`` in [0, 1], shape ``(B,)``. ``operator``: the :class:`~monai_diffrecon.physics.MultiCoilMRI` that holds the coil
+    maps (its ``combine``). Returns complex ``(B, 1, H, W)``."""
+    u = complex_to_channels(operator.combine(y_t))
     return channels_to_complex(model(u, t * (num_train_steps - 1)).to(u.dtype))  # (bf16 autocast output → u's precision)
 
 
 class SelfDBPrior(BridgePrior):
     """The SelfDB network (2 → 2 channels, MONAI ``(x, timesteps)`` signature) as the prior of
-    :class:`~monai_diffrecon.samplers.SelfDBSampler`: ``x0(y_t, t, maps)`` = :func:`selfdb_predict`.
+    :class:`~monai_diffrecon.samplers.SelfDBSampler`: ``x0(y_t, t, operator)`` = :func:`selfdb_predict`.
 
     Args:
         network: trained by :class:`~monai_diffrecon.training.SelfDBTrainer`.
@@ -106,9 +107,9 @@ class SelfDBPrior(BridgePrior):
         ``SelfDBSampler(SelfDBPrior(load_verified(net, path, sha256)), num_steps=2)``
     """
 
-    def x0(self, y_t: torch.Tensor, t, maps) -> torch.Tensor:
+    def x0(self, y_t: torch.Tensor, t, operator) -> torch.Tensor:
         """Image estimate (complex ``(B, 1, H, W)``) from the bridge state ``y_t`` (complex k-space ``(B, C, H, W)``) at
-        bridge time ``t`` (a number or ``(B,)``) with coil maps ``maps`` (or the operator that holds them)."""
+        bridge time ``t`` (a number or ``(B,)``) with the acquisition's operator (its coil maps)."""
         if not torch.is_tensor(t):
             t = torch.full((y_t.shape[0],), float(t), device=y_t.device)
-        return selfdb_predict(self.network, y_t, maps, t, self.num_train_steps)
+        return selfdb_predict(self.network, y_t, operator, t, self.num_train_steps)

@@ -32,7 +32,8 @@ import torch
 from monai_diffrecon.errors import TrainingError
 from monai_diffrecon.modalities.mri import msm_x0
 from monai_diffrecon.physics.functional.devices import randint
-from monai_diffrecon.physics.functional.sense import complex_randn, sense_expand
+from monai_diffrecon.physics.functional.sense import complex_randn
+from monai_diffrecon.physics.mri import MultiCoilMRI
 from monai_diffrecon.training.dsm import DenoisingScoreTrainer
 
 # msm_x0 lives in monai_diffrecon.modalities.mri (shared with the sampler); re-exported for the old path
@@ -98,13 +99,10 @@ class MSMTrainer(DenoisingScoreTrainer):
 
     supports_recipe = ("prediction", "loss_weighting", "t_sampling", "precision")
 
-    def _measure(self, x0, maps, mask):
-        return sense_expand(x0, maps, mask)
-
-    def _x0(self, s_t, mask, maps, t, a):
-        """x̂₀ of the network in training (the recipe's parameterisation and precision)."""
+    def _x0(self, s_t, op, t, a):
+        """x̂₀ of the network in training (the recipe's parameterisation and precision); ``op`` the items' operator."""
         with self.autocast():
-            return msm_x0(self.model, s_t, mask, maps, t, a, self.parameterization).to(torch.complex64)
+            return msm_x0(self.model, s_t, op, t, a, self.parameterization).to(torch.complex64)
 
     def x0_weight(self, a: torch.Tensor) -> torch.Tensor:
         """The recipe's weight on the x̂₀-domain error at ᾱ = ``a``: ``loss_weight / x0_gain²`` (uniform ε: ᾱ/(1−ᾱ))."""
@@ -120,22 +118,26 @@ class MSMTrainer(DenoisingScoreTrainer):
         n = complex_randn(s.shape, g)
         a = a.reshape(B, 1, 1, 1)
         s, mask, maps, n, a, t_dev, m_count = (v.to(dev) for v in (s, mask, maps, n, a, t, m_count))
+
+        def op(idx=None):  # the measurement operator M F S of the items ``idx`` (all if None): every step speaks through it
+            return MultiCoilMRI(maps if idx is None or maps.shape[0] == 1 else maps[idx], mask if idx is None else mask[idx])
+
         snr = self.x0_weight(a)
         if self.eta == 0:
+            A = op()
             s_t = mask * (torch.sqrt(a) * s + torch.sqrt(1 - a) * n)
-            x0 = self._x0(s_t, mask, maps, t_dev, a)
-            r = self._measure(x0, maps, mask) - s
+            r = A(self._x0(s_t, A, t_dev, a)) - s
             return ((snr * r.abs() ** 2).sum(dim=(1, 2, 3)) / m_count).mean()
         eta = self.eta
         sig2 = ((1 - a) / a).reshape(B)
         hi = sig2 > eta**2
         total = torch.zeros((), device=dev)
         if bool(hi.any()):
+            A = op(hi)
             extra = torch.sqrt((sig2[hi] - eta**2).clamp_min(0)).reshape(-1, 1, 1, 1)
             s1 = s[hi] + extra * n[hi] * mask[hi]
             a1 = a[hi]
-            x0 = self._x0(torch.sqrt(a1) * s1, mask[hi], maps if maps.shape[0] == 1 else maps[hi], t_dev[hi], a1)
-            D = self._measure(x0, maps if maps.shape[0] == 1 else maps[hi], mask[hi])
+            D = A(self._x0(torch.sqrt(a1) * s1, A, t_dev[hi], a1))
             shrink = (extra**2) / sig2[hi].reshape(-1, 1, 1, 1)
             pred = s1 + shrink * (D - s1)
             total = total + ((snr[hi] * (pred - s[hi]).abs() ** 2).sum(dim=(1, 2, 3)) / m_count[hi]).sum()
@@ -143,21 +145,21 @@ class MSMTrainer(DenoisingScoreTrainer):
         a_eta = self.alphas_cumprod[self.t_eta].to(dev).reshape(1, 1, 1, 1)
         t_eta = torch.full((B,), self.t_eta, device=dev, dtype=t_dev.dtype)
         if bool(lo.any()):
-            mp = maps if maps.shape[0] == 1 else maps[lo]
+            A = op(lo)
             with torch.no_grad():
-                y1 = self._measure(self._x0(torch.sqrt(a_eta) * s[lo], mask[lo], mp, t_eta[lo], a_eta), mp, mask[lo])
+                y1 = A(self._x0(torch.sqrt(a_eta) * s[lo], A, t_eta[lo], a_eta))
             a2 = a[lo]
             s2 = mask[lo] * (torch.sqrt(a2) * y1 + torch.sqrt(1 - a2) * n[lo])
-            D = self._measure(self._x0(s2, mask[lo], mp, t_dev[lo], a2), mp, mask[lo])
+            D = A(self._x0(s2, A, t_dev[lo], a2))
             total = total + ((snr[lo] * (D - y1).abs() ** 2).sum(dim=(1, 2, 3)) / m_count[lo]).sum()
         loss = total / B
         if self.sure_weight > 0:
             k = B if self.sure_batch is None else min(B, self.sure_batch)
+            A = op(slice(0, k))
             s, mask, m_count, t_eta = s[:k], mask[:k], m_count[:k], t_eta[:k]
-            maps = maps if maps.shape[0] == 1 else maps[:k]
             b = complex_randn(s.shape, g).to(dev) * mask
-            D0 = self._measure(self._x0(torch.sqrt(a_eta) * s, mask, maps, t_eta, a_eta), maps, mask)
-            Db = self._measure(self._x0(torch.sqrt(a_eta) * (s + self.sure_tau * b), mask, maps, t_eta, a_eta), maps, mask)
+            D0 = A(self._x0(torch.sqrt(a_eta) * s, A, t_eta, a_eta))
+            Db = A(self._x0(torch.sqrt(a_eta) * (s + self.sure_tau * b), A, t_eta, a_eta))
             div = (b.conj() * (Db - D0)).real.sum(dim=(1, 2, 3)) / self.sure_tau
             sure = ((D0 - s).abs() ** 2).sum(dim=(1, 2, 3)) - m_count * eta**2 + 2 * eta**2 * div
             loss = loss + self.sure_weight * (sure / m_count).mean() / eta**2

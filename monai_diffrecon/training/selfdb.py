@@ -16,7 +16,8 @@ import torch
 
 from monai_diffrecon.errors import TrainingError
 from monai_diffrecon.modalities.mri import selfdb_predict, subsample_lines
-from monai_diffrecon.physics.functional.sense import complex_randn, sense_expand
+from monai_diffrecon.physics.functional.sense import complex_randn
+from monai_diffrecon.physics.mri import MultiCoilMRI
 from monai_diffrecon.diffusion.bridge import bridge_state
 from monai_diffrecon.physics.functional.devices import rand
 from monai_diffrecon.training.dsm import DenoisingScoreTrainer
@@ -57,8 +58,9 @@ class SelfDBTrainer(DenoisingScoreTrainer):
         n = complex_randn(y.shape, g)
         y, mask, maps, m_bar, m_prime, n, t, count = (v.to(dev) for v in (y, mask, maps, m_bar, m_prime, n, t, count))
         y_t = bridge_state(m_bar * y, m_prime * y, t, self.sigma_max, m_bar * n)
+        A = MultiCoilMRI(maps, mask)  # M F S on the acquired lines: the loss is in y's domain
         with self.autocast():
-            x = selfdb_predict(self.model, y_t, maps, t, self.alphas_cumprod.numel())
+            x = selfdb_predict(self.model, y_t, A, t, self.alphas_cumprod.numel())
         x = x.to(torch.complex64)
-        r = sense_expand(x, maps, mask) - y
+        r = A(x) - y
         return ((r.abs() ** 2).sum(dim=(1, 2, 3)) / count).mean()

@@ -57,7 +57,7 @@ def test_msm_x0_inverts_the_forward_diffusion_with_the_true_noise():
     s_t = A(u)  # M F S u
     u_seen = sense_combine(s_t, A.coil_maps, A.mask)
     e_seen = (u_seen - a.sqrt() * x) / (1 - a).sqrt()  # what an oracle ε-network would predict for this input
-    x0 = mri.msm_x0(lambda c, t: complex_to_channels(e_seen), s_t, A.mask, A.coil_maps, torch.zeros(1), a)
+    x0 = mri.msm_x0(lambda c, t: complex_to_channels(e_seen), s_t, A, torch.zeros(1), a)
     assert torch.allclose(x0, x, atol=1e-5)
 
 
@@ -67,8 +67,8 @@ def test_selfdb_prior_is_selfdb_predict_and_the_sampler_wraps_a_bare_network():
     prior = mri.SelfDBPrior(net)
     t = torch.full((1,), 0.4)
     with torch.no_grad():
-        assert torch.equal(prior.x0(k, t, A.coil_maps), mri.selfdb_predict(net, k, A.coil_maps, t, 1000))
-        assert torch.equal(prior.x0(k, 0.4, A.coil_maps), prior.x0(k, t, A.coil_maps))
+        assert torch.equal(prior.x0(k, t, A), mri.selfdb_predict(net, k, A, t, 1000))
+        assert torch.equal(prior.x0(k, 0.4, A), prior.x0(k, t, A))
         want = SelfDBSampler(prior, num_steps=2)(k, A, generator=_g(0), progress=False).mean
         with pytest.warns(DeprecationWarning, match="SelfDBPrior"):
             old = SelfDBSampler(net, num_steps=2)

@@ -184,7 +184,7 @@ def test_msm_trainer_takes_the_edm_recipe_and_its_prior_reads_it(tmp_path, data)
         t = torch.tensor([300.0])
         ab = prior.alpha_bar(t, s_t.real)
         want = tr._x0.__func__(type("T", (), {"autocast": tr.autocast, "model": tr.ema, "parameterization": tr.parameterization})(),
-                               s_t, A.mask, data["maps"], t, ab)
+                               s_t, A, t, ab)
         from monai_diffrecon.physics.functional.sense import channels_to_complex, complex_to_channels
 
         got = channels_to_complex(prior.x0(complex_to_channels(A.adjoint(s_t)), t))

@@ -1,11 +1,16 @@
 """Copy the MRI evaluation (benchmarks/results/mri.json + mri.md) into the MSM and SelfDB bundle READMEs (between the
-``mri-results`` markers). The metadata ``eval_metrics`` (the headline numbers ``diffrecon list`` prints) and the main
-README's table come from ``benchmarks/fill_readme.py``.
+``mri-results`` markers), and the validation trials behind each bundle's default settings
+(benchmarks/results/mri.chosen.json, written by ``benchmarks/mri.py --tune-only``) between the ``mri-choice`` markers.
+The metadata ``eval_metrics`` (the headline numbers ``diffrecon list`` prints) and the main README's table come from
+``benchmarks/fill_readme.py``.
 
-Usage:  .venv/bin/python benchmarks/fill_mri_docs.py   (after benchmarks/mri.py --merge)
+Usage:  .venv/bin/python benchmarks/fill_mri_docs.py [--check]   (after benchmarks/mri.py --merge; --check: exit 1 if
+a README would change)
 """
 
+import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +20,33 @@ BEGIN, END = "<!-- mri-results:begin (benchmarks/fill_mri_docs.py) -->\n", "<!--
 OURS = {"mri_multicoil_msm": "MSM (self-supervised)", "mri_multicoil_selfdb": "SelfDB (self-supervised), 1 step"}
 #: display names (benchmarks/mri.py keeps the bundle default's method name "MSM (self-supervised)" in the JSON)
 LABEL = {"MSM (self-supervised)": "MSM, warm start from SENSE-CG (bundle default)"}
+CHOICE_BEGIN, CHOICE_END = "<!-- mri-choice:begin (benchmarks/fill_mri_docs.py) -->\n", "<!-- mri-choice:end -->"
+#: bundle → the tuned methods of benchmarks/results/mri.chosen.json whose trials its README lists
+CHOICES = {"mri_multicoil_msm": ("MSM (self-supervised)", "MSM, Algorithm 1 from noise (self-supervised)"),
+           "mri_multicoil_selfdb": ("SelfDB",)}
+
+
+def choice_block(bundle: str) -> str:
+    """The validation trials (mean PSNR, dB) of the bundle's tuned settings, from ``mri.chosen.json``."""
+    d = json.loads((ROOT / "benchmarks/results/mri.chosen.json").read_text())
+    key, chosen = d["key"], d["chosen"]
+    lines = [f"Validation trials behind the defaults ({key['n_val']} validation slices, mean PSNR of the magnitude in dB; "
+             "`benchmarks/mri.py --tune-only` → [`benchmarks/results/mri.chosen.json`](../../../benchmarks/results/mri.chosen.json); "
+             f"weights sha256 `{key['weights'][bundle.split('_')[-1]][:12]}…`):", ""]
+    for m in CHOICES[bundle]:
+        c = chosen[m]
+        fmt = lambda p: ", ".join(f"{k}={v}" for k, v in p.items())
+        trials = "; ".join(f"{fmt(t['params'])}: {t['score']:.2f}" for t in c["trials"])
+        edge = f" (on the grid's edge: {', '.join(c['on_edge'])})" if c.get("on_edge") else ""
+        lines.append(f"- {m}: {trials} → **{fmt(c['params'])}**, {c['score']:.2f}{edge}.")
+    return "\n".join(lines) + "\n"
+
+
+def _fill(s: str, begin: str, end: str, body: str, where: Path) -> str:
+    if begin not in s or end not in s:
+        sys.exit(f"{where.relative_to(ROOT)}: no {begin.strip()} / {end} markers")
+    start = s.index(begin) + len(begin)
+    return s[:start] + body + s[s.index(end):]
 
 
 def _table(rows) -> tuple[list[str], callable, list]:
@@ -34,6 +66,9 @@ def _table(rows) -> tuple[list[str], callable, list]:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--check", action="store_true")
+    check = ap.parse_args().check
     rows = json.loads((ROOT / "benchmarks/results/mri.json").read_text())["rows"]
     n = len({r["slice"] for r in rows})
     table, mean, Rs = _table(rows)
@@ -65,11 +100,19 @@ def main() -> None:
             lines += ["", "No reconstruction (ESPIRiT maps could not be estimated from the ACS block): "
                       + ", ".join(f"{f['name']} at R = {f['R']}" for f in fails) + "."]
     perf = "\n".join(lines).rstrip() + "\n"
-    for bundle, ours in OURS.items():
+    stale = []
+    for bundle in OURS:
         readme = ROOT / "bundles" / bundle / "docs" / "README.md"
         s = readme.read_text()
-        start = s.index(BEGIN) + len(BEGIN)
-        readme.write_text(s[:start] + perf + s[s.index(END):])
+        new = _fill(_fill(s, BEGIN, END, perf, readme), CHOICE_BEGIN, CHOICE_END, choice_block(bundle), readme)
+        if new != s:
+            stale.append(str(readme.relative_to(ROOT)))
+            if not check:
+                readme.write_text(new)
+    if check:
+        if stale:
+            sys.exit(f"not what benchmarks/fill_mri_docs.py writes: {stale}")
+        return
     print(perf)
     print("metadata eval_metrics and the main README table: benchmarks/fill_readme.py")
 

@@ -61,6 +61,13 @@ def test_bundle_readme_result_blocks_are_copied_from_the_results_files():
     assert r.returncode == 0, f"run `.venv/bin/python benchmarks/fill_bundle_docs.py`: {r.stdout[-2000:]}{r.stderr[-2000:]}"
 
 
+def test_mri_bundle_readme_blocks_are_generated_from_the_results_files():
+    """The MSM / SelfDB READMEs' evaluation and validation-trial blocks are what benchmarks/fill_mri_docs.py writes."""
+    script = ROOT / "benchmarks" / "fill_mri_docs.py"
+    r = subprocess.run([sys.executable, str(script), "--check"], check=False, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 0, f"run `.venv/bin/python benchmarks/fill_mri_docs.py`: {r.stdout[-2000:]}{r.stderr[-2000:]}"
+
+
 def test_spect_bundle_ships_the_validation_tuned_dose_adaptive_rules():
     """The SPECT bundle's sampler settings are the ones ``benchmarks/spect_tune.py`` chose on validation phantoms
     (``--apply`` copies them; issue 23, item 5): the common settings as the inferer's own, the rest as its rules."""

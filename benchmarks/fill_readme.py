@@ -312,6 +312,34 @@ def readme_text(figs: dict, old: str) -> str:
     return old[:start] + "\n".join(HEADER + rows) + "\n" + old[old.index(END):]
 
 
+MEASURED_BEGIN, MEASURED_END = "<!-- measured-figures:begin (benchmarks/fill_readme.py) -->\n", "<!-- measured-figures:end -->"
+
+
+def _md_section(md: str, head: str) -> str:
+    """The body of the ``## head`` section of a markdown text (up to the next ``## ``)."""
+    i = md.index(f"## {head}")
+    body = md[md.index("\n", i) + 1:]
+    return body.split("\n## ")[0].strip()
+
+
+def measured_text(old: str) -> str:
+    """``old`` with the "Measured figures" block copied from physics.md and operators.md (their own tables)."""
+    phys = (RESULTS / "physics.md").read_text()
+    ops = (RESULTS / "operators.md").read_text()
+    worst = next(line for line in phys.splitlines() if line.startswith("Worst:"))
+    speed = "\n".join(line for line in ops.splitlines() if line.startswith("|"))
+    body = "\n".join([
+        "From [`benchmarks/results/physics.md`](benchmarks/results/physics.md) (`python benchmarks/physics_report.py`; the "
+        "contract suite's per-operator table is there):", "",
+        f"- Contract suite, every registered operator, adjoint mismatch — {worst[len('Worst:'):].strip()}", "",
+        _md_section(phys, "Analytic physics checks"), "", _md_section(phys, "Cross-checks against the field's libraries"), "",
+        "Operator speed, forward + adjoint, ours vs the peer library in the same process, from "
+        "[`benchmarks/results/operators.md`](benchmarks/results/operators.md) (`make bench`):", "", speed, ""])
+    expect(MEASURED_BEGIN in old and MEASURED_END in old, "README.md: no measured-figures markers")
+    start = old.index(MEASURED_BEGIN) + len(MEASURED_BEGIN)
+    return old[:start] + body + old[old.index(MEASURED_END):]
+
+
 def metadata_text(metrics: dict, old: str, path: Path) -> str:
     """``old`` with only the value of its top-level ``"eval_metrics"`` replaced (4-space indent, like the files)."""
     key = '\n    "eval_metrics":'
@@ -327,7 +355,7 @@ def targets() -> dict[Path, tuple[str, str]]:
     figs = figures()
     out = {}
     old = README.read_text()
-    out[README] = (old, readme_text(figs, old))
+    out[README] = (old, measured_text(readme_text(figs, old)))
     for b, (metrics, _) in figs.items():
         p = ROOT / "bundles" / b / "configs" / "metadata.json"
         old = p.read_text()

@@ -6,7 +6,9 @@ Images:
   CSF-like compartments (random T1/T2/PD-like contrast weights), a smooth low-order phase and a smooth bias field;
 * :func:`real_mr_slices` — real MR slices that ship in installed wheels (pydicom's ``MR_small.dcm``, 64²; with the
   optional ``dipy`` wheel also its ``t1_coronal_slice.npy`` T1, 256², and the ten b0 slices of ``S0_10slices.nii.gz``,
-  128²), magnitude images given a smooth synthetic phase: evaluation data only. nibabel's Siemens ``0.dcm``/``1.dcm``
+  128²), magnitude images given a smooth synthetic phase: evaluation data only. ``split="val"``: the real
+  *validation* slices for tuning on real data — four axial slices of dipy's ``test_piesno.nii.gz`` (a DWI volume,
+  96² × 14, another file than the test slices and never a training source). nibabel's Siemens ``0.dcm``/``1.dcm``
   are *not* used: their pixel data is a synthetic ramp (value = 256·row + column mod 4096), not anatomy.
 
 Measurements (:func:`simulate_multicoil`): birdcage maps (:func:`~monai_diffrecon.physics.birdcage_maps`),
@@ -83,15 +85,24 @@ def mr_phantom(n: int = 128, generator: torch.Generator | None = None, phase_sca
     return torch.polar(img.clamp_min(0), phase)
 
 
-def real_mr_slices(size: int | None = None, phase_scale: float = 1.0, seed: int = 0) -> list[tuple[str, torch.Tensor]]:
+#: dipy's test_piesno.nii.gz slices of the real validation split (spread over its 14 axial slices)
+REAL_VAL_SLICES = (2, 5, 8, 11)
+
+
+def real_mr_slices(size: int | None = None, phase_scale: float = 1.0, seed: int = 0, split: str = "test") -> list[tuple[str, torch.Tensor]]:
     """Real MR magnitude slices from installed wheels, with a smooth synthetic phase; ``[(name, complex image)]``.
 
-    Sources: pydicom's ``MR_small.dcm`` (64², a test file in the pydicom wheel); if ``dipy`` is installed (the
+    ``split="test"`` (the held-out evaluation slices) — sources: pydicom's ``MR_small.dcm`` (64², a test file in the pydicom wheel); if ``dipy`` is installed (the
     ``bench`` extra), dipy's ``t1_coronal_slice.npy`` (256² T1, coronal) and the ten b0 slices of
     ``S0_10slices.nii.gz`` (128², T2-weighted EPI, axial). Each is (if ``size``) resampled to ``size²``, then normalised to
     max 1. Evaluation only: none of these subjects is in the MNI152 training data. nibabel's test ``0.dcm`` /
     ``1.dcm`` are excluded: anonymisation replaced their pixel data by a ramp.
+
+    ``split="val"`` — the slices :data:`REAL_VAL_SLICES` of dipy's ``test_piesno.nii.gz`` (needs ``dipy``), for
+    choosing settings on real data; neither a test slice nor a training source (:mod:`monai_diffrecon.data.mr_wheels`).
     """
+    if split not in ("test", "val"):
+        raise InvalidValueError(f"split: 'test' or 'val', got {split!r}")
     import warnings
     from importlib.resources import files
     from importlib.util import find_spec
@@ -99,10 +110,18 @@ def real_mr_slices(size: int | None = None, phase_scale: float = 1.0, seed: int 
     import pydicom
     from pydicom.data import get_testdata_file
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        arrays = [("pydicom_MR_small", pydicom.dcmread(get_testdata_file("MR_small.dcm")).pixel_array.astype(np.float64))]
-    if find_spec("dipy") is not None:
+    if split == "val":
+        if find_spec("dipy") is None:
+            raise DependencyError("real_mr_slices(split='val'): needs the dipy wheel (the bench extra)")
+        import nibabel as nib
+
+        v = np.asarray(nib.load(str(files("dipy") / "data" / "files" / "test_piesno.nii.gz")).dataobj, dtype=np.float64)
+        arrays = [(f"dipy_piesno_z{k}", v[:, :, k]) for k in REAL_VAL_SLICES]
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            arrays = [("pydicom_MR_small", pydicom.dcmread(get_testdata_file("MR_small.dcm")).pixel_array.astype(np.float64))]
+    if split == "test" and find_spec("dipy") is not None:
         import nibabel as nib
 
         d = files("dipy") / "data" / "files"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
@@ -145,6 +144,25 @@ def test_real_mr_slices_are_anatomy_not_the_nibabel_ramp():
         assert float(centred.std(dim=0).mean()) > 0.02, name
     r = torch.from_numpy(ramp / ramp.max())
     assert float((r - r.mean(dim=1, keepdim=True)).std(dim=0).mean()) < 1e-6  # the check would catch the ramp
+
+
+def test_real_validation_slices_are_neither_test_slices_nor_training_sources():
+    """The real validation split (settings for the real-slice benchmark are chosen there): dipy's test_piesno slices,
+    named apart from the test slices and not correlated with any of them or with a training wheel slice."""
+    pytest.importorskip("dipy")
+    from monai_diffrecon.data.mr_wheels import wheel_mr_slices
+
+    val = real_mr_slices(128, seed=1, split="val")
+    assert [n for n, _ in val] == ["dipy_piesno_z2", "dipy_piesno_z5", "dipy_piesno_z8", "dipy_piesno_z11"]
+    others = [t.abs() for _, t in real_mr_slices(128)] + [
+        torch.nn.functional.interpolate(torch.from_numpy(a)[None, None], size=(128, 128), mode="bilinear", align_corners=False)[0, 0]
+        for _, a in wheel_mr_slices()]
+    for name, t in val:
+        assert t.shape == (128, 128) and float(t.abs().max()) == pytest.approx(1.0), name
+        for o in others:
+            assert np.corrcoef(t.abs().ravel().numpy(), o.ravel().double().numpy())[0, 1] < 0.95, name
+    with pytest.raises(InvalidValueError, match="split"):
+        real_mr_slices(64, split="train")
 
 
 def test_satellite_clouds_v2_need_more_than_the_optical_bands():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import torch
 
+from monai_diffrecon.errors import InvalidValueError
 from monai_diffrecon.diffusion.bridge import BridgePrior
 from monai_diffrecon.physics.functional.devices import rand
 from monai_diffrecon.physics.functional.sense import channels_to_complex, complex_to_channels, sense_combine
@@ -61,6 +62,12 @@ def acs_scale(kspace: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor) -> f
     return float(sense_combine(k, mp, acs.reshape(1, 1, 1, -1).to(k.real.dtype)).abs().amax())
 
 
+def _need_operator(operator, where: str) -> None:
+    if torch.is_tensor(operator):
+        raise InvalidValueError(f"{where}: pass the acquisition's MultiCoilMRI operator (coil maps and mask), not a coil-maps tensor "
+                                "(e.g. MultiCoilMRI(maps, mask))")
+
+
 def msm_x0(net, s_t: torch.Tensor, operator, t: torch.Tensor, a: torch.Tensor, parameterization=None) -> torch.Tensor:
     """MSM's clean-image estimate from the diffused partial measurement ``s_t`` (complex ``(B, C, H, W)``, zero off the
     mask): the network sees the zero-filled coil combination ``u = Aᴴ s_t = Sᴴ Fᴴ M s_t`` as 2 channels, and its output
@@ -71,6 +78,7 @@ def msm_x0(net, s_t: torch.Tensor, operator, t: torch.Tensor, a: torch.Tensor, p
     broadcastable to the image."""
     from monai_diffrecon.diffusion.parameterization import Parameterization
 
+    _need_operator(operator, "msm_x0")
     p = parameterization if parameterization is not None else Parameterization()
     u = complex_to_channels(operator.adjoint(s_t))
     out = net(p.network_input(u, a), t)
@@ -91,6 +99,7 @@ def selfdb_predict(model, y_t: torch.Tensor, operator, t: torch.Tensor, num_trai
     bridge state (complex k-space ``(B, C, H, W)``, already on its sub-mask) as 2 channels at timesteps ``t·(T − 1)``;
     ``t`` in [0, 1], shape ``(B,)``. ``operator``: the :class:`~monai_diffrecon.physics.MultiCoilMRI` that holds the coil
     maps (its ``combine``). Returns complex ``(B, 1, H, W)``."""
+    _need_operator(operator, "selfdb_predict")
     u = complex_to_channels(operator.combine(y_t))
     return channels_to_complex(model(u, t * (num_train_steps - 1)).to(u.dtype))  # (bf16 autocast output → u's precision)
 

@@ -33,6 +33,7 @@ from monai_diffrecon.errors import TrainingError
 from monai_diffrecon.modalities.mri import msm_x0
 from monai_diffrecon.physics.functional.devices import randint
 from monai_diffrecon.physics.functional.sense import complex_randn
+from monai_diffrecon.physics.base import finite_checks
 from monai_diffrecon.physics.mri import MultiCoilMRI
 from monai_diffrecon.training.dsm import DenoisingScoreTrainer
 
@@ -110,6 +111,12 @@ class MSMTrainer(DenoisingScoreTrainer):
         return p.loss_weight(a, self.cfg.loss_weighting, self.cfg.min_snr_gamma) / p.x0_gain(a) ** 2
 
     def loss(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
+        # the data were checked when the cohort was built; a non-finite network output must surface as the trainer's
+        # "loss is nan" TrainingError (checkpoint kept), not as an operator input error
+        with finite_checks(False):
+            return self._loss(batch, generator)
+
+    def _loss(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
         g = generator
         dev = self.device
         s, mask, maps, m_count = kspace_batch(batch)

@@ -17,6 +17,7 @@ import torch
 from monai_diffrecon.errors import TrainingError
 from monai_diffrecon.modalities.mri import selfdb_predict, subsample_lines
 from monai_diffrecon.physics.functional.sense import complex_randn
+from monai_diffrecon.physics.base import finite_checks
 from monai_diffrecon.physics.mri import MultiCoilMRI
 from monai_diffrecon.diffusion.bridge import bridge_state
 from monai_diffrecon.physics.functional.devices import rand
@@ -48,6 +49,12 @@ class SelfDBTrainer(DenoisingScoreTrainer):
         self.keep1, self.keep2, self.sigma_max, self.center_lines = keep1, keep2, sigma_max, center_lines
 
     def loss(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
+        # the data were checked when the cohort was built; a non-finite network output must surface as the trainer's
+        # "loss is nan" TrainingError (checkpoint kept), not as an operator input error
+        with finite_checks(False):
+            return self._loss(batch, generator)
+
+    def _loss(self, batch: dict, generator: torch.Generator) -> torch.Tensor:
         g = generator
         dev = self.device
         y, mask, maps, count = kspace_batch(batch)

@@ -202,3 +202,23 @@ def test_selfdb_trains_in_bf16_and_refuses_diffusion_recipe_keys(tmp_path, data)
     with pytest.raises(TrainingError, match="prediction"):
         SelfDBTrainer(diffusion_unet(2, 2, size="tiny"), make_scheduler(), KSpaceSampler(data["kspace"], data["mask"], data["maps"]),
                       tmp_path / "edm", DSMConfig(prediction="edm"), progress=False, center_lines=4)
+
+
+@pytest.mark.parametrize("kind", ["msm", "selfdb"])
+def test_non_finite_network_output_is_the_trainers_nan_error(kind, tmp_path, data):
+    """The trainers speak through MultiCoilMRI; a NaN network output still stops with the trainer's TrainingError
+    (the operator's input check is off inside the loss), and the maps-tensor call of the old API is refused."""
+    from monai_diffrecon.errors import TrainingError
+    from monai_diffrecon.modalities.mri import msm_x0, selfdb_predict
+
+    tr = _trainer(kind, tmp_path, data)
+    with torch.no_grad():
+        for p in tr.model.parameters():
+            p.fill_(float("nan"))
+    with pytest.raises(TrainingError, match="loss is nan"):
+        tr.run()
+    k = data["kspace"][:1]
+    with pytest.raises(InvalidValueError, match="MultiCoilMRI operator"):
+        msm_x0(lambda x, t: x, k, data["maps"], torch.zeros(1), torch.tensor(0.5))
+    with pytest.raises(InvalidValueError, match="MultiCoilMRI operator"):
+        selfdb_predict(lambda x, t: x, k, data["maps"], torch.zeros(1), 1000)

@@ -22,7 +22,8 @@ BLOCKS = {
     "score-pnp-results": ("natural_blind_deblur", "score_pnp.md", lambda h: h.startswith(("Test results", "Targets"))),
     "natural-results": ("natural_blind_deblur", "natural.md", lambda h: h.startswith(("σ_y", "Targets"))),
     "reld-results": ("natural_reld", "reld.md", lambda h: h.startswith(("denoise", "deblur", "sr", "Targets"))),
-    "satellite-results": ("satellite_cloud_removal", "satellite.md", lambda h: h.startswith(("Tuning on validation", "Test results"))),
+    "satellite-results": ("satellite_cloud_removal", "satellite.md",
+                          lambda h: h.startswith(("Tuning on validation", "Test results", "Paired", "Targets"))),
     "satellite-baselines": ("satellite_cloud_removal", "satellite_baselines.md", lambda h: h.startswith(("Test results", "Targets"))),
 }
 

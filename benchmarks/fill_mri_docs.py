@@ -30,8 +30,9 @@ def choice_block(bundle: str) -> str:
     """The validation trials (mean PSNR, dB) of the bundle's tuned settings, from ``mri.chosen.json``."""
     d = json.loads((ROOT / "benchmarks/results/mri.chosen.json").read_text())
     key, chosen = d["key"], d["chosen"]
-    lines = [f"Validation trials behind the defaults ({key['n_val']} validation slices, mean PSNR of the magnitude in dB; "
-             "`benchmarks/mri.py --tune-only` → [`benchmarks/results/mri.chosen.json`](../../../benchmarks/results/mri.chosen.json); "
+    lines = [f"Validation trials behind the defaults ({key['n_val']} validation slices, mean PSNR of the magnitude in dB), as "
+             "recorded by the `benchmarks/mri.py --tune-only` run in "
+             "[`benchmarks/results/mri.chosen.json`](../../../benchmarks/results/mri.chosen.json) (its key holds that run's grids; "
              f"weights sha256 `{key['weights'][bundle.split('_')[-1]][:12]}…`):", ""]
     for m in CHOICES[bundle]:
         c = chosen[m]

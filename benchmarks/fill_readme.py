@@ -1,6 +1,8 @@
 """Headline figures of the 8 bundles, computed from ``benchmarks/results/*.json``, written into each bundle's metadata
 ``eval_metrics`` (what ``diffrecon list`` prints) and into the README's bundle table (between the
-``bundles-table`` markers). Nothing in either place is typed by hand: rerun this after any benchmark's ``--merge``.
+``bundles-table`` markers); the README's "Measured figures" (between the ``measured-figures`` markers) are copied
+from ``benchmarks/results/physics.md`` and ``operators.md``. Nothing in these places is typed by hand: rerun this
+after any benchmark's ``--merge``.
 
 Usage:  .venv/bin/python benchmarks/fill_readme.py           (rewrite README table + metadata eval_metrics)
         .venv/bin/python benchmarks/fill_readme.py --check   (exit 1 and print the diff if anything would change)
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -317,8 +320,9 @@ MEASURED_BEGIN, MEASURED_END = "<!-- measured-figures:begin (benchmarks/fill_rea
 
 def _md_section(md: str, head: str) -> str:
     """The body of the ``## head`` section of a markdown text (up to the next ``## ``)."""
-    i = md.index(f"## {head}")
-    body = md[md.index("\n", i) + 1:]
+    m = re.search(rf"^## {re.escape(head)}$", md, flags=re.M)
+    expect(m is not None, f"no '## {head}' section")
+    body = md[m.end() + 1:]
     return body.split("\n## ")[0].strip()
 
 
@@ -332,9 +336,11 @@ def measured_text(old: str) -> str:
         "From [`benchmarks/results/physics.md`](benchmarks/results/physics.md) (`python benchmarks/physics_report.py`; the "
         "contract suite's per-operator table is there):", "",
         f"- Contract suite, every registered operator, adjoint mismatch — {worst[len('Worst:'):].strip()}", "",
-        _md_section(phys, "Analytic physics checks"), "", _md_section(phys, "Cross-checks against the field's libraries"), "",
+        "Analytic physics checks:", "", _md_section(phys, "Analytic physics checks"), "",
+        "Cross-checks against the field's libraries:", "", _md_section(phys, "Cross-checks against the field's libraries"), "",
         "Operator speed, forward + adjoint, ours vs the peer library in the same process, from "
-        "[`benchmarks/results/operators.md`](benchmarks/results/operators.md) (`make bench`):", "", speed, ""])
+        "[`benchmarks/results/operators.md`](benchmarks/results/operators.md) (`make bench`; the machine, threads, precision and "
+        "the notes on the peers' adjoints are there):", "", speed, ""])
     expect(MEASURED_BEGIN in old and MEASURED_END in old, "README.md: no measured-figures markers")
     start = old.index(MEASURED_BEGIN) + len(MEASURED_BEGIN)
     return old[:start] + body + old[old.index(MEASURED_END):]

@@ -111,7 +111,7 @@ BUDGET = 9
 DPS_STEPS, DDNM_STEPS = 50, 50
 GRIDS = {
     CG: {"iters": [3, 5, 10, 20], "lam": [0.0, 0.01]},
-    TV: {"lam": [1e-3, 2e-3, 3e-3, 5e-3], "iters": [100, 200]},
+    TV: {"lam": [1e-3, 2e-3, 3e-3], "iters": [400, 800]},  # converged: benchmarks/results/mri_tv_convergence.md
     DPS_N: {"zeta": [0.3, 1.0, 3.0]},
     DDNM_N: {"clip": [None, 2.0], "eta": [0.85, 1.0]},
     PNP_N: {"rho0": [0.3, 1.0], "rho_min": [0.01, 0.02, 0.05]},

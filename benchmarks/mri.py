@@ -159,13 +159,16 @@ def real_cohort(size: int = 128, split: str = "test") -> dict:
     return data
 
 
-def tv_admm(A2, y, lam: float, iters: int = 30, gamma: float = 1.0) -> torch.Tensor:
+def tv_admm(A2, y, lam: float, iters: int = 30, gamma: float = 1.0, on_iter=None) -> torch.Tensor:
+    """TV-regularised least squares by ADMM; ``on_iter(k, z)`` (optional) sees the iterate after iteration k."""
     x = A2.adjoint(y)
     z, u = x.clone(), torch.zeros_like(x)
-    for _ in range(iters):
+    for k in range(1, iters + 1):
         x = A2.prox_l2(z - u, y, gamma, max_iter=10)
         z = tv_prox(x + u, lam * gamma, dims=(2, 3), isotropic=True)
         u = u + x - z
+        if on_iter is not None:
+            on_iter(k, z)
     return z
 
 
@@ -481,7 +484,7 @@ def main() -> None:
     cached = json.loads(chosen_file.read_text()) if chosen_file.is_file() else None
     if cached is not None and cached.get("key") == key:
         chosen = cached["chosen"]
-    else:  # real slices: settings chosen on the real validation slices (real_cohort(split="val")), never on a test slice
+    else:  # tune on the validation slices (with --real: the real ones, real_cohort(split="val")), never on a test slice
         vacq = acquisitions(val, 4, seed_base("mri", "val") + 5_000)
         if any("error" in v for v in vacq):
             raise SystemExit("validation slices without ESPIRiT maps: " + "; ".join(v["error"] for v in vacq if "error" in v))
